@@ -1,0 +1,25 @@
+# cloudyeo workflow: thin on purpose. Logic lives in the cloudyeo package (src/cloudyeo);
+# rules call its CLI. Nothing here queries a service or scans folders at parse time.
+from snakemake.utils import validate
+
+from cloudyeo.config import paths, stage_config, validate_config
+
+
+configfile: "config/config.yaml"
+
+
+# The package check names the offending key path; Snakemake's own check fills defaults.
+config.update(validate_config(config))
+validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+P = paths(config)
+LOGS = "logs"
+
+
+include: "workflow/rules/archive.smk"
+include: "workflow/rules/cben.smk"
+
+
+rule all:
+    input:
+        rules.cben_finalize.output,
+    default_target: True

@@ -1,0 +1,158 @@
+"""Load and validate the workflow configuration against the one JSON schema.
+
+The schema lives in ``workflow/schemas/config.schema.yaml`` (symlinked into the package);
+Snakemake and the package validate with the same file. Errors name the key path.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+
+def load_schema() -> dict[str, Any]:
+    text = resources.files("cloudyeo").joinpath("schemas/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _fill_defaults(instance: dict[str, Any], schema: dict[str, Any]) -> None:
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if isinstance(instance.get(key), dict) and sub.get("type") == "object":
+            _fill_defaults(instance[key], sub)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties":
+        # The offending key is only named in the message; point at it.
+        extra = sorted(
+            set(error.instance) - set(error.schema.get("properties", {}))
+        ) if isinstance(error.instance, dict) else []
+        parts += extra[:1]
+    return ".".join(parts) or "<root>"
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Return a validated deep copy of ``config`` with defaults filled in.
+
+    Raises :class:`ConfigError` naming every offending key path.
+    """
+    schema = load_schema()
+    cfg = copy.deepcopy(config) if config else {}
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  {_key_path(e)}: {e.message}" for e in errors]
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+    _fill_defaults(cfg, schema)
+    cben = cfg["cben"]
+    if cben["max_search_days"] < cben["search_days"]:
+        raise ConfigError(
+            "invalid configuration:\n  cben.max_search_days: must be >= cben.search_days "
+            f"({cben['max_search_days']} < {cben['search_days']})"
+        )
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: str | dict | None = None) -> dict[str, Any]:
+    """Read a YAML config file (or start empty), merge JSON/dict overrides, validate."""
+    cfg: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        with path.open() as fh:
+            cfg = yaml.safe_load(fh) or {}
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+    if overrides:
+        extra = json.loads(overrides) if isinstance(overrides, str) else overrides
+        cfg = _deep_merge(cfg, extra)
+    cfg.setdefault("archive", "demo")
+    return validate_config(cfg)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every location the workflow reads or writes, derived from one config."""
+
+    resources: Path
+    results: Path
+    demo: Path
+    reference: Path
+    climatology: Path
+    catalog: Path
+
+    @property
+    def cben(self) -> Path:
+        return self.results / "datasets" / "cben"
+
+    @property
+    def cben_store(self) -> Path:
+        return self.results / "datasets" / "cben.zarr"
+
+    @property
+    def cben_manifest(self) -> Path:
+        return self.cben / "manifest.parquet"
+
+    @property
+    def cben_patches(self) -> Path:
+        return self.cben / "patches.parquet"
+
+    def cben_part(self, product: str) -> Path:
+        return self.cben / "parts" / f"{product}.parquet"
+
+
+def paths(cfg: dict[str, Any]) -> Paths:
+    resources_dir = Path(cfg["resources_dir"])
+    demo = resources_dir / "demo"
+    is_demo = cfg["archive"] == "demo"
+    reference = cfg["reference"]["root"] or (demo / "reben" if is_demo else resources_dir / "reben")
+    climatology = cfg["climatology"]["dir"] or (
+        demo / "climatology" if is_demo else resources_dir / "climatology"
+    )
+    return Paths(
+        resources=resources_dir,
+        results=Path(cfg["results_dir"]),
+        demo=demo,
+        reference=Path(reference),
+        climatology=Path(climatology),
+        catalog=demo / "catalog" / "items.ndjson",
+    )
+
+
+# Which config sections each stage depends on. Rules pass exactly these through ``params:``
+# so that changing a setting reruns the affected nodes only.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "demo": ("archive", "resources_dir", "demo"),
+    "climatology": ("archive", "resources_dir", "climatology"),
+    "cben": ("archive", "resources_dir", "results_dir", "stac", "climatology", "reference", "cben"),
+}
+
+
+def stage_config(cfg: dict[str, Any], stage: str) -> str:
+    """The config subset a stage reads, as canonical JSON (stable across runs)."""
+    return json.dumps({k: cfg[k] for k in STAGE_SECTIONS[stage] if k in cfg}, sort_keys=True)

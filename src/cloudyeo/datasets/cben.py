@@ -1,0 +1,566 @@
+"""CBEN, a cloudy BigEarthNet: plan, select, extract, finalize.
+
+For each reBEN product the cloud climatology (monthly mean +- interannual SD at the product
+centroid, month of the reference acquisition) gives a cloud-cover window; the temporally
+closest Sentinel-2 L2A scene of the same MGRS tile whose scene cloud cover lies in that window
+is cut on the exact patch grid of every reference patch of the product.
+
+Stages (one Snakemake rule each; the extract stage runs once per product):
+
+- :func:`plan` -> ``manifest.parquet`` (one row per product, GeoParquet) and
+  ``patches.parquet`` (one row per patch, with its sample index in the store);
+- :func:`init_store` -> the empty ``cben.zarr`` with every coordinate known at plan time;
+- :func:`extract_product` -> writes the product's samples and then its part file;
+- :func:`finalize` -> per-sample cloud fractions, statistics, index, card, completion mark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+from affine import Affine
+from shapely.ops import unary_union
+from tqdm import tqdm
+
+from .. import __version__, store
+from ..archives import open_archive
+from ..archives.base import Archive, SceneRecord, SearchQuery
+from ..climatology import Climatology
+from ..config import paths
+from ..grids import footprint, geojson, scaled_transform, to_lonlat, union_window, upsample_bilinear, window_for
+from ..reben import ReBEN, parse_product, s1_datetime
+from ..sentinel import (
+    BEN19_CLASSES, S1_POLARIZATIONS, S2_BAND_GSD, S2_CENTRAL_WAVELENGTH_NM, S2_L2A_BANDS,
+    S2_QUANTIFICATION, SCL_CIRRUS, SCL_CLOUD, SCL_SHADOW,
+)
+
+log = logging.getLogger(__name__)
+
+L2A = "sentinel-2-l2a"
+S1_GRD = "sentinel-1-grd"
+PATCH_PX = 120
+# reBEN patches hold sen2cor DNs without BOA_ADD_OFFSET (all products precede baseline 04.00).
+REFERENCE_OFFSET_DN = 0.0
+S2_FILL = -32768
+S2_SCALE = 1e-4
+RESAMPLING = "bilinear on pixel centres (20 m x2, 60 m x6), edges clamped"
+SAME_ACQUISITION = dt.timedelta(hours=1)
+
+
+class ExtractionError(RuntimeError):
+    """A product could not be extracted; the message names the product and the file."""
+
+
+# --------------------------------------------------------------------------------- select
+
+
+@dataclass(frozen=True)
+class Selection:
+    scene: SceneRecord | None
+    search_attempts: int
+    search_days: int
+    skip_reason: str | None
+
+
+def choose_scene(
+    candidates: list[SceneRecord], reference_time: dt.datetime, low: float, high: float, mean: float
+) -> SceneRecord | None:
+    """Temporally closest scene with cloud cover in [low, high]; ties: |cloud - mean|, then id.
+
+    The reference acquisition itself (same sensing time) is never a candidate.
+    """
+    eligible = [
+        s for s in candidates
+        if s.cloud_cover is not None and low <= s.cloud_cover <= high
+        and abs(s.datetime - reference_time) >= SAME_ACQUISITION
+    ]
+    if not eligible:
+        return None
+    return min(
+        eligible,
+        key=lambda s: (abs((s.datetime - reference_time).total_seconds()), abs(s.cloud_cover - mean), s.id),
+    )
+
+
+def select_scene(
+    archive: Archive, tile: str, reference_time: dt.datetime, low: float, high: float, mean: float,
+    search_days: int, max_search_days: int,
+) -> Selection:
+    """Search +-search_days, widening by search_days up to max_search_days."""
+    days, attempts = search_days, 0
+    while True:
+        attempts += 1
+        span = dt.timedelta(days=days)
+        found = archive.search(SearchQuery(L2A, reference_time - span, reference_time + span, tile=tile))
+        scene = choose_scene(found, reference_time, low, high, mean)
+        if scene is not None:
+            return Selection(scene, attempts, days, None)
+        if days >= max_search_days:
+            return Selection(
+                None, attempts, days,
+                f"no L2A scene of tile {tile} with cloud cover in [{low:.1f}, {high:.1f}] % "
+                f"within +-{days} days",
+            )
+        days = min(days + search_days, max_search_days)
+
+
+# ----------------------------------------------------------------------------------- plan
+
+
+def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Decide per product which scene to cut; return (manifest, patches)."""
+    p = paths(cfg)
+    reference = ReBEN(p.reference)
+    climatology = Climatology(p.climatology)
+    archive = open_archive(cfg)
+    products = cfg["reference"]["products"] or reference.products()
+    known = set(reference.products())
+    unknown = [x for x in products if x not in known]
+    if unknown:
+        raise ValueError(f"reference.products names products absent from {reference.metadata_path}: {unknown}")
+
+    rows, patch_rows = [], []
+    for product in tqdm(products, desc="cben plan", unit="product"):
+        name = parse_product(product)
+        patches = reference.patches(product)
+        grids = {pid: reference.grid(pid) for pid in patches["patch_id"]}
+        epsgs = {g.epsg for g in grids.values()}
+        if len(epsgs) != 1:
+            raise ValueError(f"product {product}: patches in several CRSs {sorted(epsgs)}")
+        epsg = epsgs.pop()
+        outline = to_lonlat(unary_union([footprint(g.transform, g.shape) for g in grids.values()]).envelope, epsg)
+        centre = outline.centroid
+        month = name.datetime.month
+        clim = climatology.lookup(centre.x, centre.y, month)
+        patch_centres = [to_lonlat(footprint(g.transform, g.shape), epsg).centroid for g in grids.values()]
+        patch_clim = climatology.lookup_many(
+            np.array([c.x for c in patch_centres]), np.array([c.y for c in patch_centres]),
+            np.full(len(patch_centres), month),
+        )
+        row = dict(
+            product=product, tile=name.tile, reference_datetime=name.datetime,
+            clim_month=month, clim_mean=clim.mean_percent, clim_sd=clim.sd_percent,
+            window_low=np.nan, window_high=np.nan, scene_id=None, scene_datetime=pd.NaT,
+            cloud_cover=np.nan, processing_baseline=None, delta_days=np.nan,
+            search_attempts=0, search_days=0, n_patches=len(patches), skip_reason=clim.skip_reason,
+            geometry=outline,
+        )
+        if clim.skip_reason is None:
+            low = max(0.0, clim.mean_percent - clim.sd_percent)
+            high = min(100.0, clim.mean_percent + clim.sd_percent)
+            sel = select_scene(
+                archive, name.tile, name.datetime, low, high, clim.mean_percent,
+                cfg["cben"]["search_days"], cfg["cben"]["max_search_days"],
+            )
+            row.update(window_low=low, window_high=high, search_attempts=sel.search_attempts,
+                       search_days=sel.search_days, skip_reason=sel.skip_reason)
+            if sel.scene is not None:
+                row.update(
+                    scene_id=sel.scene.id, scene_datetime=sel.scene.datetime,
+                    cloud_cover=sel.scene.cloud_cover, processing_baseline=sel.scene.processing_baseline,
+                    delta_days=(sel.scene.datetime - name.datetime).total_seconds() / 86400,
+                )
+        rows.append(row)
+        for (pid, meta), c_mean, c_sd in zip(patches.iterrows(), _as_list(patch_clim, 0), _as_list(patch_clim, 1)):
+            g = grids[pid]
+            patch_rows.append(dict(
+                patch_id=pid, product=product, split=meta["split"], labels=list(meta["labels"]),
+                s1_name=meta["s1_name"], epsg=g.epsg, transform=list(g.transform)[:6],
+                height=g.shape[0], width=g.shape[1], clim_mean=c_mean, clim_sd=c_sd,
+            ))
+
+    manifest = gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
+    manifest["skip_reason"] = manifest["skip_reason"].astype(object).where(manifest["skip_reason"].notna(), None)
+    patches = pd.DataFrame(patch_rows)
+    # Sample indices: selected products in manifest order, patches sorted by id.
+    chosen = manifest.loc[manifest["skip_reason"].isna(), "product"]
+    order = {prod: i for i, prod in enumerate(chosen)}
+    patches["product_rank"] = patches["product"].map(order)
+    patches = patches.sort_values(["product_rank", "patch_id"], na_position="last")
+    sample = np.full(len(patches), -1, dtype=np.int64)
+    selected = patches["product_rank"].notna().to_numpy()
+    sample[selected] = np.arange(selected.sum())
+    patches["sample"] = sample
+    patches = patches.drop(columns="product_rank").reset_index(drop=True)
+    first = patches[patches["sample"] >= 0].groupby("product")["sample"].min()
+    manifest["sample_start"] = manifest["product"].map(first).fillna(-1).astype(np.int64)
+    return manifest, patches
+
+
+def _as_list(values: Any, which: int) -> list[float]:
+    """Column ``which`` (0 mean, 1 sd) of a Climatology.lookup_many result."""
+    if isinstance(values, tuple):
+        return list(np.asarray(values[which], dtype=float))
+    return [getattr(v, "mean_percent" if which == 0 else "sd_percent") for v in values]
+
+
+def write_plan(cfg: dict[str, Any]) -> None:
+    p = paths(cfg)
+    manifest, patches = plan(cfg)
+    p.cben.mkdir(parents=True, exist_ok=True)
+    _atomic_parquet(patches, p.cben_patches)
+    _atomic_parquet(manifest, p.cben_manifest, geo=True)
+    n_skip = int(manifest["skip_reason"].notna().sum())
+    log.info("planned %d products (%d skipped), %d samples", len(manifest), n_skip, int((patches["sample"] >= 0).sum()))
+
+
+def _atomic_parquet(df: pd.DataFrame, path: Path, geo: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if geo:
+        df.to_parquet(tmp, index=False)
+    else:
+        pd.DataFrame(df).to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def read_manifest(path: str | Path) -> gpd.GeoDataFrame:
+    return gpd.read_parquet(path)
+
+
+# ------------------------------------------------------------------------------ the store
+
+
+def _multi_hot(labels: list[list[str]]) -> np.ndarray:
+    index = {c: i for i, c in enumerate(BEN19_CLASSES)}
+    out = np.zeros((len(labels), len(BEN19_CLASSES)), dtype=np.uint8)
+    for row, labs in enumerate(labels):
+        for lab in labs:
+            out[row, index[lab]] = 1
+    return out
+
+
+def init_store(cfg: dict[str, Any]) -> None:
+    """Create the empty store: arrays, plan-time coordinates, labels and attributes."""
+    p = paths(cfg)
+    manifest = read_manifest(p.cben_manifest)
+    patches = pd.read_parquet(p.cben_patches)
+    rows = patches[patches["sample"] >= 0].sort_values("sample")
+    scenes = manifest.set_index("product")
+    s2_vars = dict(
+        units="1", long_name="surface reflectance", scale_factor=S2_SCALE, add_offset=0.0,
+        _FillValue=S2_FILL, resampling_to_10m=RESAMPLING,
+    )
+    variables = {
+        "s2": store.VariableSpec(("band", "y", "x"), (12, PATCH_PX, PATCH_PX), "int16",
+                                 dict(s2_vars, description="cloudy Sentinel-2 L2A, BOA_ADD_OFFSET applied")),
+        "s2_reference": store.VariableSpec(("band", "y", "x"), (12, PATCH_PX, PATCH_PX), "int16",
+                                           dict(s2_vars, description="clear reBEN reference Sentinel-2 L2A")),
+        "s1": store.VariableSpec(("polarization", "y", "x"), (2, PATCH_PX, PATCH_PX), "float32",
+                                 dict(units="dB", long_name="Sentinel-1 GRD backscatter", _FillValue=np.nan)),
+        "labels": store.VariableSpec(("label",), (len(BEN19_CLASSES),), "uint8",
+                                     dict(long_name="BigEarthNet 19-class multi-hot labels")),
+    }
+    sample = ("sample",)
+    prod = rows["product"].to_numpy()
+    coords = {
+        "patch_id": (sample, rows["patch_id"].to_numpy(dtype=str)),
+        "product": (sample, prod.astype(str)),
+        "split": (sample, rows["split"].to_numpy(dtype=str)),
+        "s2_scene_id": (sample, scenes.loc[prod, "scene_id"].to_numpy(dtype=str)),
+        "s2_datetime": (sample, _utc64(scenes.loc[prod, "scene_datetime"])),
+        "s2_reference_datetime": (sample, _utc64(scenes.loc[prod, "reference_datetime"])),
+        "scene_cloud_cover": (sample, scenes.loc[prod, "cloud_cover"].to_numpy(dtype=np.float32)),
+        "window_low": (sample, scenes.loc[prod, "window_low"].to_numpy(dtype=np.float32)),
+        "window_high": (sample, scenes.loc[prod, "window_high"].to_numpy(dtype=np.float32)),
+        "clim_mean": (sample, rows["clim_mean"].to_numpy(dtype=np.float32)),
+        "clim_sd": (sample, rows["clim_sd"].to_numpy(dtype=np.float32)),
+        "epsg": (sample, rows["epsg"].to_numpy(dtype=np.int32)),
+        "transform": (("sample", "affine"), np.stack(rows["transform"].to_numpy()).astype(np.float64)
+                      if len(rows) else np.zeros((0, 6))),
+        "band": (("band",), np.array(S2_L2A_BANDS)),
+        "polarization": (("polarization",), np.array(S1_POLARIZATIONS)),
+        "label": (("label",), np.array(BEN19_CLASSES)),
+    }
+    attrs = dict(
+        title="CBEN - cloudy BigEarthNet (cloudyeo)",
+        s2_bands=list(S2_L2A_BANDS),
+        s2_band_gsd_m={b: S2_BAND_GSD[b] for b in S2_L2A_BANDS},
+        s2_central_wavelength_nm={b: S2_CENTRAL_WAVELENGTH_NM[b] for b in S2_L2A_BANDS},
+        s2_encoding="reflectance = stored * 1e-4 (BOA_ADD_OFFSET and quantification already applied)",
+        s1_polarizations=list(S1_POLARIZATIONS),
+        s1_units="dB",
+        label_order=list(BEN19_CLASSES),
+        resampling=RESAMPLING,
+        transform_convention="affine (a, b, c, d, e, f) of the 10 m patch grid in its EPSG",
+        cloud_fraction_definition="SCL 8 (medium) or 9 (high probability cloud), per valid 20 m pixel",
+        cirrus_fraction_definition="SCL 10 (thin cirrus), per valid 20 m pixel",
+        shadow_fraction_definition="SCL 3 (cloud shadow), per valid 20 m pixel",
+        s1_source=cfg["cben"]["s1_source"],
+        archive=cfg["archive"],
+        build_config=json.dumps(cfg, sort_keys=True),
+        code_version=__version__,
+    )
+    store.create_store(p.cben_store, len(rows), variables, coords, attrs)
+    if len(rows):
+        store.write_samples(p.cben_store, 0, {"labels": _multi_hot(list(rows["labels"]))})
+
+
+def _utc64(values: pd.Series) -> np.ndarray:
+    return pd.to_datetime(values, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+# -------------------------------------------------------------------------------- extract
+
+
+def _find_scene(archive: Archive, collection: str, scene_id: str, when: dt.datetime, tile: str | None) -> SceneRecord:
+    span = dt.timedelta(hours=1)
+    for rec in archive.search(SearchQuery(collection, when - span, when + span, tile=tile)):
+        if rec.id == scene_id:
+            return rec
+    raise ExtractionError(f"scene {scene_id} no longer found in archive {archive.name}")
+
+
+def _read_windows(href: str, epsg: int, transforms: list[Affine], shape: tuple[int, int], what: str) -> list[np.ndarray]:
+    """Read one window per patch from one raster, decoding their union once."""
+    try:
+        with rasterio.open(href) as src:
+            if src.crs is None or src.crs.to_epsg() != epsg:
+                raise ExtractionError(f"{href}: CRS {src.crs} differs from the reference EPSG:{epsg}")
+            windows = [window_for(src.transform, t, shape) for t in transforms]
+            whole = union_window(windows)
+            if (whole.col_off < 0 or whole.row_off < 0 or whole.col_off + whole.width > src.width
+                    or whole.row_off + whole.height > src.height):
+                raise ExtractionError(f"{href}: patches of {what} fall outside the raster")
+            block = src.read(1, window=whole)
+            for w, t in zip(windows, transforms):
+                if not src.window_transform(w).almost_equals(t):
+                    raise ExtractionError(f"{href}: window transform differs from the reference patch")
+            return [
+                block[w.row_off - whole.row_off: w.row_off - whole.row_off + shape[0],
+                      w.col_off - whole.col_off: w.col_off - whole.col_off + shape[1]]
+                for w in windows
+            ]
+    except rasterio.errors.RasterioError as exc:
+        raise ExtractionError(f"cannot read {href} for {what}: {exc}") from exc
+
+
+def _encode_reflectance(dn: np.ndarray, offset: float, quantification: float, factor: int,
+                        nodata: int | None = 0) -> np.ndarray:
+    """DNs at native resolution -> int16 reflectance * 1e4 at 10 m (fill for nodata)."""
+    refl = (dn.astype(np.float32) + offset) / quantification
+    if nodata is not None:
+        refl[dn == nodata] = np.nan
+    up = upsample_bilinear(refl, factor)
+    out = np.full(up.shape, S2_FILL, dtype=np.int16)
+    ok = np.isfinite(up)
+    out[ok] = np.clip(np.rint(up[ok] / S2_SCALE), -32767, 32767).astype(np.int16)
+    return out
+
+
+def _to_db(linear: np.ndarray) -> np.ndarray:
+    out = np.full(linear.shape, np.nan, dtype=np.float32)
+    ok = np.isfinite(linear) & (linear > 0)
+    out[ok] = 10.0 * np.log10(linear[ok])
+    return out
+
+
+def extract_product(cfg: dict[str, Any], product: str, *, progress: bool = True) -> Path:
+    """Cut one product's patches into its rows of the store, then write its part file."""
+    p = paths(cfg)
+    store.mark_incomplete(p.cben_store)
+    manifest = read_manifest(p.cben_manifest).set_index("product")
+    if product not in manifest.index:
+        raise ExtractionError(f"product {product} is not in {p.cben_manifest}")
+    row = manifest.loc[product]
+    if row["skip_reason"] is not None:
+        raise ExtractionError(f"product {product} was skipped by the plan: {row['skip_reason']}")
+    patches = pd.read_parquet(p.cben_patches)
+    patches = patches[patches["product"] == product].sort_values("sample")
+    start = int(patches["sample"].iloc[0])
+    if not np.array_equal(patches["sample"].to_numpy(), np.arange(start, start + len(patches))):
+        raise ExtractionError(f"product {product}: sample indices in {p.cben_patches} are not contiguous")
+
+    archive = open_archive(cfg)
+    reference = ReBEN(p.reference)
+    scene = _find_scene(archive, L2A, row["scene_id"], pd.Timestamp(row["scene_datetime"]).to_pydatetime(), row["tile"])
+    epsg = int(patches["epsg"].iloc[0])
+    t10 = [Affine(*t) for t in patches["transform"]]
+    n = len(patches)
+    s2 = np.empty((n, len(S2_L2A_BANDS), PATCH_PX, PATCH_PX), dtype=np.int16)
+    s2_ref = np.empty_like(s2)
+    bar = tqdm(S2_L2A_BANDS, desc=f"extract {product}", unit="band", disable=not progress)
+    for b, band in enumerate(bar):
+        factor = S2_BAND_GSD[band] // 10
+        size = PATCH_PX // factor
+        asset = scene.assets.get(band)
+        if asset is None:
+            raise ExtractionError(f"scene {scene.id} has no asset for band {band}")
+        cuts = _read_windows(asset.href, epsg, [scaled_transform(t, factor) for t in t10], (size, size),
+                             f"{product} {band}")
+        for i, cut in enumerate(cuts):
+            s2[i, b] = _encode_reflectance(cut, scene.radiometric_offset, scene.quantification, factor)
+    for i, pid in enumerate(patches["patch_id"]):
+        ref_bands = reference.read_s2(pid)
+        for b, band in enumerate(S2_L2A_BANDS):
+            s2_ref[i, b] = _encode_reflectance(ref_bands[band], REFERENCE_OFFSET_DN, S2_QUANTIFICATION,
+                                               S2_BAND_GSD[band] // 10)
+
+    scl_asset = scene.assets.get("SCL")
+    if scl_asset is None:
+        raise ExtractionError(f"scene {scene.id} has no SCL asset")
+    scl = _read_windows(scl_asset.href, epsg, [scaled_transform(t, 2) for t in t10], (PATCH_PX // 2,) * 2,
+                        f"{product} SCL")
+    fractions = np.array([_scl_fractions(c) for c in scl], dtype=np.float32)
+
+    s1, s1_ids, s1_times = _extract_s1(cfg, archive, reference, patches, scene, epsg, t10, row["geometry"])
+    store.write_samples(p.cben_store, start, {"s2": s2, "s2_reference": s2_ref, "s1": s1})
+    part = pd.DataFrame(dict(
+        patch_id=patches["patch_id"].to_numpy(), sample=patches["sample"].to_numpy(),
+        cloud_fraction=fractions[:, 0], shadow_fraction=fractions[:, 1], cirrus_fraction=fractions[:, 2],
+        valid_fraction=fractions[:, 3], s1_id=s1_ids, s1_datetime=s1_times,
+    ))
+    _atomic_parquet(part, p.cben_part(product))
+    return p.cben_part(product)
+
+
+def _scl_fractions(scl: np.ndarray) -> tuple[float, float, float, float]:
+    valid = scl != 0
+    n = max(int(valid.sum()), 1)
+    cloud = np.isin(scl, SCL_CLOUD).sum() / n
+    shadow = np.isin(scl, SCL_SHADOW).sum() / n
+    cirrus = np.isin(scl, SCL_CIRRUS).sum() / n
+    return cloud, shadow, cirrus, valid.mean()
+
+
+def _extract_s1(cfg, archive, reference, patches, scene, epsg, t10, outline):
+    n = len(patches)
+    if cfg["cben"]["s1_source"] == "reference":
+        s1 = np.stack([reference.read_s1(name) for name in patches["s1_name"]]) if n else np.empty((0, 2, PATCH_PX, PATCH_PX), np.float32)
+        times = [s1_datetime(name) for name in patches["s1_name"]]
+        return s1, list(patches["s1_name"]), pd.to_datetime(times, utc=True)
+    # closest: the S1 acquisition nearest the cloudy scene, cut from the archive.
+    span = dt.timedelta(days=cfg["cben"]["s1_max_days"])
+    found = archive.search(SearchQuery(S1_GRD, scene.datetime - span, scene.datetime + span, intersects=geojson(outline)))
+    if not found:
+        raise ExtractionError(f"no Sentinel-1 scene within +-{span.days} days of {scene.id}")
+    s1_scene = min(found, key=lambda r: (abs((r.datetime - scene.datetime).total_seconds()), r.id))
+    layers = []
+    for pol in S1_POLARIZATIONS:
+        asset = s1_scene.assets.get(pol)
+        if asset is None:
+            raise ExtractionError(f"S1 scene {s1_scene.id} has no {pol} asset")
+        cuts = _read_windows(asset.href, epsg, t10, (PATCH_PX, PATCH_PX), f"S1 {pol}")
+        stack = np.stack(cuts).astype(np.float32)
+        layers.append(stack if s1_scene.sar_units == "dB" else _to_db(stack))
+    s1 = np.stack(layers, axis=1)
+    return s1, [s1_scene.id] * n, pd.to_datetime([s1_scene.datetime] * n, utc=True)
+
+
+# ------------------------------------------------------------------------------- finalize
+
+
+def finalize(cfg: dict[str, Any]) -> dict[str, Path]:
+    """Gather the parts, write per-sample coordinates, statistics, index and card; mark done."""
+    from ..report import cards, figures
+
+    p = paths(cfg)
+    manifest = read_manifest(p.cben_manifest)
+    patches = pd.read_parquet(p.cben_patches)
+    selected = manifest.loc[manifest["skip_reason"].isna(), "product"].tolist()
+    missing = [prod for prod in selected if not p.cben_part(prod).exists()]
+    if missing:
+        raise RuntimeError(f"cannot finalize {p.cben_store}: no extracted part for {missing}")
+    parts = pd.concat([pd.read_parquet(p.cben_part(prod)) for prod in selected], ignore_index=True)
+    rows = patches[patches["sample"] >= 0].sort_values("sample").reset_index(drop=True)
+    parts = parts.set_index("sample").loc[rows["sample"]].reset_index()
+    if not (parts["patch_id"].to_numpy() == rows["patch_id"].to_numpy()).all():
+        raise RuntimeError(f"{p.cben}/parts disagree with {p.cben_patches} on sample order")
+
+    sample = ("sample",)
+    store.write_coords(p.cben_store, {
+        "cloud_fraction": (sample, parts["cloud_fraction"].to_numpy(np.float32)),
+        "shadow_fraction": (sample, parts["shadow_fraction"].to_numpy(np.float32)),
+        "cirrus_fraction": (sample, parts["cirrus_fraction"].to_numpy(np.float32)),
+        "valid_fraction": (sample, parts["valid_fraction"].to_numpy(np.float32)),
+        "s1_id": (sample, parts["s1_id"].to_numpy(dtype=str)),
+        "s1_datetime": (sample, _utc64(parts["s1_datetime"])),
+    })
+    ds = store.open_store(p.cben_store, require_complete=False)
+    index = pd.DataFrame({
+        "sample": rows["sample"], "patch_id": rows["patch_id"], "product": rows["product"],
+        "split": rows["split"], "labels": rows["labels"],
+        "s2_scene_id": ds["s2_scene_id"].values, "s2_datetime": ds["s2_datetime"].values,
+        "s2_reference_datetime": ds["s2_reference_datetime"].values,
+        "s1_id": parts["s1_id"], "s1_datetime": ds["s1_datetime"].values,
+        "cloud_percent": 100 * parts["cloud_fraction"], "shadow_percent": 100 * parts["shadow_fraction"],
+        "cirrus_percent": 100 * parts["cirrus_fraction"],
+        "scene_cloud_cover": ds["scene_cloud_cover"].values,
+        "window_low": ds["window_low"].values, "window_high": ds["window_high"].values,
+        "clim_mean": rows["clim_mean"], "clim_sd": rows["clim_sd"], "epsg": rows["epsg"],
+    })
+    out = {
+        "index": p.cben / "index.parquet",
+        "table_ii": p.cben / "table_ii_cloud_statistics.csv",
+        "table_iii": p.cben / "table_iii_time_differences.csv",
+        "band_stats": p.cben / "band_statistics.csv",
+        "histogram": p.cben / "cloud_cover_histogram.png",
+        "card": p.cben / "dataset_card.md",
+    }
+    _atomic_parquet(index, out["index"])
+    table_ii = cloud_statistics(index)
+    table_iii = time_differences(index)
+    band_stats = band_statistics(ds)
+    table_ii.to_csv(out["table_ii"], index=False, float_format="%.3f")
+    table_iii.to_csv(out["table_iii"], index=False, float_format="%.3f")
+    band_stats.to_csv(out["band_stats"], index=False, float_format="%.6g")
+    figures.cloud_cover_histogram(index, manifest, out["histogram"])
+    cards.write_dataset_card(
+        out["card"], title="CBEN - cloudy BigEarthNet", cfg=cfg, manifest=manifest, index=index,
+        tables={"Table II analogue - cloud, shadow and cirrus cover per patch (%)": table_ii,
+                "Table III analogue - time differences (days)": table_iii,
+                "Band statistics (reflectance; S1 in dB)": band_stats},
+        attrs=ds.attrs, files=out,
+    )
+    store.mark_complete(p.cben_store, {
+        "n_samples": int(len(index)),
+        "split_counts": {k: int(v) for k, v in index["split"].value_counts().items()},
+        "band_statistics": json.loads(band_stats.to_json(orient="records")),
+    })
+    return out
+
+
+def cloud_statistics(index: pd.DataFrame) -> pd.DataFrame:
+    """Mean, SD, min, max of per-patch cloud, shadow and cirrus cover in percent (Table II)."""
+    rows = []
+    for name in ("cloud", "shadow", "cirrus"):
+        v = index[f"{name}_percent"].astype(float)
+        rows.append(dict(cover=name, mean=v.mean(), sd=v.std(ddof=1), min=v.min(), max=v.max(), n=len(v)))
+    return pd.DataFrame(rows)
+
+
+def time_differences(index: pd.DataFrame) -> pd.DataFrame:
+    """|dt| in days between S2 reference, cloudy S2 and S1 (Table III)."""
+    t_ref = pd.to_datetime(index["s2_reference_datetime"])
+    t_cloud = pd.to_datetime(index["s2_datetime"])
+    t_s1 = pd.to_datetime(index["s1_datetime"])
+    pairs = {"S2ref -> S1": (t_ref, t_s1), "S2cloud -> S1": (t_cloud, t_s1), "S2cloud -> S2ref": (t_cloud, t_ref)}
+    rows = []
+    for name, (a, b) in pairs.items():
+        d = ((b - a).dt.total_seconds() / 86400).abs()
+        rows.append(dict(pair=name, mean=d.mean(), sd=d.std(ddof=1), min=d.min(), max=d.max(), n=len(d)))
+    return pd.DataFrame(rows)
+
+
+def band_statistics(ds) -> pd.DataFrame:
+    """Per-band mean/SD computed lazily with dask over the whole store (never loaded at once)."""
+    rows = []
+    for var, dim in (("s2", "band"), ("s2_reference", "band"), ("s1", "polarization")):
+        da = ds[var]
+        mean = da.mean(dim=("sample", "y", "x"), skipna=True)
+        std = da.std(dim=("sample", "y", "x"), skipna=True)
+        mean, std = dask.compute(mean, std)
+        for name, m, s in zip(da[dim].values, mean.values, std.values):
+            rows.append(dict(variable=var, band=str(name), mean=float(m), std=float(s)))
+    return pd.DataFrame(rows)

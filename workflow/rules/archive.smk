@@ -1,0 +1,37 @@
+# Where scenes come from: the embedded demo world, or downloads for a real archive.
+
+if config["archive"] == "demo":
+
+    rule demo_world:
+        output:
+            world=P.demo / "world.json",
+        params:
+            cfg=stage_config(config, "demo"),
+        log:
+            f"{LOGS}/demo_world.log",
+        benchmark:
+            f"{LOGS}/benchmarks/demo_world.tsv"
+        shell:
+            "cloudyeo demo generate --quiet --config-json {params.cfg:q} > {log} 2>&1"
+
+    ARCHIVE_READY = [rules.demo_world.output.world]
+
+else:
+    CLIMATOLOGY_FILES = [P.climatology / f"MODCF_monthlymean_{m:02d}.tif" for m in range(1, 13)] + [
+        P.climatology / "MODCF_interannualSD.tif"
+    ]
+
+    rule climatology_download:
+        output:
+            CLIMATOLOGY_FILES,
+        params:
+            cfg=stage_config(config, "climatology"),
+        retries: 3
+        log:
+            f"{LOGS}/climatology_download.log",
+        benchmark:
+            f"{LOGS}/benchmarks/climatology_download.tsv"
+        shell:
+            "cloudyeo climatology download --quiet --config-json {params.cfg:q} > {log} 2>&1"
+
+    ARCHIVE_READY = CLIMATOLOGY_FILES

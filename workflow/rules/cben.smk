@@ -1,0 +1,98 @@
+# CBEN: plan (checkpoint) -> create store -> extract (one job per reference product) -> finalize.
+import pyarrow.parquet as pq
+
+CBEN_CFG = stage_config(config, "cben")
+CBEN_STORE_CREATED = P.cben / "store.created"
+
+
+checkpoint cben_plan:
+    input:
+        ARCHIVE_READY,
+    output:
+        manifest=P.cben_manifest,
+        patches=P.cben_patches,
+    params:
+        cfg=CBEN_CFG,
+    log:
+        f"{LOGS}/cben_plan.log",
+    benchmark:
+        f"{LOGS}/benchmarks/cben_plan.tsv"
+    shell:
+        "cloudyeo cben plan --quiet --config-json {params.cfg:q} > {log} 2>&1"
+
+
+rule cben_init_store:
+    input:
+        manifest=P.cben_manifest,
+        patches=P.cben_patches,
+    output:
+        touch(CBEN_STORE_CREATED),
+    params:
+        cfg=CBEN_CFG,
+    log:
+        f"{LOGS}/cben_init_store.log",
+    benchmark:
+        f"{LOGS}/benchmarks/cben_init_store.tsv"
+    shell:
+        "cloudyeo cben init-store --quiet --config-json {params.cfg:q} > {log} 2>&1"
+
+
+rule cben_extract:
+    input:
+        created=CBEN_STORE_CREATED,
+        manifest=P.cben_manifest,
+    output:
+        P.cben / "parts" / "{product}.parquet",
+    params:
+        cfg=CBEN_CFG,
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        f"{LOGS}/cben_extract/{{product}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/cben_extract/{{product}}.tsv"
+    shell:
+        "cloudyeo cben extract --quiet --product {wildcards.product} "
+        "--config-json {params.cfg:q} > {log} 2>&1"
+
+
+def cben_parts(wildcards):
+    """One part per product the plan selected (products with a skip reason have none)."""
+    manifest = checkpoints.cben_plan.get().output.manifest
+    table = pq.read_table(manifest, columns=["product", "skip_reason"]).to_pandas()
+    chosen = table.loc[table["skip_reason"].isna(), "product"]
+    return [P.cben_part(product) for product in chosen]
+
+
+rule cben_finalize:
+    input:
+        parts=cben_parts,
+        created=CBEN_STORE_CREATED,
+    output:
+        index=P.cben / "index.parquet",
+        table_ii=report(
+            P.cben / "table_ii_cloud_statistics.csv",
+            caption="../report/cben_table_ii.rst",
+            category="CBEN",
+        ),
+        table_iii=report(
+            P.cben / "table_iii_time_differences.csv",
+            caption="../report/cben_table_iii.rst",
+            category="CBEN",
+        ),
+        band_stats=P.cben / "band_statistics.csv",
+        histogram=report(
+            P.cben / "cloud_cover_histogram.png",
+            caption="../report/cben_histogram.rst",
+            category="CBEN",
+        ),
+        card=P.cben / "dataset_card.md",
+    params:
+        cfg=CBEN_CFG,
+    log:
+        f"{LOGS}/cben_finalize.log",
+    benchmark:
+        f"{LOGS}/benchmarks/cben_finalize.tsv"
+    shell:
+        "cloudyeo cben finalize --quiet --config-json {params.cfg:q} > {log} 2>&1"
