@@ -30,7 +30,7 @@ def window_for(src_transform: Affine, patch_transform: Affine, shape: tuple[int,
             f"pixel size differs: raster {src_transform.a, src_transform.e} "
             f"vs patch {patch_transform.a, patch_transform.e}"
         )
-    col, row = ~src_transform * (patch_transform.c, patch_transform.f)
+    col, row = ~src_transform @ (patch_transform.c, patch_transform.f)
     if abs(col - round(col)) > _PIXEL_TOLERANCE or abs(row - round(row)) > _PIXEL_TOLERANCE:
         raise GridMismatch(f"patch corner falls between pixels (col {col:.4f}, row {row:.4f})")
     return Window(int(round(col)), int(round(row)), shape[1], shape[0])
@@ -46,14 +46,14 @@ def union_window(windows: list[Window]) -> Window:
 
 def scaled_transform(transform: Affine, factor: float) -> Affine:
     """Transform of the same extent with pixels ``factor`` times larger."""
-    return transform * Affine.scale(factor)
+    return transform @ Affine.scale(factor)
 
 
 def footprint(transform: Affine, shape: tuple[int, int]) -> Polygon:
     """The patch outline in its own CRS."""
     rows, cols = shape
-    x0, y0 = transform * (0, 0)
-    x1, y1 = transform * (cols, rows)
+    x0, y0 = transform @ (0, 0)
+    x1, y1 = transform @ (cols, rows)
     return box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 

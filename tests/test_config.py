@@ -1,0 +1,59 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cloudyeo.config import ConfigError, load_config, paths, stage_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_default_config_is_valid_and_filled():
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    assert cfg["archive"] == "demo"
+    assert cfg["cben"]["search_days"] == 30
+    assert cfg["stac"]["preset"] == "earth-search"  # filled from the schema default
+    assert paths(cfg).reference == Path("resources/demo/reben")
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "config" / "examples").glob("*.yaml")))
+def test_example_configs_are_valid(example):
+    cfg = load_config(example)
+    assert cfg["archive"] == "stac-api"
+
+
+@pytest.mark.parametrize(
+    "bad, path",
+    [
+        ({"archive": "demo", "cben": {"serch_days": 3}}, "cben.serch_days"),
+        ({"archive": "demo", "cben": {"search_days": "thirty"}}, "cben.search_days"),
+        ({"archive": "ftp"}, "archive"),
+        ({"archive": "demo", "demo": {"tile_size_px": 100}}, "demo.tile_size_px"),
+        ({"archive": "demo", "cben": {"search_days": 60, "max_search_days": 30}}, "cben.max_search_days"),
+    ],
+)
+def test_invalid_config_names_key_path(bad, path):
+    with pytest.raises(ConfigError) as err:
+        validate_config(bad)
+    assert path in str(err.value)
+
+
+def test_stage_config_is_canonical_and_scoped():
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    demo = json.loads(stage_config(cfg, "demo"))
+    assert set(demo) == {"archive", "resources_dir", "demo"}
+    assert stage_config(cfg, "cben") == stage_config(json.loads(json.dumps(cfg)), "cben")
+
+
+def test_snakemake_rejects_invalid_config_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"archive": "demo", "cben": {"max_search_days": "a lot"}}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(bad)],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert proc.returncode != 0
+    assert "cben.max_search_days" in proc.stdout + proc.stderr
