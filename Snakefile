@@ -1,16 +1,18 @@
 # cloudyeo workflow: thin on purpose. Logic lives in the cloudyeo package (src/cloudyeo);
 # rules call its CLI. Nothing here queries a service or scans folders at parse time.
+import os
+
 from snakemake.utils import validate
 
 from cloudyeo.config import paths, stage_config, validate_config
 
 
-configfile: "config/config.yaml"
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 # The package check names the offending key path; Snakemake's own check fills defaults.
 config.update(validate_config(config))
-validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+validate(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"), set_default=True)
 P = paths(config)
 LOGS = "logs"
 

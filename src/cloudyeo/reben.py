@@ -97,7 +97,8 @@ class ReBEN:
             raise ReferenceDataError(f"{self.metadata_path}: labels outside the 19-class nomenclature: {unknown}")
         df = df.copy()
         df["product"] = df["patch_id"].map(product_of)
-        return df.set_index("patch_id", drop=False)
+        df.index = pd.Index(df["patch_id"].to_numpy(), name=None)
+        return df
 
     def products(self) -> list[str]:
         return sorted(self.metadata["product"].unique())

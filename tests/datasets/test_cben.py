@@ -1,0 +1,182 @@
+"""CBEN end to end on the tiny demo world: plan, store, extract, finalize, and the acceptance checks."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import xarray as xr
+from affine import Affine
+
+from cloudyeo import store
+from cloudyeo.config import paths
+from cloudyeo.datasets import cben
+from cloudyeo.reben import ReBEN
+from cloudyeo.sentinel import BEN19_CLASSES, S2_L2A_BANDS
+
+
+@pytest.fixture(scope="module")
+def built(tiny_world, tmp_path_factory):
+    cfg = dict(tiny_world, results_dir=str(tmp_path_factory.mktemp("results")))
+    cben.write_plan(cfg)
+    cben.init_store(cfg)
+    manifest = cben.read_manifest(paths(cfg).cben_manifest)
+    for product in manifest.loc[manifest["skip_reason"].isna(), "product"]:
+        cben.extract_product(cfg, product, progress=False)
+    cben.finalize(cfg)
+    return cfg
+
+
+def test_manifest_windows_and_skip_reasons(built):
+    m = cben.read_manifest(paths(built).cben_manifest)
+    assert m.crs.to_epsg() == 4326
+    assert {"product", "scene_id", "cloud_cover", "window_low", "window_high", "delta_days",
+            "search_attempts", "skip_reason"} <= set(m.columns)
+    chosen = m[m["skip_reason"].isna()]
+    assert len(chosen) >= 1
+    assert ((chosen["cloud_cover"] >= chosen["window_low"]) & (chosen["cloud_cover"] <= chosen["window_high"])).all()
+    assert (chosen["delta_days"].abs() > 0).all()
+    assert chosen["scene_id"].notna().all()
+    skipped = m[m["skip_reason"].notna()]
+    assert skipped["scene_id"].isna().all()
+
+
+def test_store_grids_equal_reference_grids(built):
+    p = paths(built)
+    ds = store.open_store(p.cben_store)
+    ref = ReBEN(p.reference)
+    for i in range(ds.sizes["sample"]):
+        pid = str(ds["patch_id"].values[i])
+        with rasterio.open(ref.s2_path(pid, "B02")) as src:
+            assert int(ds["epsg"].values[i]) == src.crs.to_epsg()
+            assert Affine(*ds["transform"].values[i]).almost_equals(src.transform)
+
+
+def test_labels_match_metadata(built):
+    p = paths(built)
+    ds = xr.open_zarr(p.cben_store)
+    assert list(ds["label"].values) == list(BEN19_CLASSES) == ds.attrs["label_order"]
+    meta = ReBEN(p.reference).metadata
+    for pid, row in zip(ds["patch_id"].values, ds["labels"].values):
+        expected = {BEN19_CLASSES.index(lab) for lab in meta.loc[str(pid), "labels"]}
+        assert set(np.flatnonzero(row)) == expected
+    # Every reference patch of a built product is in the store.
+    built_products = set(ds["product"].values)
+    n_expected = meta["product"].isin(built_products).sum()
+    assert ds.sizes["sample"] == n_expected
+
+
+def _clear_mask_10m(cfg, scene_id, when, tile, epsg, transform):
+    """Clear pixels of a scene on a patch from its SCL, shrunk by one 20 m pixel at edges."""
+    from scipy.ndimage import binary_erosion
+
+    from cloudyeo.archives import open_archive
+    from cloudyeo.grids import scaled_transform
+
+    scene = cben._find_scene(open_archive(cfg), cben.L2A, scene_id, when, tile)
+    scl = cben._read_windows(scene.assets["SCL"].href, epsg, [scaled_transform(transform, 2)], (60, 60), "test")[0]
+    clear = binary_erosion(np.isin(scl, (4, 5, 6)), iterations=1)
+    return np.kron(clear, np.ones((2, 2), bool))
+
+
+def test_clear_pixels_agree_with_reference_offset_applied(built):
+    p = paths(built)
+    ds = xr.open_zarr(p.cben_store)
+    checked = 0
+    for i in range(ds.sizes["sample"]):
+        clear = _clear_mask_10m(built, str(ds["s2_scene_id"].values[i]),
+                                pd.Timestamp(ds["s2_datetime"].values[i], tz="UTC").to_pydatetime(),
+                                str(ds["patch_id"].values[i]).split("_T")[-1][:5],
+                                int(ds["epsg"].values[i]), Affine(*ds["transform"].values[i]))
+        if clear.mean() < 0.2:
+            continue
+        diff = ds["s2"][i].values[:, clear] - ds["s2_reference"][i].values[:, clear]
+        assert abs(np.median(diff)) < 0.01, ds["patch_id"].values[i]
+        checked += 1
+    assert checked >= 3
+
+
+def test_offset_applied_for_reprocessed_scenes(tiny_world):
+    """Nearly clear baseline-05.00 scenes, cut like extraction does, match the clear reference."""
+    import datetime as dt
+
+    from cloudyeo.archives import open_archive
+    from cloudyeo.archives.base import SearchQuery
+    from cloudyeo.grids import scaled_transform
+
+    p = paths(tiny_world)
+    ref = ReBEN(p.reference)
+    archive = open_archive(tiny_world)
+    compared = {True: 0, False: 0}
+    for product in ref.products():
+        pid = ref.patches(product)["patch_id"].iloc[0]
+        grid = ref.grid(pid)
+        tile = product.split("_T")[-1]
+        scenes = archive.search(SearchQuery(cben.L2A, dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
+                                            dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc), tile=tile))
+        for scene in scenes:
+            if scene.cloud_cover > 1 or scene.shadow_percent not in (None, 0.0) and scene.shadow_percent > 1:
+                continue
+            new = float(scene.processing_baseline) >= 4.0
+            assert scene.radiometric_offset == (-1000.0 if new else 0.0)
+            cut = cben._read_windows(scene.assets["B04"].href, grid.epsg, [grid.transform], (120, 120), "t")[0]
+            cloudy = cben._encode_reflectance(cut, scene.radiometric_offset, scene.quantification, 1) * 1e-4
+            clear = cben._encode_reflectance(ref.read_s2(pid, ["B04"])["B04"], 0.0, 1e4, 1) * 1e-4
+            assert abs(np.median(cloudy - clear)) < 0.01, scene.id
+            raw = cben._encode_reflectance(cut, 0.0, scene.quantification, 1) * 1e-4
+            assert np.isclose(np.median(raw - clear), 0.1 if new else 0.0, atol=0.01)
+            compared[new] += 1
+    assert compared[True] >= 1 and compared[False] >= 1
+
+
+def test_cloud_fractions_and_outputs(built):
+    p = paths(built)
+    ds = store.open_store(p.cben_store)
+    for name in ("cloud_fraction", "shadow_fraction", "cirrus_fraction"):
+        v = ds[name].values
+        assert ((v >= 0) & (v <= 1)).all()
+    assert ds["cloud_fraction"].values.max() > 0  # the chosen scenes are cloudy
+    t2 = pd.read_csv(p.cben / "table_ii_cloud_statistics.csv")
+    assert list(t2["cover"]) == ["cloud", "shadow", "cirrus"]
+    assert np.isclose(t2.loc[0, "mean"], 100 * ds["cloud_fraction"].values.mean(), atol=1e-3)
+    t3 = pd.read_csv(p.cben / "table_iii_time_differences.csv")
+    assert list(t3["pair"]) == ["S2ref -> S1", "S2cloud -> S1", "S2cloud -> S2ref"]
+    assert (p.cben / "cloud_cover_histogram.png").stat().st_size > 1000
+    card = (p.cben / "dataset_card.md").read_text()
+    assert "Table II" in card and "B8A" in card and "CC BY-NC 4.0" in card
+    index = pd.read_parquet(p.cben / "index.parquet")
+    assert len(index) == ds.sizes["sample"]
+    assert ds.attrs["s2_bands"] == list(S2_L2A_BANDS)
+
+
+def test_rerun_one_product_marks_incomplete_until_finalized(built):
+    p = paths(built)
+    manifest = cben.read_manifest(p.cben_manifest)
+    product = manifest.loc[manifest["skip_reason"].isna(), "product"].iloc[0]
+    before = xr.open_zarr(p.cben_store)["s2"].values.copy()
+    cben.extract_product(built, product, progress=False)
+    with pytest.raises(Exception, match="complete"):
+        store.open_store(p.cben_store)
+    cben.finalize(built)
+    after = store.open_store(p.cben_store)["s2"].values
+    assert np.array_equal(before, after, equal_nan=True)
+
+
+def test_corrupt_cog_error_names_the_file(tiny_world, tmp_path):
+    # A private copy of the world whose first chosen scene has a corrupt band file.
+    world = tmp_path / "resources"
+    shutil.copytree(paths(tiny_world).resources, world)
+    cfg = dict(tiny_world, resources_dir=str(world), results_dir=str(tmp_path / "results"))
+    cben.write_plan(cfg)
+    cben.init_store(cfg)
+    m = cben.read_manifest(paths(cfg).cben_manifest)
+    row = m[m["skip_reason"].isna()].iloc[0]
+    bad = next((world / "demo" / "archive" / "sentinel-2-l2a" / row["scene_id"]).glob("B04.tif"))
+    bad.write_bytes(b"II*\x00 this is not a tiff any more")
+    with pytest.raises(cben.ExtractionError) as err:
+        cben.extract_product(cfg, row["product"], progress=False)
+    assert "B04.tif" in str(err.value) and row["product"] in str(err.value)
+    assert not paths(cfg).cben_part(row["product"]).exists()

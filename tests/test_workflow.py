@@ -1,0 +1,92 @@
+"""The Snakemake workflow end to end on a tiny demo config (the README's main job, scaled down)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cloudyeo import store
+from cloudyeo.datasets import cben
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table."""
+    counts = {}
+    block = output.split("Job stats:")[-1]
+    for line in block.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, tiny_demo) -> Path:
+    wd = tmp_path_factory.mktemp("workflow")
+    (wd / "tiny.yaml").write_text(yaml.safe_dump({"demo": tiny_demo}))
+    snakemake(wd)
+    return wd
+
+
+def test_build_outputs(workdir):
+    assert (workdir / "resources/demo/world.json").exists()
+    ds = store.open_store(workdir / "results/datasets/cben.zarr")
+    assert ds.sizes["sample"] > 0
+    for name in ("dataset_card.md", "cloud_cover_histogram.png", "index.parquet", "manifest.parquet"):
+        assert (workdir / "results/datasets/cben" / name).exists()
+    assert list((workdir / "logs/benchmarks").glob("*.tsv"))
+
+
+def test_second_run_does_nothing(workdir):
+    proc = snakemake(workdir)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_forcerun_one_product_reruns_only_it_and_dependants(workdir):
+    manifest = cben.read_manifest(workdir / "results/datasets/cben/manifest.parquet")
+    product = manifest.loc[manifest["skip_reason"].isna(), "product"].iloc[0]
+    part = f"results/datasets/cben/parts/{product}.parquet"
+    proc = snakemake(workdir, "-n", "--forcerun", part)
+    assert job_counts(proc.stdout + proc.stderr) == {"all": 1, "cben_extract": 1, "cben_finalize": 1}
+
+
+def test_keep_going_builds_other_products_when_one_cog_is_corrupt(workdir, tmp_path):
+    manifest = cben.read_manifest(workdir / "results/datasets/cben/manifest.parquet")
+    chosen = manifest[manifest["skip_reason"].isna()]
+    assert len(chosen) >= 2
+    bad_row = chosen.iloc[0]
+    band = workdir / "resources/demo/archive/sentinel-2-l2a" / bad_row["scene_id"] / "B03.tif"
+    original = band.read_bytes()
+    try:
+        band.write_bytes(b"not a GeoTIFF")
+        proc = snakemake(workdir, "--keep-going", "--forcerun", "cben_extract", check=False)
+        assert proc.returncode != 0
+        log = (workdir / "logs/cben_extract" / f"{bad_row['product']}.log").read_text()
+        assert "B03.tif" in log and bad_row["product"] in log
+        parts = workdir / "results/datasets/cben/parts"
+        assert not (parts / f"{bad_row['product']}.parquet").exists()
+        for product in chosen["product"].iloc[1:]:
+            assert (parts / f"{product}.parquet").exists()
+        assert not store.is_complete(workdir / "results/datasets/cben.zarr")
+    finally:
+        band.write_bytes(original)
+    snakemake(workdir)  # repaired: the missing product and finalize build
+    assert store.is_complete(workdir / "results/datasets/cben.zarr")
