@@ -32,7 +32,7 @@ def folder(tmp_path):
         for band in S2_L2A_BANDS:
             f = S2_BAND_GSD[band] // 10
             _tif(tmp_path / "BigEarthNet-S2" / PRODUCT / pid / f"{pid}_{band}.tif",
-                 np.full((120 // f, 120 // f), 1000 + c, np.uint16), t10 * Affine.scale(f))
+                 np.full((120 // f, 120 // f), 1000 + c, np.uint16), t10 @ Affine.scale(f))
         for pol, val in (("VV", -8.0), ("VH", -15.0)):
             _tif(tmp_path / "BigEarthNet-S1" / S1_PRODUCT_FOLDER / s1_name / f"{s1_name}_{pol}.tif",
                  np.full((120, 120), val, np.float32), t10)
