@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from affine import Affine
 
-from cloudyeo.archives import open_archive
+from cloudyeo.archives import open_archive, readable_href
 from cloudyeo.config import load_config, paths
 from cloudyeo.datasets import cben
 from cloudyeo.grids import scaled_transform
@@ -33,13 +33,14 @@ def decode_only(cfg: dict, product: str) -> None:
     row = cben.read_manifest(p.cben_manifest).set_index("product").loc[product]
     patches = pd.read_parquet(p.cben_patches)
     patches = patches[patches["product"] == product]
-    scene = cben._find_scene(open_archive(cfg), cben.L2A, row["scene_id"],
+    archive = open_archive(cfg)
+    scene = cben._find_scene(archive, cben.L2A, row["scene_id"],
                              pd.Timestamp(row["scene_datetime"]).to_pydatetime(), row["tile"])
     epsg = int(patches["epsg"].iloc[0])
     t10 = [Affine(*t) for t in patches["transform"]]
     for band in (*S2_L2A_BANDS, "SCL"):
         factor = 2 if band == "SCL" else S2_BAND_GSD[band] // 10
-        cben._read_windows(scene.assets[band].href, epsg, [scaled_transform(t, factor) for t in t10],
+        cben._read_windows(readable_href(archive, scene, band), epsg, [scaled_transform(t, factor) for t in t10],
                            (120 // factor,) * 2, band)
     reference = ReBEN(p.reference)
     for pid, s1_name in zip(patches["patch_id"], patches["s1_name"]):

@@ -34,10 +34,11 @@ from shapely.ops import unary_union
 from tqdm import tqdm
 
 from .. import __version__, store
-from ..archives import open_archive
+from ..archives import open_archive, readable_href
 from ..archives.base import Archive, SceneRecord, SearchQuery
 from ..climatology import Climatology
 from ..config import paths
+from ..http import redact
 from ..grids import footprint, geojson, scaled_transform, to_lonlat, union_window, upsample_bilinear, window_for
 from ..reben import ReBEN, parse_product, s1_datetime
 from ..sentinel import (
@@ -323,27 +324,31 @@ def _find_scene(archive: Archive, collection: str, scene_id: str, when: dt.datet
 
 
 def _read_windows(href: str, epsg: int, transforms: list[Affine], shape: tuple[int, int], what: str) -> list[np.ndarray]:
-    """Read one window per patch from one raster, decoding their union once."""
+    """Read one window per patch from one raster, decoding their union once.
+
+    ``href`` may be signed: messages carry the redacted form only.
+    """
+    name = redact(href)
     try:
         with rasterio.open(href) as src:
             if src.crs is None or src.crs.to_epsg() != epsg:
-                raise ExtractionError(f"{href}: CRS {src.crs} differs from the reference EPSG:{epsg}")
+                raise ExtractionError(f"{name}: CRS {src.crs} differs from the reference EPSG:{epsg}")
             windows = [window_for(src.transform, t, shape) for t in transforms]
             whole = union_window(windows)
             if (whole.col_off < 0 or whole.row_off < 0 or whole.col_off + whole.width > src.width
                     or whole.row_off + whole.height > src.height):
-                raise ExtractionError(f"{href}: patches of {what} fall outside the raster")
-            block = src.read(1, window=whole)
+                raise ExtractionError(f"{name}: patches of {what} fall outside the raster")
             for w, t in zip(windows, transforms):
                 if not src.window_transform(w).almost_equals(t):
-                    raise ExtractionError(f"{href}: window transform differs from the reference patch")
-            return [
-                block[w.row_off - whole.row_off: w.row_off - whole.row_off + shape[0],
-                      w.col_off - whole.col_off: w.col_off - whole.col_off + shape[1]]
-                for w in windows
-            ]
+                    raise ExtractionError(f"{name}: window transform differs from the reference patch")
+            block = src.read(1, window=whole)
     except rasterio.errors.RasterioError as exc:
-        raise ExtractionError(f"cannot read {href} for {what}: {exc}") from exc
+        raise ExtractionError(f"cannot read {name} for {what}: {redact(str(exc))}") from exc
+    return [
+        block[w.row_off - whole.row_off: w.row_off - whole.row_off + shape[0],
+              w.col_off - whole.col_off: w.col_off - whole.col_off + shape[1]]
+        for w in windows
+    ]
 
 
 def _encode_reflectance(dn: np.ndarray, offset: float, quantification: float, factor: int,
@@ -394,10 +399,9 @@ def extract_product(cfg: dict[str, Any], product: str, *, progress: bool = True)
     for b, band in enumerate(bar):
         factor = S2_BAND_GSD[band] // 10
         size = PATCH_PX // factor
-        asset = scene.assets.get(band)
-        if asset is None:
+        if band not in scene.assets:
             raise ExtractionError(f"scene {scene.id} has no asset for band {band}")
-        cuts = _read_windows(asset.href, epsg, [scaled_transform(t, factor) for t in t10], (size, size),
+        cuts = _read_windows(readable_href(archive, scene, band), epsg, [scaled_transform(t, factor) for t in t10], (size, size),
                              f"{product} {band}")
         for i, cut in enumerate(cuts):
             s2[i, b] = _encode_reflectance(cut, scene.radiometric_offset, scene.quantification, factor)
@@ -407,10 +411,9 @@ def extract_product(cfg: dict[str, Any], product: str, *, progress: bool = True)
             s2_ref[i, b] = _encode_reflectance(ref_bands[band], REFERENCE_OFFSET_DN, S2_QUANTIFICATION,
                                                S2_BAND_GSD[band] // 10)
 
-    scl_asset = scene.assets.get("SCL")
-    if scl_asset is None:
+    if "SCL" not in scene.assets:
         raise ExtractionError(f"scene {scene.id} has no SCL asset")
-    scl = _read_windows(scl_asset.href, epsg, [scaled_transform(t, 2) for t in t10], (PATCH_PX // 2,) * 2,
+    scl = _read_windows(readable_href(archive, scene, "SCL"), epsg, [scaled_transform(t, 2) for t in t10], (PATCH_PX // 2,) * 2,
                         f"{product} SCL")
     fractions = np.array([_scl_fractions(c) for c in scl], dtype=np.float32)
 
@@ -448,10 +451,9 @@ def _extract_s1(cfg, archive, reference, patches, scene, epsg, t10, outline):
     s1_scene = min(found, key=lambda r: (abs((r.datetime - scene.datetime).total_seconds()), r.id))
     layers = []
     for pol in S1_POLARIZATIONS:
-        asset = s1_scene.assets.get(pol)
-        if asset is None:
+        if pol not in s1_scene.assets:
             raise ExtractionError(f"S1 scene {s1_scene.id} has no {pol} asset")
-        cuts = _read_windows(asset.href, epsg, t10, (PATCH_PX, PATCH_PX), f"S1 {pol}")
+        cuts = _read_windows(readable_href(archive, s1_scene, pol), epsg, t10, (PATCH_PX, PATCH_PX), f"S1 {pol}")
         stack = np.stack(cuts).astype(np.float32)
         layers.append(stack if s1_scene.sar_units == "dB" else _to_db(stack))
     s1 = np.stack(layers, axis=1)
