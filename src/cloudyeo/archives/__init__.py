@@ -1,0 +1,80 @@
+"""Where scenes come from: one protocol, one adapter per backend.
+
+``open_archive(config)`` picks the adapter from the validated config:
+
+* ``archive: demo``     -> :class:`LocalStacArchive` over
+  ``<resources_dir>/demo/catalog/items.ndjson`` (written by the demo world generator);
+* ``archive: stac-api`` -> :class:`StacApiArchive` with the ``stac`` section (preset, url,
+  collections, page_size, max_retries, timeout_s).
+
+Every adapter returns :class:`SceneRecord` objects normalised by
+:mod:`cloudyeo.archives.stac_items`. Assets of some archives must be signed right before
+reading (:func:`readable_href`); records themselves never carry credentials.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from cloudyeo.archives.base import (
+    Archive,
+    AssetInfo,
+    SceneRecord,
+    SearchQuery,
+    apply_filters,
+    by_id,
+)
+from cloudyeo.archives.local import LocalStacArchive
+from cloudyeo.archives.presets import PRESETS, Preset, get_preset
+from cloudyeo.archives.signing import PlanetaryComputerSigner
+from cloudyeo.archives.stac_api import StacApiArchive
+from cloudyeo.archives.stac_items import item_to_record
+from cloudyeo.http import AuthError, HttpError
+
+
+def demo_catalog_path(config: Mapping[str, Any]) -> Path:
+    """``<resources_dir>/demo/catalog/items.ndjson`` for a config."""
+    return Path(config.get("resources_dir", "resources")) / "demo" / "catalog" / "items.ndjson"
+
+
+def open_archive(config: Mapping[str, Any]) -> Archive:
+    """The archive adapter for a validated config dict (``archive``: demo | stac-api)."""
+    kind = config.get("archive", "demo")
+    if kind == "demo":
+        return LocalStacArchive(demo_catalog_path(config))
+    if kind == "stac-api":
+        return StacApiArchive.from_config(config)
+    raise ValueError(f"unknown archive {kind!r} (config key archive); choose demo or stac-api")
+
+
+def readable_href(archive: Any, record: SceneRecord, band: str) -> str:
+    """The href to open for ``record``'s ``band`` (signed where the archive needs it).
+
+    The result may embed a short-lived credential: open it at once and never store or log it.
+    """
+    href = record.assets[band].href
+    sign = getattr(archive, "sign_href", None)
+    return sign(href, record.collection) if sign else href
+
+
+__all__ = [
+    "Archive",
+    "AssetInfo",
+    "AuthError",
+    "HttpError",
+    "LocalStacArchive",
+    "PRESETS",
+    "PlanetaryComputerSigner",
+    "Preset",
+    "SceneRecord",
+    "SearchQuery",
+    "StacApiArchive",
+    "apply_filters",
+    "by_id",
+    "demo_catalog_path",
+    "get_preset",
+    "item_to_record",
+    "open_archive",
+    "readable_href",
+]

@@ -379,7 +379,7 @@ def extract_product(cfg: dict[str, Any], product: str, *, progress: bool = True)
     if product not in manifest.index:
         raise ExtractionError(f"product {product} is not in {p.cben_manifest}")
     row = manifest.loc[product]
-    if row["skip_reason"] is not None:
+    if not pd.isna(row["skip_reason"]):
         raise ExtractionError(f"product {product} was skipped by the plan: {row['skip_reason']}")
     patches = pd.read_parquet(p.cben_patches)
     patches = patches[patches["product"] == product].sort_values("sample")

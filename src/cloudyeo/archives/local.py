@@ -1,0 +1,117 @@
+"""A STAC catalog on disk: ``items.ndjson`` (+ ``collections.json``), e.g. the demo world.
+
+Layout written by the demo generator::
+
+    <resources_dir>/demo/catalog/items.ndjson      one STAC item per line, hrefs relative
+    <resources_dir>/demo/catalog/collections.json  a JSON list of STAC collections
+
+The file is read once, every item normalised with
+:func:`cloudyeo.archives.stac_items.item_to_record` (relative hrefs resolved against the
+catalog folder) and indexed by collection and tile; queries are answered with
+:func:`cloudyeo.archives.base.apply_filters`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from cloudyeo.archives.base import SceneRecord, SearchQuery, apply_filters
+from cloudyeo.archives.stac_items import item_to_record
+
+ITEMS_FILE = "items.ndjson"
+COLLECTIONS_FILE = "collections.json"
+
+
+class LocalStacArchive:
+    """Answer :class:`SearchQuery` from a local STAC ndjson file."""
+
+    name = "local"
+
+    def __init__(self, catalog_path: str | os.PathLike[str]):
+        path = Path(catalog_path)
+        if path.is_dir():
+            path = path / ITEMS_FILE
+        self.items_path = path
+        self.root = path.parent
+        self._by_collection: dict[str, list[SceneRecord]] | None = None
+        self._by_tile: dict[tuple[str, str], list[SceneRecord]] = {}
+        self._collections: list[dict[str, Any]] | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalStacArchive({str(self.items_path)!r})"
+
+    # -- loading --------------------------------------------------------------------
+
+    def _load(self) -> dict[str, list[SceneRecord]]:
+        if self._by_collection is not None:
+            return self._by_collection
+        if not self.items_path.exists():
+            raise FileNotFoundError(
+                f"STAC catalog {self.items_path} not found; with archive: demo it is written by "
+                f"the demo world generator (run the workflow's demo rule first)"
+            )
+        by_collection: dict[str, list[SceneRecord]] = defaultdict(list)
+        by_tile: dict[tuple[str, str], list[SceneRecord]] = defaultdict(list)
+        base = str(self.root.resolve())
+        with open(self.items_path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    item = json.loads(line)
+                    record = item_to_record(item, base_href=base + os.sep)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ValueError(f"{self.items_path}:{lineno}: not a usable STAC item: {exc}") from exc
+                by_collection[record.collection].append(record)
+                if record.tile:
+                    by_tile[(record.collection, record.tile)].append(record)
+        self._by_collection = dict(by_collection)
+        self._by_tile = dict(by_tile)
+        return self._by_collection
+
+    @property
+    def collections(self) -> list[dict[str, Any]]:
+        """The STAC collections from ``collections.json`` (empty when the file is absent)."""
+        if self._collections is None:
+            path = self.root / COLLECTIONS_FILE
+            if path.exists():
+                data = json.loads(path.read_text(encoding="utf-8"))
+                self._collections = data if isinstance(data, list) else [data]
+            else:
+                self._collections = []
+        return self._collections
+
+    def collection_ids(self) -> list[str]:
+        return sorted(self._load())
+
+    def records(self, collection: str | None = None) -> list[SceneRecord]:
+        """All records (of one collection), in file order."""
+        data = self._load()
+        if collection is None:
+            return [r for recs in data.values() for r in recs]
+        return list(data.get(collection, ()))
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._load().values())
+
+    # -- the protocol ---------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> list[SceneRecord]:
+        data = self._load()
+        if query.tile is not None:
+            candidates = self._by_tile.get((query.collection, query.tile), [])
+        else:
+            candidates = data.get(query.collection, [])
+        return apply_filters(candidates, query)
+
+    def sign_href(self, href: str, collection: str | None = None) -> str:
+        """Local files need no signing."""
+        return href
+
+
+__all__ = ["COLLECTIONS_FILE", "ITEMS_FILE", "LocalStacArchive"]

@@ -1,0 +1,765 @@
+"""HTTP with retries, redaction and resumable downloads.
+
+One home for talking to remote services:
+
+* :class:`RetryPolicy` — bounded retries with exponential backoff and *full jitter*
+  (``sleep = uniform(0, min(cap, base * 2**n))``), ``Retry-After`` honoured (capped), and a
+  bound on the total time slept. The same policy drives :class:`HttpClient` (requests) and
+  :class:`LoggingRetry` (urllib3, used under pystac-client).
+* :class:`HttpClient` — a ``requests`` session that retries HTTP 429 / 5xx, connection errors
+  and timeouts; 401/403 raise :class:`AuthError` at once, naming the environment variable
+  that should hold the credential (never the credential itself).
+* :func:`redact` — strips secrets (``sig=``, ``token=``, ``key=``, ``Authorization`` …, and any
+  value registered with :func:`register_secret`) from URLs, headers and messages. Every log
+  line and exception message written by this module goes through it.
+* :func:`download` — resumable (HTTP Range into ``<dest>.part``), atomic rename, size / sha256
+  verification, and a provenance record written next to the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from urllib3.util.retry import Retry
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+AUTH_STATUSES: frozenset[int] = frozenset({401, 403})
+USER_AGENT = "cloudyeo (+https://github.com/cloudyeo)"
+
+
+# --------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------
+
+
+class HttpError(RuntimeError):
+    """A request failed (after retries, or with a status that is not retried).
+
+    The message carries a redacted URL only; ``status`` is the last HTTP status (None when no
+    response was received).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, url: str | None = None):
+        super().__init__(redact(message))
+        self.status = status
+        self.url = redact(url) if url else None
+
+
+class AuthError(HttpError):
+    """The server refused the credentials (HTTP 401/403) or none were given.
+
+    The message names the environment variable expected to hold the credential
+    (``credential_env``) and never contains the credential.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        url: str | None = None,
+        credential_env: str | None = None,
+    ):
+        super().__init__(message, status=status, url=url)
+        self.credential_env = credential_env
+
+
+class IntegrityError(HttpError):
+    """A downloaded file does not match its expected size or sha256."""
+
+
+def auth_error(status: int | None, url: str, credential_env: str | None) -> AuthError:
+    """Build the :class:`AuthError` for a refused request (message names the env variable)."""
+    what = {401: "401 Unauthorized", 403: "403 Forbidden"}.get(status or 0, f"{status}")
+    if credential_env:
+        hint = (
+            f"set the environment variable {credential_env} to a valid credential "
+            f"(it is {'set but was refused' if os.environ.get(credential_env) else 'not set'})"
+        )
+    else:
+        hint = "this service needs credentials that cloudyeo was not given"
+    return AuthError(
+        f"HTTP {what} from {redact(url)}: {hint}",
+        status=status,
+        url=url,
+        credential_env=credential_env,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Redaction
+# --------------------------------------------------------------------------------------
+
+REDACTED = "REDACTED"
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+# Query-string / form keys whose values are secrets. Azure SAS tokens put the signature in
+# ``sig`` and the signing key's identity in ``sk*``; AWS presigned URLs in ``X-Amz-*``.
+_SECRET_KEY_RE = re.compile(
+    r"(?i)^(sig|signature|.*token.*|.*key.*|.*secret.*|.*passw(or)?d.*|.*auth.*|"
+    r".*credential.*|x-amz-[a-z-]+|x-goog-[a-z-]+|sk(oid|tid|t|e|s|v)|code|session|sessionid)$"
+)
+_KV_RE = re.compile(r"(?P<pre>(?:^|[?&;\s,\"'(]))(?P<key>[A-Za-z0-9_.\-]+)=(?P<val>[^&;\s,\"')#]*)")
+_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/@\s:]+(?::[^/@\s]*)?@")
+_HEADER_RE = re.compile(
+    r"(?i)(?P<name>authorization|proxy-authorization|ocp-apim-subscription-key|x-api-key|"
+    r"api-key|apikey|cookie|set-cookie|x-amz-security-token|x-auth-token|private-token)"
+    r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<val>[^\"'\n\r,}]+)"
+)
+_SCHEME_TOKEN_RE = re.compile(r"(?i)\b(bearer|basic|token|sharedaccesssignature)\s+[A-Za-z0-9._~+/=\-]{6,}")
+
+_SENSITIVE_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "ocp-apim-subscription-key",
+        "x-api-key",
+        "api-key",
+        "apikey",
+        "cookie",
+        "set-cookie",
+        "x-amz-security-token",
+        "x-auth-token",
+        "private-token",
+    }
+)
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a credential so that :func:`redact` removes it wherever it appears."""
+    if value and len(value) >= 4:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def redact(text: Any) -> str:
+    """Return ``text`` (URL, header dump, message) with secrets replaced by ``REDACTED``.
+
+    Removes: values of secret-looking query/form keys (``sig``, ``token``, ``*key*``,
+    ``X-Amz-*`` …), URL user-info, ``Authorization``/subscription-key header values,
+    ``Bearer <token>``, and any value registered with :func:`register_secret`.
+    """
+    if text is None:
+        return ""
+    s = str(text)
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in s:
+            s = s.replace(secret, REDACTED)
+    s = _USERINFO_RE.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", s)
+    s = _HEADER_RE.sub(lambda m: f"{m.group('name')}{m.group('sep')}{REDACTED}", s)
+    s = _SCHEME_TOKEN_RE.sub(lambda m: f"{m.group(1)} {REDACTED}", s)
+
+    def _kv(m: re.Match[str]) -> str:
+        if _SECRET_KEY_RE.match(m.group("key")) and m.group("val"):
+            return f"{m.group('pre')}{m.group('key')}={REDACTED}"
+        return m.group(0)
+
+    return _KV_RE.sub(_kv, s)
+
+
+def redact_url(url: str) -> str:
+    """Redact a URL (alias of :func:`redact` for readability at call sites)."""
+    return redact(url)
+
+
+def redact_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
+    """A copy of ``headers`` with sensitive values replaced by ``REDACTED``."""
+    out: dict[str, str] = {}
+    for k, v in (headers or {}).items():
+        out[k] = REDACTED if k.lower() in _SENSITIVE_HEADERS else redact(v)
+    return out
+
+
+def strip_query(url: str) -> str:
+    """The URL without query string and fragment (for provenance where no query is needed)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts the formatted message of every record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: A003
+        try:
+            msg = record.getMessage()
+        except Exception:  # pragma: no cover - malformed record: leave it alone
+            return True
+        red = redact(msg)
+        if red != msg:
+            record.msg, record.args = red, None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install_log_redaction(names: Iterable[str] = ("urllib3", "urllib3.connectionpool",
+                                                   "urllib3.util.retry", "pystac_client",
+                                                   "pystac_client.stac_api_io", "requests",
+                                                   __name__)) -> None:
+    """Attach :class:`RedactingFilter` to third-party loggers that print request URLs.
+
+    urllib3 and pystac-client log full URLs (and pystac-client request headers) at DEBUG
+    level; with the filter those lines are redacted too. Idempotent.
+    """
+    for name in names:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+install_log_redaction()
+
+
+# --------------------------------------------------------------------------------------
+# Retry policy (shared by requests and urllib3 paths)
+# --------------------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    now_ts = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now_ts)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry.
+
+    ``max_retries`` retries after the first attempt (so ``max_retries + 1`` attempts at most);
+    the n-th retry sleeps ``uniform(0, min(backoff_max, backoff_base * 2**(n-1)))`` (full
+    jitter), or the server's ``Retry-After`` (capped at ``retry_after_max``) when given; no
+    retry is made once the sleeps would exceed ``max_total_sleep`` seconds in total.
+    """
+
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 60.0
+    max_total_sleep: float = 180.0
+    timeout: float | tuple[float, float] = 60.0
+    statuses: frozenset[int] = RETRY_STATUSES
+
+    def backoff(self, retry_number: int, rng: random.Random | None = None) -> float:
+        """Full-jitter delay before retry number ``retry_number`` (1-based)."""
+        cap = min(self.backoff_max, self.backoff_base * (2 ** max(0, retry_number - 1)))
+        return (rng or random).uniform(0.0, cap)
+
+    def delay(
+        self, retry_number: int, retry_after: float | None = None, rng: random.Random | None = None
+    ) -> float:
+        if retry_after is not None:
+            return max(0.0, min(float(retry_after), self.retry_after_max))
+        return self.backoff(retry_number, rng)
+
+    def urllib3_retry(self, logger: logging.Logger | None = None) -> "LoggingRetry":
+        """The equivalent urllib3 ``Retry`` (for requests adapters / pystac-client)."""
+        return LoggingRetry.from_policy(self, logger=logger)
+
+
+class _RetryBudget:
+    """Mutable bookkeeping for one logical request under a :class:`RetryPolicy`."""
+
+    def __init__(self, policy: RetryPolicy, rng: random.Random | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.policy = policy
+        self.retries = 0
+        self.slept = 0.0
+        self._rng = rng
+        self._sleep = sleep
+
+    def wait(self, *, method: str, url: str, reason: str, retry_after: float | None) -> bool:
+        """Sleep before the next retry and log it; False when the budget is spent."""
+        if self.retries >= self.policy.max_retries:
+            return False
+        delay = self.policy.delay(self.retries + 1, retry_after, self._rng)
+        if self.slept + delay > self.policy.max_total_sleep:
+            remaining = self.policy.max_total_sleep - self.slept
+            if retry_after is not None or remaining <= 0:
+                return False  # the server asks for more than we are willing to wait
+            delay = remaining
+        self.retries += 1
+        log.warning(
+            "retry %d/%d for %s %s after %s; sleeping %.2f s",
+            self.retries, self.policy.max_retries, method, redact(url), redact(reason), delay,
+        )
+        self.slept += delay
+        self._sleep(delay)
+        return True
+
+
+class LoggingRetry(Retry):
+    """urllib3 ``Retry`` with full-jitter backoff, a total-sleep bound and redacted logging.
+
+    Used under pystac-client (``StacApiIO(max_retries=LoggingRetry(...))``). Each retry is
+    logged at WARNING with the URL redacted; ``Retry-After`` is honoured (capped at
+    ``retry_after_max``); POST is retried too (STAC ``/search`` is a read).
+    """
+
+    DEFAULT_ALLOWED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST"})
+
+    def __init__(self, *args: Any, max_total_sleep: float = 180.0, backoff_base: float = 0.5,
+                 slept: float = 0.0, logger_name: str = __name__, **kwargs: Any):
+        kwargs.setdefault("allowed_methods", self.DEFAULT_ALLOWED_METHODS)
+        super().__init__(*args, **kwargs)
+        self.max_total_sleep = max_total_sleep
+        self.backoff_base = backoff_base
+        self.slept = slept
+        self.logger_name = logger_name
+        self._next_delay: float | None = None
+
+    @classmethod
+    def from_policy(cls, policy: RetryPolicy, logger: logging.Logger | None = None) -> "LoggingRetry":
+        return cls(
+            total=policy.max_retries,
+            connect=policy.max_retries,
+            read=policy.max_retries,
+            status=policy.max_retries,
+            other=0,
+            redirect=10,
+            status_forcelist=sorted(policy.statuses),
+            backoff_factor=policy.backoff_base,
+            backoff_max=policy.backoff_max,
+            retry_after_max=int(policy.retry_after_max),
+            raise_on_status=False,
+            respect_retry_after_header=True,
+            max_total_sleep=policy.max_total_sleep,
+            backoff_base=policy.backoff_base,
+            logger_name=(logger or log).name,
+        )
+
+    def new(self, **kw: Any) -> "LoggingRetry":
+        new = super().new(**kw)
+        new.max_total_sleep = self.max_total_sleep
+        new.backoff_base = self.backoff_base
+        new.slept = self.slept
+        new.logger_name = self.logger_name
+        return new
+
+    def _n_errors(self) -> int:
+        return sum(1 for h in self.history if h.redirect_location is None)
+
+    def get_backoff_time(self) -> float:
+        n = self._n_errors()
+        if n <= 0:
+            return 0.0
+        cap = min(self.backoff_max, self.backoff_base * (2 ** (n - 1)))
+        return random.uniform(0.0, cap)
+
+    def is_exhausted(self) -> bool:
+        return super().is_exhausted() or self.slept >= self.max_total_sleep > 0
+
+    def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
+                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None):
+        full = url or ""
+        if _pool is not None and url and url.startswith("/"):
+            port = getattr(_pool, "port", None)
+            full = f"{getattr(_pool, 'scheme', 'http')}://{getattr(_pool, 'host', '')}" + (
+                f":{port}" if port else "") + url
+        if error is not None:
+            reason = type(error).__name__
+        elif response is not None and getattr(response, "status", None):
+            reason = f"HTTP {response.status}"
+        else:
+            reason = "error"
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        if error is None and response is not None and response.get_redirect_location():
+            new._next_delay = 0.0  # a redirect, not a failure
+            return new
+        retry_after = None
+        if response is not None and self.respect_retry_after_header:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if retry_after is not None:
+            delay = min(retry_after, float(self.retry_after_max))
+        else:
+            delay = new.get_backoff_time()
+        remaining = self.max_total_sleep - self.slept
+        if delay > remaining:
+            if retry_after is not None or remaining <= 0:
+                logging.getLogger(self.logger_name).warning(
+                    "giving up on %s %s after %s: waiting %.1f s would exceed the %.0f s retry budget",
+                    method, redact(full), reason, delay, self.max_total_sleep)
+                from urllib3.exceptions import MaxRetryError, ResponseError
+                raise MaxRetryError(_pool, url, error or ResponseError(reason))
+            delay = remaining
+        new._next_delay = delay
+        new.slept = self.slept + delay
+        n = new._n_errors()
+        limit = n + new.total if isinstance(new.total, int) else "?"
+        logging.getLogger(self.logger_name).warning(
+            "retry %d/%s for %s %s after %s; sleeping %.2f s",
+            n, limit, method, redact(full), reason, delay,
+        )
+        return new
+
+    def sleep(self, response: Any = None) -> None:
+        delay = self._next_delay
+        if delay is None:  # not produced by our increment (should not happen)
+            delay = self.get_backoff_time()
+        if delay > 0:
+            time.sleep(delay)
+
+
+# --------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------
+
+
+class HttpClient:
+    """A ``requests`` session with bounded, logged, jittered retries.
+
+    Parameters
+    ----------
+    policy:
+        Retry/timeout policy (defaults: 5 retries, 0.5 s base, 30 s cap, 60 s timeout).
+    credential_env:
+        Name of the environment variable that holds the credential for this service; it is
+        only used to word :class:`AuthError` messages.
+    headers:
+        Extra headers for every request (e.g. an ``Authorization`` header). Their values are
+        registered as secrets so they are redacted from logs and errors.
+    session:
+        An existing ``requests.Session`` to use.
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy | None = None,
+        *,
+        credential_env: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        session: requests.Session | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.policy = policy or RetryPolicy()
+        self.credential_env = credential_env
+        self.session = session or requests.Session()
+        self.session.headers.setdefault("User-Agent", USER_AGENT)
+        for k, v in (headers or {}).items():
+            if k.lower() in _SENSITIVE_HEADERS:
+                register_secret(str(v).split(" ", 1)[-1])
+                register_secret(str(v))
+            self.session.headers[k] = v
+        self._rng = rng
+        self._sleep = sleep
+
+    def __enter__(self) -> "HttpClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def budget(self) -> _RetryBudget:
+        return _RetryBudget(self.policy, self._rng, self._sleep)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        ok: Iterable[int] | None = None,
+        budget: _RetryBudget | None = None,
+        credential_env: str | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send a request, retrying transient failures; return the response.
+
+        Statuses < 400 (or listed in ``ok``) are returned; 401/403 raise :class:`AuthError`;
+        429/5xx, connection errors and timeouts are retried; anything else raises
+        :class:`HttpError` with the URL redacted.
+        """
+        ok_set = set(ok or ())
+        kwargs.setdefault("timeout", self.policy.timeout)
+        budget = budget or self.budget()
+        env = credential_env or self.credential_env
+        while True:
+            try:
+                resp = self.session.request(method, url, **kwargs)
+            except requests.exceptions.SSLError:  # certificate problems do not heal by waiting
+                raise HttpError(f"{method} {redact(url)}: TLS/SSL error", url=url) from None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                reason = type(exc).__name__
+                if budget.wait(method=method, url=url, reason=reason, retry_after=None):
+                    continue
+                raise HttpError(
+                    f"{method} {redact(url)} failed after {budget.retries + 1} attempts: {reason}",
+                    url=url,
+                ) from None
+            status = resp.status_code
+            if status < 400 or status in ok_set:
+                return resp
+            if status in AUTH_STATUSES:
+                resp.close()
+                raise auth_error(status, url, env) from None
+            if status in self.policy.statuses:
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                resp.close()
+                if budget.wait(method=method, url=url, reason=f"HTTP {status}", retry_after=retry_after):
+                    continue
+                raise HttpError(
+                    f"{method} {redact(url)} failed after {budget.retries + 1} attempts: HTTP {status}",
+                    status=status,
+                    url=url,
+                ) from None
+            body = ""
+            try:
+                body = resp.text[:300]
+            except Exception:  # pragma: no cover
+                pass
+            resp.close()
+            raise HttpError(
+                f"{method} {redact(url)} returned HTTP {status}: {redact(body)}", status=status, url=url
+            ) from None
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", url, **kwargs)
+
+    def get_json(self, url: str, **kwargs: Any) -> Any:
+        resp = self.request("GET", url, **kwargs)
+        try:
+            return resp.json()
+        except ValueError:
+            raise HttpError(f"GET {redact(url)} did not return JSON", status=resp.status_code,
+                            url=url) from None
+
+
+# --------------------------------------------------------------------------------------
+# Downloads
+# --------------------------------------------------------------------------------------
+
+_CONTENT_RANGE_RE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
+
+
+def _sha256_file(path: Path, h: "hashlib._Hash | None" = None) -> "hashlib._Hash":
+    h = h or hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h
+
+
+def provenance_path(dest: str | os.PathLike[str]) -> Path:
+    """Where :func:`download` writes the provenance record of ``dest``."""
+    dest = Path(dest)
+    return dest.with_name(dest.name + ".provenance.json")
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike[str],
+    *,
+    session: "HttpClient | requests.Session | None" = None,
+    expected_size: int | None = None,
+    sha256: str | None = None,
+    chunk_size: int = 1 << 16,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Download ``url`` to ``dest`` resumably and atomically; return the provenance record.
+
+    Bytes are streamed into ``<dest>.part``; an interrupted transfer (connection drop, timeout,
+    5xx) resumes from the bytes already there with an HTTP ``Range`` request (restarting from
+    zero when the server ignores ranges). Once complete, size and sha256 are checked against
+    ``expected_size``/``sha256`` when given, the part file is renamed onto ``dest`` (atomic on
+    one filesystem) and a provenance record ``{url (redacted), size, sha256, downloaded_at,
+    ...}`` is written to ``<dest>.provenance.json``. An existing ``dest`` whose provenance
+    record matches (and matches the expectations) is not fetched again unless ``force``.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    prov_path = provenance_path(dest)
+    sha256 = sha256.lower() if sha256 else None
+
+    if dest.exists() and not force:
+        existing = _existing_record(dest, prov_path, expected_size, sha256)
+        if existing is not None:
+            return existing
+
+    if isinstance(session, HttpClient):
+        client = session
+    else:
+        client = HttpClient(session=session)
+    budget = client.budget()
+    total: int | None = expected_size
+    headers_info: dict[str, str] = {}
+
+    while True:
+        have = part.stat().st_size if part.exists() else 0
+        if total is not None and have > total:
+            part.unlink()
+            have = 0
+        if total is not None and have == total and total > 0:
+            break
+        headers = {"Accept-Encoding": "identity"}  # byte ranges of the stored file
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        resp = client.request("GET", url, headers=headers, stream=True, ok={416}, budget=budget)
+        try:
+            if resp.status_code == 416:
+                m = _CONTENT_RANGE_RE.search(resp.headers.get("Content-Range", ""))
+                size = int(m.group(3)) if m and m.group(3) != "*" else None
+                if size is not None and size == have:
+                    total = size
+                    break
+                part.unlink(missing_ok=True)  # the part file is not a prefix of this resource
+                if not budget.wait(method="GET", url=url, reason="HTTP 416", retry_after=None):
+                    raise HttpError(f"GET {redact(url)}: range not satisfiable", status=416, url=url)
+                continue
+            if resp.status_code == 206:
+                m = _CONTENT_RANGE_RE.search(resp.headers.get("Content-Range", ""))
+                if not m or m.group(1) is None or int(m.group(1)) != have:
+                    # Unexpected range: restart from scratch.
+                    part.unlink(missing_ok=True)
+                    continue
+                if m.group(3) != "*":
+                    total = int(m.group(3))
+                mode = "ab"
+            else:
+                mode = "wb"  # 200: the server sent the whole body (ignores Range or fresh start)
+                have = 0
+                cl = resp.headers.get("Content-Length")
+                if cl is not None and resp.headers.get("Content-Encoding") in (None, "identity"):
+                    total = int(cl)
+            for key in ("ETag", "Last-Modified", "Content-Type"):
+                if key in resp.headers:
+                    headers_info[key.lower()] = resp.headers[key]
+            with open(part, mode) as fh:
+                for chunk in resp.iter_content(chunk_size):
+                    if chunk:
+                        fh.write(chunk)
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            resp.close()
+            if budget.wait(method="GET", url=url, reason=f"interrupted transfer ({type(exc).__name__})",
+                           retry_after=None):
+                continue
+            raise HttpError(f"GET {redact(url)}: transfer interrupted too often", url=url) from None
+        finally:
+            resp.close()
+        got = part.stat().st_size
+        if total is None or got == total:
+            total = got
+            break
+        if got < total:  # short body: resume
+            if budget.wait(method="GET", url=url, reason=f"short transfer ({got}/{total} bytes)",
+                           retry_after=None):
+                continue
+            raise HttpError(f"GET {redact(url)}: incomplete transfer ({got}/{total} bytes)", url=url)
+        part.unlink()
+        raise IntegrityError(f"GET {redact(url)}: received {got} bytes, more than {total}", url=url)
+
+    size = part.stat().st_size
+    digest = _sha256_file(part).hexdigest()
+    if expected_size is not None and size != expected_size:
+        part.unlink()
+        raise IntegrityError(
+            f"{dest.name}: size {size} != expected {expected_size} (from {redact(url)})", url=url)
+    if sha256 is not None and digest != sha256:
+        part.unlink()
+        raise IntegrityError(
+            f"{dest.name}: sha256 {digest} != expected {sha256} (from {redact(url)})", url=url)
+    os.replace(part, dest)
+    record = {
+        "url": redact(url),
+        "file": dest.name,
+        "size": size,
+        "sha256": digest,
+        "downloaded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "verified": {"size": expected_size is not None, "sha256": sha256 is not None},
+        "retries": budget.retries,
+        **{k: redact(v) for k, v in headers_info.items()},
+    }
+    _write_json_atomic(prov_path, record)
+    return record
+
+
+def _existing_record(dest: Path, prov_path: Path, expected_size: int | None,
+                     sha256: str | None) -> dict[str, Any] | None:
+    if not prov_path.exists():
+        return None
+    try:
+        record = json.loads(prov_path.read_text())
+    except (OSError, ValueError):
+        return None
+    size = dest.stat().st_size
+    if record.get("size") != size:
+        return None
+    if expected_size is not None and size != expected_size:
+        return None
+    if sha256 is not None and record.get("sha256") != sha256:
+        return None
+    return record
+
+
+def read_provenance(dest: str | os.PathLike[str]) -> dict[str, Any]:
+    """The provenance record written by :func:`download` for ``dest``."""
+    return json.loads(provenance_path(dest).read_text())
+
+
+__all__ = [
+    "AUTH_STATUSES",
+    "AuthError",
+    "HttpClient",
+    "HttpError",
+    "IntegrityError",
+    "LoggingRetry",
+    "REDACTED",
+    "RETRY_STATUSES",
+    "RetryPolicy",
+    "auth_error",
+    "download",
+    "install_log_redaction",
+    "parse_retry_after",
+    "provenance_path",
+    "read_provenance",
+    "redact",
+    "redact_headers",
+    "redact_url",
+    "register_secret",
+    "strip_query",
+]
