@@ -1,6 +1,8 @@
 # CBEN: plan (checkpoint) -> create store -> extract (one job per reference product) -> finalize.
 import pyarrow.parquet as pq
 
+from cloudyeo.store import marker_path
+
 CBEN_CFG = stage_config(config, "cben")
 CBEN_STORE_CREATED = P.cben / "store.created"
 
@@ -88,6 +90,8 @@ rule cben_finalize:
             category="CBEN",
         ),
         card=P.cben / "dataset_card.md",
+        # Written last; any write to the store removes it, so an incomplete store reruns finalize.
+        complete=marker_path(P.cben_store),
     params:
         cfg=CBEN_CFG,
     log:

@@ -1,0 +1,511 @@
+"""Generate the demo world: climatology, archive (COGs + STAC), land cover and reBEN reference.
+
+Order of work (``world.json`` is written last, atomically, so an interrupted run never looks
+complete; a stale one is removed first together with the generated folders):
+
+1. climatology (the scene cloud covers are drawn from it),
+2. schedules (every scalar of every acquisition, in the main process),
+3. pixel tasks in a pool (land cover per tile, one task per S2 datatake (L2A + L1C + truth) and
+   per S1 acquisition), each seeded by ``(seed, tile, date)`` so results do not depend on the
+   pool,
+4. reBEN patches cut from the written archive files (one task per reference product),
+5. catalog (``items.ndjson``, ``collections.json``), ``reben/metadata.parquet``, ``world.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from cloudyeo.demo.atmosphere import (
+    TRUTH_CIRRUS,
+    TRUTH_CLOUD,
+    TRUTH_SHADOW,
+    TRUTH_SNOW,
+    TOA_TRANSMITTANCE,
+    b10_toa,
+    block_mean,
+    compose,
+    make_sky,
+    scene_classification,
+    toa_reflectance,
+    truth_mask,
+)
+from cloudyeo.demo.climatology import build_climatology, write_climatology
+from cloudyeo.demo.rasters import discard_float_bits, write_cog, write_gtiff
+from cloudyeo.demo.schedule import (
+    S1Acquisition,
+    S2Acquisition,
+    TileSchedule,
+    build_schedule,
+    iso,
+    season_slots,
+)
+from cloudyeo.demo.stac import (
+    COLLECTION_L1C,
+    COLLECTION_L2A,
+    COLLECTION_S1,
+    COLLECTIONS,
+    collections,
+    s1_item,
+    s2_l1c_item,
+    s2_l2a_item,
+)
+from cloudyeo.demo.surface import BAND_INDEX, sar_sigma0_db, surface_reflectance, tile_surface
+from cloudyeo.demo.tiles import TileSpec, make_tile, stable_hash
+from cloudyeo.sentinel import (
+    BEN19_CLASSES,
+    S2_BAND_GSD,
+    S2_L1C_BANDS,
+    S2_L2A_BANDS,
+    S2_QUANTIFICATION,
+)
+
+GENERATOR_VERSION = "1.0.0"
+WORLD_FILE = "world.json"
+GENERATED_DIRS = ("archive", "catalog", "climatology", "landcover", "reben")
+
+DEFAULT_CFG: dict[str, Any] = {
+    "seed": 20170613,
+    "tiles": ["33UUP", "32TNT", "29TNE", "35VLH"],
+    "tile_size_px": 360,
+    "references_per_tile": 2,
+    "days_around_reference": 120,
+    "s2_revisit_days": 5,
+    "s1_revisit_days": 6,
+    "climatology_resolution_deg": 0.25,
+}
+
+# Per-acquisition sensor noise (reflectance, 1 sigma), signal dependent like a real radiometric
+# noise model: sigma = sqrt(floor_b^2 + (SENSOR_NOISE_REL * reflectance)^2), i.e. ~0.002 over dark
+# land, ~0.003 over bright vegetation in the NIR, ~0.005 over clouds. B01..B12 incl. B10.
+SENSOR_NOISE_FLOOR = np.array([.003, .002, .002, .002, .002, .002, .002, .002, .002, .003,
+                               .0004, .0025, .0025], dtype=np.float32)
+SENSOR_NOISE_REL = 0.008
+SAR_ENL = 4.4
+SAR_MANTISSA_BITS = 8
+LABEL_MIN_FRACTION = 0.01
+SPLITS = (("train", 0.6), ("validation", 0.2), ("test", 0.2))
+LANDCOVER_NODATA = 255
+
+
+# --------------------------------------------------------------------------------------
+# config
+# --------------------------------------------------------------------------------------
+
+
+def normalise_cfg(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Fill defaults and check the demo section (errors name the key)."""
+    out = dict(DEFAULT_CFG)
+    for k, v in (cfg or {}).items():
+        if k not in DEFAULT_CFG:
+            raise ValueError(f"demo.{k}: unknown key (known: {', '.join(DEFAULT_CFG)})")
+        out[k] = v
+    out["tiles"] = [str(t).strip().upper() for t in out["tiles"]]
+    if not out["tiles"]:
+        raise ValueError("demo.tiles: at least one tile is needed")
+    if len(set(out["tiles"])) != len(out["tiles"]):
+        raise ValueError(f"demo.tiles: duplicate tile ids in {out['tiles']}")
+    for key in ("seed", "tile_size_px", "references_per_tile", "days_around_reference",
+                "s2_revisit_days", "s1_revisit_days"):
+        out[key] = int(out[key])
+        if key != "seed" and out[key] < 1:
+            raise ValueError(f"demo.{key}: must be >= 1, got {out[key]}")
+    if out["tile_size_px"] % 120:
+        raise ValueError(f"demo.tile_size_px: must be a multiple of 120, got {out['tile_size_px']}")
+    out["climatology_resolution_deg"] = float(out["climatology_resolution_deg"])
+    if not 0 < out["climatology_resolution_deg"] <= 10:
+        raise ValueError("demo.climatology_resolution_deg: must be in (0, 10]")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# pixel tasks (run in worker processes)
+# --------------------------------------------------------------------------------------
+
+
+def _rng(seed: int, *parts: Any) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed), stable_hash(*parts)]))
+
+
+def to_dn(refl: np.ndarray, offset_dn: float) -> np.ndarray:
+    """Reflectance -> uint16 DN with the baseline's offset (DN = refl * 10000 - offset)."""
+    dn = np.rint(refl.astype(np.float64) * S2_QUANTIFICATION - offset_dn)
+    return np.clip(dn, 1, 65535).astype(np.uint16)
+
+
+def _scl_percent(scl: np.ndarray) -> dict[int, float]:
+    counts = np.bincount(scl.ravel(), minlength=12)
+    return {int(c): 100.0 * float(n) / scl.size for c, n in enumerate(counts) if n}
+
+
+def render_s2(tile: TileSpec, seed: int, acq: S2Acquisition, out: Path) -> dict[str, Any]:
+    """Write L2A (12 bands + SCL), L1C (13 bands) and the truth mask of one datatake."""
+    surf = tile_surface(tile, seed)
+    day = acq.sensing.date()
+    clear, snow = surface_reflectance(surf, day)
+    rng = _rng(seed, "s2-pixels", tile.id, day.isoformat())
+    sky = make_sky(rng, clear.shape[1:], acq.sky)
+    boa = compose(clear, sky, acq.sky.shadow_strength)
+    truth = truth_mask(sky, snow)
+    scl = scene_classification(truth, sky, clear, surf.landcover)
+    toa = toa_reflectance(boa, acq.sky.aerosol)
+    b10 = b10_toa(sky, acq.sky.aerosol)
+    t_band = TOA_TRANSMITTANCE ** (0.8 + 0.2 * acq.sky.aerosol)
+    offset = acq.offset_dn
+    l2a_dir = out / "archive" / COLLECTION_L2A / acq.l2a_id
+    l1c_dir = out / "archive" / COLLECTION_L1C / acq.l1c_id
+    for band in S2_L1C_BANDS:
+        res = S2_BAND_GSD[band]
+        k = res // 10
+        i = BAND_INDEX[band]
+        transform = tile.transform_at(res)
+        signal = block_mean(b10 if band == "B10" else boa[i], k)
+        sigma = np.sqrt(SENSOR_NOISE_FLOOR[i] ** 2 + (SENSOR_NOISE_REL * signal) ** 2)
+        noise = (rng.standard_normal(signal.shape, dtype=np.float32) * sigma).astype(np.float32)
+        if band == "B10":
+            l1c = signal + noise
+        else:
+            l2a = signal + noise
+            write_cog(l2a_dir / f"{band}.tif", to_dn(l2a, offset), transform, tile.epsg, nodata=0)
+            # L2A is derived from L1C: the same detector noise, seen through the atmosphere.
+            l1c = block_mean(toa[i], k) + noise * t_band[i]
+        write_cog(l1c_dir / f"{band}.tif", to_dn(l1c, offset), transform, tile.epsg, nodata=0)
+    write_cog(l2a_dir / "SCL.tif", scl, tile.transform_at(20), tile.epsg, nodata=0, predictor=1)
+    write_cog(out / "archive" / "truth" / f"{acq.datatake}.tif", truth, tile.transform, tile.epsg,
+              nodata=None, predictor=1)
+    l1c_cloud = 100.0 * float(np.mean((truth & (TRUTH_CLOUD | TRUTH_CIRRUS)) > 0))
+    return {
+        "items": [s2_l2a_item(acq, tile, _scl_percent(scl)), s2_l1c_item(acq, tile, l1c_cloud)],
+    }
+
+
+def render_s1(tile: TileSpec, seed: int, acq: S1Acquisition, out: Path) -> dict[str, Any]:
+    """Write VV/VH sigma0 (linear power, float32, speckled) on the tile's 10 m grid."""
+    surf = tile_surface(tile, seed)
+    day = acq.start.date()
+    rng = _rng(seed, "s1-pixels", tile.id, day.isoformat())
+    db = sar_sigma0_db(surf, day, rng)
+    # IW GRDH: ~20 m resolution at 10 m pixel spacing, ENL ~4.4 per resolution cell. The mean
+    # backscatter is averaged to 20 m cells, speckled, and each cell fills 2 x 2 pixels.
+    mean20 = block_mean(10.0 ** (db.astype(np.float64) / 10.0), 2)
+    speckle = rng.gamma(SAR_ENL, 1.0 / SAR_ENL, size=mean20.shape)
+    lin = np.repeat(np.repeat(mean20 * speckle, 2, axis=1), 2, axis=2)
+    folder = out / "archive" / COLLECTION_S1 / acq.scene_id
+    for i, pol in enumerate(("vv", "vh")):
+        arr = discard_float_bits(lin[i].astype(np.float32), SAR_MANTISSA_BITS)
+        write_cog(folder / f"{pol}.tif", arr, tile.transform, tile.epsg, nodata=float("nan"),
+                  predictor=3)
+    return {"items": [s1_item(acq, tile)]}
+
+
+def render_landcover(tile: TileSpec, seed: int, out: Path) -> dict[str, Any]:
+    surf = tile_surface(tile, seed)
+    write_cog(out / "landcover" / f"{tile.id}.tif", surf.landcover, tile.transform, tile.epsg,
+              nodata=LANDCOVER_NODATA, predictor=1)
+    return {}
+
+
+def reference_product_name(acq: S2Acquisition) -> str:
+    return f"{acq.platform}_MSIL2A_{acq.sensing:%Y%m%dT%H%M%S}_N9999_R{acq.relative_orbit:03d}_T{acq.tile}"
+
+
+def s1_patch_prefix(s1: S1Acquisition, tile: TileSpec) -> str:
+    return f"{s1.platform}_IW_GRDH_1SDV_{s1.start:%Y%m%dT%H%M%S}_{tile.id}"
+
+
+def _read_window(path: Path, row: int, col: int, n: int) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read(1, window=Window(col, row, n, n))
+
+
+def render_reference(tile: TileSpec, seed: int, acq: S2Acquisition, s1: S1Acquisition,
+                     out: Path) -> dict[str, Any]:
+    """Cut the reBEN patches of one reference acquisition from the archive files."""
+    product = reference_product_name(acq)
+    s1_prefix = s1_patch_prefix(s1, tile)
+    l2a_dir = out / "archive" / COLLECTION_L2A / acq.l2a_id
+    s1_dir = out / "archive" / COLLECTION_S1 / s1.scene_id
+    truth_path = out / "archive" / "truth" / f"{acq.datatake}.tif"
+    s2_root = out / "reben" / "BigEarthNet-S2" / product
+    s1_root = out / "reben" / "BigEarthNet-S1" / s1_prefix
+    surf = tile_surface(tile, seed)
+    with rasterio.open(truth_path) as src:
+        truth = src.read(1)
+    bands = {b: rasterio.open(l2a_dir / f"{b}.tif") for b in S2_L2A_BANDS}
+    pols = {p: rasterio.open(s1_dir / f"{p}.tif") for p in ("vv", "vh")}
+    rows = []
+    try:
+        for r in range(tile.patches_per_side):
+            for c in range(tile.patches_per_side):
+                patch_id = f"{product}_{r}_{c}"
+                for b, src in bands.items():
+                    ro, co, n = tile.patch_window(r, c, S2_BAND_GSD[b])
+                    win = Window(co, ro, n, n)
+                    write_gtiff(s2_root / patch_id / f"{patch_id}_{b}.tif", src.read(1, window=win),
+                                src.window_transform(win), tile.epsg)
+                s1_name = f"{s1_prefix}_{r}_{c}"
+                ro, co, n = tile.patch_window(r, c, 10)
+                win = Window(co, ro, n, n)
+                for p, src in pols.items():
+                    lin = src.read(1, window=win).astype(np.float64)
+                    db = (10.0 * np.log10(np.maximum(lin, 1e-10))).astype(np.float32)
+                    write_gtiff(s1_root / s1_name / f"{s1_name}_{p.upper()}.tif", db,
+                                src.window_transform(win), tile.epsg, predictor=3)
+                lc = surf.landcover[ro:ro + n, co:co + n]
+                frac = np.bincount(lc.ravel(), minlength=len(BEN19_CLASSES)) / lc.size
+                labels = [BEN19_CLASSES[k] for k in range(len(BEN19_CLASSES))
+                          if frac[k] >= LABEL_MIN_FRACTION]
+                t = truth[ro:ro + n, co:co + n]
+                rows.append({
+                    "patch_id": patch_id,
+                    "labels": labels,
+                    "country": tile.country,
+                    "s1_name": s1_name,
+                    "s2v1_name": f"{acq.platform}_MSIL2A_{acq.sensing:%Y%m%dT%H%M%S}_{r}_{c}",
+                    "contains_seasonal_snow": bool(((t & TRUTH_SNOW) > 0).any()),
+                    "contains_cloud_or_shadow": bool(
+                        ((t & (TRUTH_CLOUD | TRUTH_CIRRUS | TRUTH_SHADOW)) > 0).any()),
+                    "_location": f"{tile.id}_{r}_{c}",
+                })
+    finally:
+        for src in list(bands.values()) + list(pols.values()):
+            src.close()
+    return {"rows": rows, "reference": {
+        "product": product, "tile": tile.id, "datetime": iso(acq.sensing),
+        "l2a_scene_id": acq.l2a_id, "l1c_scene_id": acq.l1c_id, "s1_scene_id": s1.scene_id,
+        "s1_product": s1_prefix, "patches": len(rows),
+    }}
+
+
+def _run_task(task: tuple) -> dict[str, Any]:
+    kind, tile, seed, payload, out = task
+    if kind == "s2":
+        return render_s2(tile, seed, payload, out)
+    if kind == "s1":
+        return render_s1(tile, seed, payload, out)
+    if kind == "landcover":
+        return render_landcover(tile, seed, out)
+    if kind == "reference":
+        acq, s1 = payload
+        return render_reference(tile, seed, acq, s1, out)
+    raise ValueError(f"unknown task kind {kind!r}")
+
+
+def _run_all(tasks: list[tuple], workers: int, progress: bool, desc: str) -> list[dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    results: list[dict[str, Any]] = []
+    with tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress) as bar:
+        if workers <= 1 or len(tasks) <= 1:
+            for t in tasks:
+                results.append(_run_task(t))
+                bar.update(1)
+        else:
+            with multiprocessing.get_context().Pool(workers) as pool:
+                for res in pool.imap_unordered(_run_task, tasks, chunksize=1):
+                    results.append(res)
+                    bar.update(1)
+    return results
+
+
+# --------------------------------------------------------------------------------------
+# the whole world
+# --------------------------------------------------------------------------------------
+
+
+def _assign_splits(rows: list[dict[str, Any]], seed: int) -> None:
+    """Split by patch location (both references of one place share a split): ~60/20/20."""
+    locations = sorted({r["_location"] for r in rows})
+    order = _rng(seed, "splits").permutation(len(locations))
+    n = len(locations)
+    bounds, acc = [], 0.0
+    for name, share in SPLITS:
+        acc += share
+        bounds.append((name, round(acc * n)))
+    split_of = {}
+    for rank, idx in enumerate(order):
+        split_of[locations[idx]] = next(name for name, b in bounds if rank < b)
+    for r in rows:
+        r["split"] = split_of[r.pop("_location")]
+
+
+def _write_metadata(rows: list[dict[str, Any]], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = sorted(rows, key=lambda r: r["patch_id"])
+    table = pa.table({
+        "patch_id": pa.array([r["patch_id"] for r in rows], pa.string()),
+        "labels": pa.array([r["labels"] for r in rows], pa.list_(pa.string())),
+        "split": pa.array([r["split"] for r in rows], pa.string()),
+        "country": pa.array([r["country"] for r in rows], pa.string()),
+        "s1_name": pa.array([r["s1_name"] for r in rows], pa.string()),
+        "s2v1_name": pa.array([r["s2v1_name"] for r in rows], pa.string()),
+        "contains_seasonal_snow": pa.array([r["contains_seasonal_snow"] for r in rows], pa.bool_()),
+        "contains_cloud_or_shadow": pa.array([r["contains_cloud_or_shadow"] for r in rows], pa.bool_()),
+    })
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _item_sort_key(item: dict[str, Any]) -> tuple:
+    props = item["properties"]
+    return (COLLECTIONS.index(item["collection"]), props.get("s2:mgrs_tile", ""),
+            props["datetime"], item["id"])
+
+
+def _write_catalog(items: list[dict[str, Any]], folder: Path) -> None:
+    items = sorted(items, key=_item_sort_key)
+    lines = "".join(json.dumps(it, separators=(",", ":")) + "\n" for it in items)
+    _write_text(folder / "items.ndjson", lines)
+    cols = collections(items)
+    _write_text(folder / "collections.json", json.dumps(cols, indent=1) + "\n")
+    # One file per collection too: `rustac serve catalog/collections/*.json catalog/items.ndjson`
+    # loads these (it does not take a JSON list).
+    for col in cols:
+        _write_text(folder / "collections" / f"{col['id']}.json", json.dumps(col, indent=1) + "\n")
+
+
+def _disk_usage(root: Path, exclude: Iterable[Path] = ()) -> tuple[int, int]:
+    skip = {p.resolve() for p in exclude}
+    n, size = 0, 0
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            p = Path(dirpath) / f
+            if p.resolve() in skip:
+                continue
+            n += 1
+            size += p.stat().st_size
+    return n, size
+
+
+def plan_world(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], list[TileSpec], Any, list[TileSchedule]]:
+    """Everything but the pixels: normalised cfg, tiles, climatology, schedules."""
+    cfg = normalise_cfg(cfg)
+    tiles = [make_tile(t, cfg["tile_size_px"]) for t in cfg["tiles"]]
+    centres = {t.id: t.centre_lonlat for t in tiles}
+    clim = build_climatology(cfg["climatology_resolution_deg"], cfg["seed"], centres.values())
+    slots = season_slots(tiles, {k: v[1] for k, v in centres.items()})
+    schedules = [build_schedule(t, cfg, clim, slots[t.id]) for t in tiles]
+    return cfg, tiles, clim, schedules
+
+
+def generate_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLike[str] | str, *,
+                   progress: bool = True, workers: int | None = None) -> Path:
+    """Generate the demo world under ``out_dir`` and return ``out_dir``.
+
+    ``cfg`` is the config's ``demo`` section (missing keys take the defaults). ``workers``
+    defaults to min(2, CPUs); results do not depend on it.
+    """
+    # Plan first: a bad config fails here, before anything on disk is touched.
+    cfg, tiles, clim, schedules = plan_world(cfg)
+    seed = cfg["seed"]
+    if workers is None:
+        workers = max(1, min(2, os.cpu_count() or 1))
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    world_path = out / WORLD_FILE
+    world_path.unlink(missing_ok=True)
+    for sub in GENERATED_DIRS:
+        shutil.rmtree(out / sub, ignore_errors=True)
+    write_climatology(clim, out / "climatology")
+
+    tasks: list[tuple] = []
+    for sched in schedules:
+        t = sched.tile
+        tasks.append(("landcover", t, seed, None, out))
+        tasks.extend(("s2", t, seed, a, out) for a in sched.s2)
+        tasks.extend(("s1", t, seed, a, out) for a in sched.s1)
+    results = _run_all(tasks, workers, progress, "demo world: scenes")
+    items = [it for r in results for it in r.get("items", ())]
+
+    ref_tasks = []
+    for sched in schedules:
+        for acq in sched.reference_acquisitions():
+            ref_tasks.append(("reference", sched.tile, seed, (acq, sched.closest_s1(acq.sensing)), out))
+    ref_results = _run_all(ref_tasks, workers, progress, "demo world: reBEN")
+    rows = [row for r in ref_results for row in r["rows"]]
+    references = sorted((r["reference"] for r in ref_results), key=lambda r: r["product"])
+    _assign_splits(rows, seed)
+    _write_metadata(rows, out / "reben" / "metadata.parquet")
+    _write_catalog(items, out / "catalog")
+
+    n_files, n_bytes = _disk_usage(out, exclude=[world_path])
+    counts = {c: sum(1 for it in items if it["collection"] == c) for c in COLLECTIONS}
+    counts.update({"reference_products": len(references), "patches": len(rows), "files": n_files})
+    world = {
+        "generator": "cloudyeo.demo",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "cfg": cfg,
+        "layout": {
+            "catalog": "catalog/items.ndjson",
+            "collections": "catalog/collections.json",
+            "collection_files": "catalog/collections",
+            "archive": "archive",
+            "truth": "archive/truth",
+            "landcover": "landcover",
+            "climatology": "climatology",
+            "reben": "reben",
+            "reben_metadata": "reben/metadata.parquet",
+        },
+        "tiles": [
+            {
+                **s.tile.describe(),
+                "date_start": s.start.isoformat(),
+                "date_end": s.end.isoformat(),
+                "reference_dates": [d.isoformat() for d in s.references],
+                "s2_scenes": len(s.s2),
+                "s1_scenes": len(s.s1),
+                "climatology_percent": {f"{m:02d}": [round(v[0], 2), round(v[1], 2)]
+                                        for m, v in s.climatology.items()},
+            }
+            for s in schedules
+        ],
+        "references": references,
+        "counts": counts,
+        "bytes": n_bytes,
+    }
+    _write_text(world_path, json.dumps(world, indent=1) + "\n")
+    return out
+
+
+def clear_sky_reflectance(cfg: Mapping[str, Any] | None, tile_id: str,
+                          day: dt.date | dt.datetime) -> np.ndarray:
+    """The noise-free clear-sky surface reflectance (13, H, W) at 10 m that the generator used.
+
+    For tests and diagnostics: clear pixels of an L2A band are ``to_dn`` of this (+ noise).
+    """
+    c = normalise_cfg(cfg)
+    tile = make_tile(tile_id, c["tile_size_px"])
+    refl, _ = surface_reflectance(tile_surface(tile, c["seed"]), day)
+    return refl
+
+
+def load_world(out_dir: os.PathLike[str] | str) -> dict[str, Any]:
+    """Read ``world.json``; raises FileNotFoundError when the world is missing or incomplete."""
+    path = Path(out_dir) / WORLD_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: the demo world is missing or was interrupted; "
+                                f"regenerate it with cloudyeo.demo.generate_world")
+    return json.loads(path.read_text(encoding="utf-8"))
