@@ -57,3 +57,11 @@ def test_snakemake_rejects_invalid_config_before_any_job(tmp_path):
     )
     assert proc.returncode != 0
     assert "cben.max_search_days" in proc.stdout + proc.stderr
+
+
+def test_store_codec_choices_match_the_store():
+    from cloudyeo import store
+    from cloudyeo.config import load_schema
+
+    codecs = load_schema()["properties"]["cben"]["properties"]["store_codec"]["enum"]
+    assert set(codecs) == set(store.CODECS)

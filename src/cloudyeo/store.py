@@ -42,17 +42,14 @@ after evicting the files with posix_fadvise)::
     blosc-zstd 1 bitshuf  2.91   1.2     0.62     1.30     215      2.2     1207     772
     (numpy memmap f32)    -      -       -        -        806      -      ~15800   1509
 
-Decision: **blosc-lz4hc, clevel 5, byte shuffle** for every sample variable.  It decodes as
-fast as lz4 (~3.7 GB/s) while storing S2 at 40 % of raw (+9 % for plain lz4); zstd saves
-little more but its 4x slower decode costs 60 % of the random-read throughput; uncompressed
-chunks read 1.8x faster from a hot page cache but take twice the disk (~440 instead of ~200 GB
-for a 550k-patch CBEN with two S2 variables) and are no faster cold, where per-file latency
-dominates - the regime of a real dataset larger than RAM.  ~4300 samples/s per core is
-well above what a GPU consumes per DataLoader worker.  The ~8 ms/sample encode is negligible
-next to fetching scene windows during extraction.
-Figures move with real data (e.g. bilinear rather than nearest upsampling compresses less):
-re-run the benchmark with ``--zarr/--reben``.  Override with ``create_store(..., codec=...)``
-(see :data:`CODECS`).
+Decision: the codec is a per-dataset choice (``create_store(..., codec=...)``, config
+``cben.store_codec``). On the real demo CBEN store (bilinear-upsampled S2 compresses less than
+the synthetic samples above: lz4hc ratio 1.7) uncompressed chunks read 2.2x faster from a warm
+page cache (7,700 vs 3,400 samples/s), which is what meets the loader targets against LMDB and
+memmap, so CBEN defaults to ``none``. ``blosc-lz4hc`` (this module's default) is the pick when
+disk matters: it decodes as fast as lz4 at the smallest size of the fast codecs and is no slower
+cold, where per-file latency dominates; zstd saves little more but its 4x slower decode costs
+60 % of random-read throughput. Re-run ``benchmarks/bench_loader.py --zarr/--reben`` on real data.
 """
 
 from __future__ import annotations
@@ -119,6 +116,9 @@ class VariableSpec:
     shape: tuple[int, ...]
     dtype: str
     attrs: dict = field(default_factory=dict)
+    #: samples per chunk: 1 for variables written by parallel jobs; None = one chunk for all
+    #: samples, for small variables written once at creation (e.g. labels known at plan time).
+    samples_per_chunk: int | None = 1
 
     def __post_init__(self) -> None:
         if len(self.dims) != len(self.shape):
@@ -349,7 +349,7 @@ def create_store(
         group.create_array(
             name,
             shape=(n_samples, *spec.shape),
-            chunks=(1, *spec.shape),
+            chunks=(spec.samples_per_chunk or max(n_samples, 1), *spec.shape),
             dtype=dtype,
             fill_value=zfill,
             dimension_names=(SAMPLE_DIM, *spec.dims),

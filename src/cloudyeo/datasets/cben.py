@@ -260,8 +260,10 @@ def init_store(cfg: dict[str, Any]) -> None:
                                            dict(s2_vars, description="clear reBEN reference Sentinel-2 L2A")),
         "s1": store.VariableSpec(("polarization", "y", "x"), (2, PATCH_PX, PATCH_PX), "float32",
                                  dict(units="dB", long_name="Sentinel-1 GRD backscatter", _FillValue=np.nan)),
+        # Known at plan time and written once here, so one chunk for all samples.
         "labels": store.VariableSpec(("label",), (len(BEN19_CLASSES),), "uint8",
-                                     dict(long_name="BigEarthNet 19-class multi-hot labels")),
+                                     dict(long_name="BigEarthNet 19-class multi-hot labels"),
+                                     samples_per_chunk=None),
     }
     sample = ("sample",)
     prod = rows["product"].to_numpy()
@@ -300,10 +302,11 @@ def init_store(cfg: dict[str, Any]) -> None:
         shadow_fraction_definition="SCL 3 (cloud shadow), per valid 20 m pixel",
         s1_source=cfg["cben"]["s1_source"],
         archive=cfg["archive"],
+        store_codec=cfg["cben"]["store_codec"],
         build_config=json.dumps(cfg, sort_keys=True),
         code_version=__version__,
     )
-    store.create_store(p.cben_store, len(rows), variables, coords, attrs)
+    store.create_store(p.cben_store, len(rows), variables, coords, attrs, codec=cfg["cben"]["store_codec"])
     if len(rows):
         store.write_samples(p.cben_store, 0, {"labels": _multi_hot(list(rows["labels"]))})
 
