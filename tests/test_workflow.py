@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -90,3 +91,19 @@ def test_keep_going_builds_other_products_when_one_cog_is_corrupt(workdir, tmp_p
         band.write_bytes(original)
     snakemake(workdir)  # repaired: the missing product and finalize build
     assert store.is_complete(workdir / "results/datasets/cben.zarr")
+
+
+def test_config_change_rebuilds_store_with_all_products(workdir, tiny_demo):
+    """A changed store setting recreates the (empty) store: every product must be extracted again."""
+    before = store.open_store(workdir / "results/datasets/cben.zarr")["s2"].values
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump({"demo": tiny_demo, "cben": {"store_codec": "blosc-lz4"}}))
+    try:
+        proc = snakemake(workdir)
+        ran = (proc.stdout + proc.stderr).count("rule cben_extract:")
+        manifest = cben.read_manifest(workdir / "results/datasets/cben/manifest.parquet")
+        assert ran == int(manifest["skip_reason"].isna().sum())
+        after = store.open_store(workdir / "results/datasets/cben.zarr")
+        assert after.attrs["store_codec"] == "blosc-lz4"
+        np.testing.assert_array_equal(before, after["s2"].values)
+    finally:
+        (workdir / "tiny.yaml").write_text(yaml.safe_dump({"demo": tiny_demo}))

@@ -115,6 +115,10 @@ class Paths:
         return self.results / "datasets" / "cben.zarr"
 
     @property
+    def cben_store_created(self) -> Path:
+        return self.cben / "store.created.json"
+
+    @property
     def cben_manifest(self) -> Path:
         return self.cben / "manifest.parquet"
 

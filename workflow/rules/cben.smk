@@ -4,7 +4,7 @@ import pyarrow.parquet as pq
 from cloudyeo.store import marker_path
 
 CBEN_CFG = stage_config(config, "cben")
-CBEN_STORE_CREATED = P.cben / "store.created"
+CBEN_STORE_CREATED = P.cben_store_created
 
 
 checkpoint cben_plan:
@@ -28,7 +28,7 @@ rule cben_init_store:
         manifest=P.cben_manifest,
         patches=P.cben_patches,
     output:
-        touch(CBEN_STORE_CREATED),
+        CBEN_STORE_CREATED,
     params:
         cfg=CBEN_CFG,
     log:

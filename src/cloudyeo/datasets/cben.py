@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -309,6 +310,13 @@ def init_store(cfg: dict[str, Any]) -> None:
     store.create_store(p.cben_store, len(rows), variables, coords, attrs, codec=cfg["cben"]["store_codec"])
     if len(rows):
         store.write_samples(p.cben_store, 0, {"labels": _multi_hot(list(rows["labels"]))})
+    # A new store is empty: the record differs on every creation (Snakemake compares input
+    # checksums, not only times), so every extraction reruns after it.
+    record = dict(store=str(p.cben_store), n_samples=int(len(rows)), codec=cfg["cben"]["store_codec"],
+                  created=dt.datetime.now(dt.timezone.utc).isoformat(), creation_id=uuid.uuid4().hex)
+    tmp = p.cben_store_created.with_name(f".{p.cben_store_created.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, p.cben_store_created)
 
 
 def _utc64(values: pd.Series) -> np.ndarray:
