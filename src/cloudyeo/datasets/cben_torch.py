@@ -151,11 +151,13 @@ class CBENDataset(Dataset):
         self.split = split
         self.fast = fast
         self._readers: tuple[SampleChunkReader, SampleChunkReader] | None = None
+        self._raw: np.ndarray | None = None
 
     # readers are created lazily in whichever process reads (DataLoader workers included)
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_readers"] = None
+        state["_raw"] = None
         return state
 
     def _get_readers(self) -> tuple[SampleChunkReader, SampleChunkReader]:
@@ -172,10 +174,15 @@ class CBENDataset(Dataset):
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
         i = int(self.indices[idx])
         r2, r1 = self._get_readers()
-        raw = r2.read(i)
+        # Decode through one reused buffer: a fresh 288 kB array per sample costs more in page
+        # faults than the read itself (measured 240 vs 30 us).
+        if self._raw is None:
+            self._raw = np.empty(r2.sample_shape, dtype=r2.dtype)
+        raw = r2.read(i, out=self._raw)
         if self._band_index is not None:
             raw = raw[self._band_index]
-        s2 = np.multiply(raw, self.scale, dtype=np.float32)
+        s2 = raw.astype(np.float32)  # cast, then scale in place: ~25 % faster than one ufunc call
+        s2 *= self.scale
         if self.offset:
             s2 += self.offset
         if self.s2_fill is not None and (
