@@ -17,7 +17,6 @@ from rasterio.transform import Affine
 from cloudyeo.climatology import (
     NODATA,
     Climatology,
-    climatology_dir,
     climatology_filenames,
     download_earthenv,
     find_climatology_files,
@@ -167,12 +166,6 @@ def test_pickles_without_open_files(clim_dir: Path):
     clone = pickle.loads(pickle.dumps(clim))
     assert clone.lookup(5.5, 50.5, 3) == v
     clim.close()
-
-
-def test_climatology_dir_from_config():
-    assert climatology_dir({"archive": "demo", "resources_dir": "r"}) == Path("r/demo/climatology")
-    assert climatology_dir({"archive": "stac-api", "resources_dir": "r"}) == Path("r/climatology")
-    assert climatology_dir({"climatology": {"dir": "/x"}}) == Path("/x")
 
 
 def test_download_earthenv_from_loopback(tmp_path: Path, clim_dir: Path):

@@ -65,3 +65,11 @@ def test_store_codec_choices_match_the_store():
 
     codecs = load_schema()["properties"]["cben"]["properties"]["store_codec"]["enum"]
     assert set(codecs) == set(store.CODECS)
+
+
+def test_paths_follow_archive_kind_and_overrides():
+    assert paths({"archive": "demo", "resources_dir": "r"}).climatology == Path("r/demo/climatology")
+    assert paths({"archive": "stac-api", "resources_dir": "r"}).climatology == Path("r/climatology")
+    assert paths({"archive": "stac-api", "climatology": {"dir": "/x"}}).climatology == Path("/x")
+    assert paths({"archive": "stac-api", "reference": {"root": "/ben"}}).reference == Path("/ben")
+    assert paths({"archive": "demo"}).catalog == Path("resources/demo/catalog/items.ndjson")

@@ -91,17 +91,6 @@ def find_climatology_files(directory: str | os.PathLike[str]) -> ClimatologyFile
     )
 
 
-def climatology_dir(config: Mapping[str, Any]) -> Path:
-    """The climatology folder a config points at (``climatology.dir`` or the default)."""
-    clim = config.get("climatology") or {}
-    if clim.get("dir"):
-        return Path(clim["dir"])
-    resources = Path(config.get("resources_dir", "resources"))
-    if config.get("archive", "demo") == "demo":
-        return resources / "demo" / "climatology"
-    return resources / "climatology"
-
-
 class ClimatologyValue(NamedTuple):
     """One lookup: percentages (NaN when unknown) and why a point has no value."""
 
@@ -312,7 +301,9 @@ class Climatology:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Climatology":
-        return cls(climatology_dir(config))
+        from .config import paths
+
+        return cls(paths(dict(config)).climatology)
 
     def __repr__(self) -> str:
         return f"Climatology({str(self.directory)!r})"
@@ -471,7 +462,6 @@ __all__ = [
     "NODATA",
     "SD_FILE",
     "VALUE_SCALE",
-    "climatology_dir",
     "climatology_filenames",
     "download_earthenv",
     "find_climatology_files",

@@ -131,22 +131,24 @@ class Paths:
 
 
 def paths(cfg: dict[str, Any]) -> Paths:
-    resources_dir = Path(cfg["resources_dir"])
+    """Locations for a config; missing sections take the schema defaults."""
+    resources_dir = Path(cfg.get("resources_dir", "resources"))
     demo = resources_dir / "demo"
-    is_demo = cfg["archive"] == "demo"
-    reference = cfg["reference"]["root"] or (demo / "reben" if is_demo else resources_dir / "reben")
-    climatology = cfg["climatology"]["dir"] or (
+    is_demo = cfg.get("archive", "demo") == "demo"
+    reference = (cfg.get("reference") or {}).get("root") or (
+        demo / "reben" if is_demo else resources_dir / "reben"
+    )
+    climatology = (cfg.get("climatology") or {}).get("dir") or (
         demo / "climatology" if is_demo else resources_dir / "climatology"
     )
     return Paths(
         resources=resources_dir,
-        results=Path(cfg["results_dir"]),
+        results=Path(cfg.get("results_dir", "results")),
         demo=demo,
         reference=Path(reference),
         climatology=Path(climatology),
         catalog=demo / "catalog" / "items.ndjson",
     )
-
 
 # Which config sections each stage depends on. Rules pass exactly these through ``params:``
 # so that changing a setting reruns the affected nodes only.

@@ -30,19 +30,15 @@ from cloudyeo.archives.presets import PRESETS, Preset, get_preset
 from cloudyeo.archives.signing import PlanetaryComputerSigner
 from cloudyeo.archives.stac_api import StacApiArchive
 from cloudyeo.archives.stac_items import item_to_record
+from cloudyeo.config import paths
 from cloudyeo.http import AuthError, HttpError
-
-
-def demo_catalog_path(config: Mapping[str, Any]) -> Path:
-    """``<resources_dir>/demo/catalog/items.ndjson`` for a config."""
-    return Path(config.get("resources_dir", "resources")) / "demo" / "catalog" / "items.ndjson"
 
 
 def open_archive(config: Mapping[str, Any]) -> Archive:
     """The archive adapter for a validated config dict (``archive``: demo | stac-api)."""
     kind = config.get("archive", "demo")
     if kind == "demo":
-        return LocalStacArchive(demo_catalog_path(config))
+        return LocalStacArchive(paths(dict(config)).catalog)
     if kind == "stac-api":
         return StacApiArchive.from_config(config)
     raise ValueError(f"unknown archive {kind!r} (config key archive); choose demo or stac-api")
@@ -72,7 +68,6 @@ __all__ = [
     "StacApiArchive",
     "apply_filters",
     "by_id",
-    "demo_catalog_path",
     "get_preset",
     "item_to_record",
     "open_archive",

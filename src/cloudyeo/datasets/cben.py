@@ -174,7 +174,7 @@ def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
                     delta_days=(sel.scene.datetime - name.datetime).total_seconds() / 86400,
                 )
         rows.append(row)
-        for (pid, meta), c_mean, c_sd in zip(patches.iterrows(), _as_list(patch_clim, 0), _as_list(patch_clim, 1)):
+        for (pid, meta), c_mean, c_sd in zip(patches.iterrows(), patch_clim.mean_percent, patch_clim.sd_percent):
             g = grids[pid]
             patch_rows.append(dict(
                 patch_id=pid, product=product, split=meta["split"], labels=list(meta["labels"]),
@@ -198,13 +198,6 @@ def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     first = patches[patches["sample"] >= 0].groupby("product")["sample"].min()
     manifest["sample_start"] = manifest["product"].map(first).fillna(-1).astype(np.int64)
     return manifest, patches
-
-
-def _as_list(values: Any, which: int) -> list[float]:
-    """Column ``which`` (0 mean, 1 sd) of a Climatology.lookup_many result."""
-    if isinstance(values, tuple):
-        return list(np.asarray(values[which], dtype=float))
-    return [getattr(v, "mean_percent" if which == 0 else "sd_percent") for v in values]
 
 
 def write_plan(cfg: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ def cloud_cover_histogram(index: pd.DataFrame, manifest: pd.DataFrame, path: Pat
     chosen = manifest[manifest["skip_reason"].isna()].sort_values("clim_mean").reset_index(drop=True)
     x = np.arange(len(chosen))
     ax2.errorbar(x, chosen["clim_mean"], yerr=chosen["clim_sd"], fmt="_", color="k", capsize=3,
-                 label="climatology mean +- SD")
+                 label="climatology mean ± SD")
     ax2.scatter(x, chosen["cloud_cover"], color="tab:blue", zorder=3, label="chosen scene")
     ax2.set(xlabel="product (sorted by climatology mean)", ylabel="cloud cover (%)", ylim=(-2, 102),
             title=f"{len(chosen)} products chosen, {int(manifest['skip_reason'].notna().sum())} skipped")
