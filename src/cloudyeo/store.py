@@ -568,18 +568,21 @@ class SampleChunkReader:
             out[...] = self._zarr_array[i]
             return out
         try:
-            with open(self.chunk_file(i), "rb", buffering=0) as f:
-                if not self._decoders:  # uncompressed: straight into the result
-                    view, n = memoryview(out).cast("B"), 0
-                    while n < out.nbytes and (k := f.readinto(view[n:])):
-                        n += k
-                    if n != out.nbytes:
-                        raise ValueError(f"{self.chunk_file(i)}: {n} bytes, expected {out.nbytes}")
-                    return out
-                buf = f.read()
+            fd = os.open(self.chunk_file(i), os.O_RDONLY)  # no file object: ~10 us less per read
         except FileNotFoundError:  # never written, or all fill (zarr skips empty chunks)
             out[...] = self.fill_value
             return out
+        try:
+            if not self._decoders:  # uncompressed: straight into the result
+                view, n = memoryview(out).cast("B"), 0
+                while n < out.nbytes and (k := os.preadv(fd, [view[n:]], n)):
+                    n += k
+                if n != out.nbytes:
+                    raise ValueError(f"{self.chunk_file(i)}: {n} bytes, expected {out.nbytes}")
+                return out
+            buf = os.read(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
         for dec in self._decoders[:-1]:
             buf = dec(buf)
         self._decoders[-1](buf, out)
