@@ -180,3 +180,19 @@ def test_corrupt_cog_error_names_the_file(tiny_world, tmp_path):
         cben.extract_product(cfg, row["product"], progress=False)
     assert "B04.tif" in str(err.value) and row["product"] in str(err.value)
     assert not paths(cfg).cben_part(row["product"]).exists()
+
+
+def test_s1_closest_to_the_cloudy_scene(tiny_world, tmp_path):
+    cfg = dict(tiny_world, results_dir=str(tmp_path / "results"),
+               cben=dict(tiny_world["cben"], s1_source="closest", s1_max_days=14))
+    cben.write_plan(cfg)
+    cben.init_store(cfg)
+    m = cben.read_manifest(paths(cfg).cben_manifest)
+    row = m[m["skip_reason"].isna()].iloc[0]
+    cben.extract_product(cfg, row["product"], progress=False)
+    part = pd.read_parquet(paths(cfg).cben_part(row["product"]))
+    assert part["s1_id"].str.startswith("S1").all() and part["s1_id"].nunique() == 1
+    dt_days = (pd.to_datetime(part["s1_datetime"]) - pd.Timestamp(row["scene_datetime"])).dt.total_seconds() / 86400
+    assert (dt_days.abs() <= 14).all()
+    s1 = store.open_store(paths(cfg).cben_store, require_complete=False)["s1"][int(part["sample"].iloc[0])].values
+    assert np.isfinite(s1).mean() > 0.99 and -40 < np.nanmedian(s1) < 5  # dB, not linear
