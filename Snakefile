@@ -5,6 +5,7 @@ import os
 from snakemake.utils import validate
 
 from cloudyeo.config import paths, stage_config, validate_config
+from cloudyeo.provenance import code_version
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")

@@ -24,7 +24,7 @@ def _demo_generate(args):
 
     cfg = _load(args)
     out = Path(args.out) if args.out else paths(cfg).demo
-    generate_world(cfg["demo"], out, progress=not args.quiet)
+    generate_world(cfg["demo"], out, progress=not args.quiet, workers=args.workers)
 
 
 def _climatology_download(args):
@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     verb(config, "validate", _config_validate, "validate a config against the schema")
     demo = stages.add_parser("demo", help="the embedded demo world").add_subparsers(dest="verb", required=True)
     verb(demo, "generate", _demo_generate, "generate the deterministic demo archive",
-         **{"--out": dict(help="output folder (default <resources_dir>/demo)")})
+         **{"--out": dict(help="output folder (default <resources_dir>/demo)"),
+            "--workers": dict(type=int, default=None, help="processes (default: up to 2)")})
     clim = stages.add_parser("climatology", help="EarthEnv cloud climatology").add_subparsers(dest="verb", required=True)
     verb(clim, "download", _climatology_download, "download the EarthEnv MODCF files")
     cben = stages.add_parser("cben", help="CBEN, a cloudy BigEarthNet").add_subparsers(dest="verb", required=True)

@@ -7,12 +7,17 @@ if config["archive"] == "demo":
             world=P.demo / "world.json",
         params:
             cfg=stage_config(config, "demo"),
+            code=code_version("demo"),
+        threads: 2
+        resources:
+            mem_mb=4000,
+            runtime=30,
         log:
             f"{LOGS}/demo_world.log",
         benchmark:
             f"{LOGS}/benchmarks/demo_world.tsv"
         shell:
-            "cloudyeo demo generate --quiet --config-json {params.cfg:q} > {log} 2>&1"
+            "cloudyeo demo generate --quiet --workers {threads} --config-json {params.cfg:q} > {log} 2>&1"
 
     ARCHIVE_READY = [rules.demo_world.output.world]
 
@@ -26,6 +31,10 @@ else:
             CLIMATOLOGY_FILES,
         params:
             cfg=stage_config(config, "climatology"),
+            code=code_version("climatology"),
+        resources:
+            mem_mb=1000,
+            runtime=120,
         retries: 3
         log:
             f"{LOGS}/climatology_download.log",

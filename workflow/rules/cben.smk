@@ -4,6 +4,7 @@ import pyarrow.parquet as pq
 from cloudyeo.store import marker_path
 
 CBEN_CFG = stage_config(config, "cben")
+CBEN_CODE = code_version("cben")
 CBEN_STORE_CREATED = P.cben_store_created
 
 
@@ -15,6 +16,10 @@ checkpoint cben_plan:
         patches=P.cben_patches,
     params:
         cfg=CBEN_CFG,
+        code=CBEN_CODE,
+    resources:
+        mem_mb=2000,
+        runtime=60,
     log:
         f"{LOGS}/cben_plan.log",
     benchmark:
@@ -31,6 +36,10 @@ rule cben_init_store:
         CBEN_STORE_CREATED,
     params:
         cfg=CBEN_CFG,
+        code=CBEN_CODE,
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         f"{LOGS}/cben_init_store.log",
     benchmark:
@@ -47,6 +56,7 @@ rule cben_extract:
         P.cben / "parts" / "{product}.parquet",
     params:
         cfg=CBEN_CFG,
+        code=CBEN_CODE,
     resources:
         mem_mb=2000,
         runtime=30,
@@ -94,6 +104,11 @@ rule cben_finalize:
         complete=marker_path(P.cben_store),
     params:
         cfg=CBEN_CFG,
+        code=CBEN_CODE,
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
     log:
         f"{LOGS}/cben_finalize.log",
     benchmark:
