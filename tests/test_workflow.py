@@ -107,3 +107,27 @@ def test_config_change_rebuilds_store_with_all_products(workdir, tiny_demo):
         np.testing.assert_array_equal(before, after["s2"].values)
     finally:
         (workdir / "tiny.yaml").write_text(yaml.safe_dump({"demo": tiny_demo}))
+        snakemake(workdir)  # back to the default codec for the tests that follow
+
+
+def test_forcerun_rule_and_until(workdir):
+    proc = snakemake(workdir, "-n", "--forcerun", "cben_finalize")
+    assert job_counts(proc.stdout + proc.stderr) == {"all": 1, "cben_finalize": 1}
+    proc = snakemake(workdir, "-n", "--forcerun", "cben_plan", "--until", "cben_plan")
+    assert job_counts(proc.stdout + proc.stderr) == {"cben_plan": 1}
+
+
+def test_list_changes_and_dry_run_reasons(workdir, tiny_demo):
+    # Nothing changed: no output has changed inputs or rule code.
+    for kind in ("input", "code"):
+        assert snakemake(workdir, "--list-changes", kind).stdout.strip() == ""
+    # A changed setting: the dry run names exactly the stages that read it, with the reason.
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump({"demo": tiny_demo, "cben": {"max_search_days": 60}}))
+    try:
+        proc = snakemake(workdir, "-n")
+    finally:
+        (workdir / "tiny.yaml").write_text(yaml.safe_dump({"demo": tiny_demo}))
+    out = proc.stdout + proc.stderr
+    counts = job_counts(out)
+    assert counts.get("cben_plan") == 1 and "demo_world" not in counts
+    assert "Params have changed since last execution" in out
