@@ -1,0 +1,49 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+from cloudyeo import devices
+
+
+def _claim_in_subprocess(lock_dir, n, hold_seconds=0.0):
+    code = textwrap.dedent(f"""
+        import os, sys, time
+        from pathlib import Path
+        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        from cloudyeo.devices import claim_gpu
+        try:
+            gpu = claim_gpu({n}, Path({str(lock_dir)!r}))
+        except RuntimeError as exc:
+            print("ERR", exc, flush=True); sys.exit(0)
+        print(gpu, os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
+        time.sleep({hold_seconds})
+    """)
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+
+
+def test_concurrent_jobs_get_distinct_gpus_and_locks_free_on_exit(tmp_path):
+    holders = [_claim_in_subprocess(tmp_path, 2, hold_seconds=3) for _ in range(2)]
+    first = sorted(p.stdout.readline().split()[0] for p in holders)
+    assert first == ["0", "1"]
+    third = _claim_in_subprocess(tmp_path, 2)
+    assert third.communicate(timeout=30)[0].startswith("ERR all 2 GPUs are claimed")
+    for p in holders:
+        p.wait(timeout=30)
+    again = _claim_in_subprocess(tmp_path, 2)
+    assert again.communicate(timeout=30)[0].split()[0] == "0"
+
+
+def test_nothing_claimed_when_slurm_or_user_chose(monkeypatch, tmp_path):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert devices.claim_gpu(4, tmp_path) is None
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+
+
+def test_cpu_without_gpus(monkeypatch, tmp_path):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert devices.claim_gpu(0, tmp_path) is None
+    import torch
+
+    monkeypatch.setattr(devices, "claim_gpu", lambda: None)
+    assert devices.torch_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
