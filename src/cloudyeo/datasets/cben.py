@@ -34,12 +34,13 @@ from affine import Affine
 from shapely.ops import unary_union
 from tqdm import tqdm
 
-from .. import __version__, store
+from .. import store
 from ..archives import open_archive, readable_href
 from ..archives.base import Archive, SceneRecord, SearchQuery
 from ..climatology import Climatology
 from ..config import paths
 from ..http import redact
+from ..provenance import code_version
 from ..grids import footprint, geojson, scaled_transform, to_lonlat, union_window, upsample_bilinear, window_for
 from ..reben import ReBEN, parse_product, s1_datetime
 from ..sentinel import (
@@ -298,7 +299,7 @@ def init_store(cfg: dict[str, Any]) -> None:
         archive=cfg["archive"],
         store_codec=cfg["cben"]["store_codec"],
         build_config=json.dumps(cfg, sort_keys=True),
-        code_version=__version__,
+        code_version=code_version("cben"),
     )
     store.create_store(p.cben_store, len(rows), variables, coords, attrs, codec=cfg["cben"]["store_codec"])
     if len(rows):
