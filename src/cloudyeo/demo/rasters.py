@@ -41,34 +41,28 @@ def write_cog(
     ``predictor``: 1 none (categorical), 2 horizontal differencing (integers), 3 floating point.
     ``resampling`` only matters when the raster is large enough to get overviews.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    height, width = array.shape
-    tmp = _tmp(path)
-    profile = dict(
-        driver="COG", width=width, height=height, count=1, dtype=array.dtype.name,
-        crs=_crs(epsg), transform=transform, nodata=nodata, compress="DEFLATE", level=DEFLATE_LEVEL,
-        predictor=predictor, blocksize=512, resampling=resampling.upper(),
-    )
-    with rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(array, 1)
-    os.replace(tmp, path)
-    return path
+    return _write(path, array, dict(
+        driver="COG", crs=_crs(epsg), transform=transform, nodata=nodata, compress="DEFLATE",
+        level=DEFLATE_LEVEL, predictor=predictor, blocksize=512, resampling=resampling.upper(),
+    ))
 
 
 def write_gtiff(path: Path, array: np.ndarray, transform: Affine, epsg: int, *,
                 nodata: float | int | None = None, predictor: int = 2) -> Path:
     """Write one band as a small striped GeoTIFF (BigEarthNet patch style)."""
+    return _write(path, array, dict(
+        driver="GTiff", crs=_crs(epsg), transform=transform, nodata=nodata, compress="DEFLATE",
+        zlevel=DEFLATE_LEVEL, predictor=predictor,
+    ))
+
+
+def _write(path: Path, array: np.ndarray, profile: dict) -> Path:
+    """One band under a temporary name, renamed into place when complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = array.shape
     tmp = _tmp(path)
-    profile = dict(
-        driver="GTiff", width=width, height=height, count=1, dtype=array.dtype.name,
-        crs=_crs(epsg), transform=transform, nodata=nodata, compress="DEFLATE",
-        zlevel=DEFLATE_LEVEL, predictor=predictor,
-    )
-    with rasterio.open(tmp, "w", **profile) as dst:
+    with rasterio.open(tmp, "w", width=width, height=height, count=1, dtype=array.dtype.name, **profile) as dst:
         dst.write(array, 1)
     os.replace(tmp, path)
     return path
