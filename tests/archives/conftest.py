@@ -338,5 +338,5 @@ def flaky_proxy(rustac_url: str):
 @pytest.fixture(autouse=True)
 def _no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see real credentials from the developer's environment."""
-    for name in ("CLOUDYEO_STAC_TOKEN", "CDSE_ACCESS_TOKEN", "PC_SDK_SUBSCRIPTION_KEY"):
+    for name in ("CLOUDYEO_STAC_TOKEN", "CDSE_ACCESS_TOKEN", "PC_SDK_SUBSCRIPTION_KEY", "PL_API_KEY"):
         monkeypatch.delenv(name, raising=False)
