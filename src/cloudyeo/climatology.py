@@ -153,7 +153,6 @@ class _Layer:
         self.max_block_pixels = max_block_pixels
         self._ds: Any = None
         self.reads = 0  # windowed reads issued (for tests / benchmarks)
-        self.pixels_read = 0
 
     def open(self) -> Any:
         if self._ds is None:
@@ -223,7 +222,6 @@ class _Layer:
 
         ds = self.open()
         self.reads += 1
-        self.pixels_read += nrows * ncols
         return ds.read(1, window=Window(col0, row0, ncols, nrows))
 
     def value_scalar(self, row: int, col: int) -> int:

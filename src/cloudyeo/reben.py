@@ -26,10 +26,6 @@ from affine import Affine
 
 from .sentinel import BEN19_CLASSES, S1_POLARIZATIONS, S2_L2A_BANDS
 
-METADATA_COLUMNS = (
-    "patch_id", "labels", "split", "country", "s1_name", "s2v1_name",
-    "contains_seasonal_snow", "contains_cloud_or_shadow",
-)
 _PRODUCT_RE = re.compile(
     r"^(?P<platform>S2[ABCD])_MSIL2A_(?P<datetime>\d{8}T\d{6})_N(?P<baseline>\d{4})"
     r"_R(?P<orbit>\d{3})_T(?P<tile>\d{2}[A-Z]{3})$"

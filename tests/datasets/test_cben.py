@@ -105,7 +105,6 @@ def test_offset_applied_for_reprocessed_scenes(tiny_world):
 
     from cloudyeo.archives import open_archive
     from cloudyeo.archives.base import SearchQuery
-    from cloudyeo.grids import scaled_transform
 
     p = paths(tiny_world)
     ref = ReBEN(p.reference)

@@ -14,7 +14,6 @@ reading (:func:`readable_href`); records themselves never carry credentials.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
 from cloudyeo.archives.base import (

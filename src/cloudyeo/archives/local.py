@@ -107,9 +107,6 @@ class LocalStacArchive:
                 self._collections = []
         return self._collections
 
-    def collection_ids(self) -> list[str]:
-        return sorted(self._load())
-
     def records(self, collection: str | None = None) -> list[SceneRecord]:
         """All records (of one collection), in file order."""
         data = self._load()

@@ -17,11 +17,9 @@ import logging
 import os
 import threading
 import time
-from dataclasses import replace
 from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
-from cloudyeo.archives.base import SceneRecord
 from cloudyeo.http import AuthError, HttpClient, HttpError, RetryPolicy, register_secret
 
 log = logging.getLogger(__name__)
@@ -133,11 +131,6 @@ class PlanetaryComputerSigner:
         token = self.token(collection)
         sep = "&" if urlsplit(href).query else "?"
         return f"{href}{sep}{token}"
-
-    def sign_record(self, record: SceneRecord, collection: str) -> SceneRecord:
-        """A copy of ``record`` with signed asset hrefs — for immediate reading only, never store."""
-        assets = {b: replace(a, href=self.sign_href(a.href, collection)) for b, a in record.assets.items()}
-        return replace(record, assets=assets)
 
     def clear(self) -> None:
         with self._lock:

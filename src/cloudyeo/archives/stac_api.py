@@ -88,7 +88,6 @@ class StacApiArchive:
         if not self.url:
             raise ValueError(f"stac.url is required with stac.preset: {preset}")
         self.collections: dict[str, str] = {**self.preset.collections, **dict(collections or {})}
-        self._logical = {v: k for k, v in self.collections.items()}
         if self.preset.max_page_size:
             page_size = min(page_size, self.preset.max_page_size)
         self.page_size = max(1, int(page_size))
@@ -173,9 +172,6 @@ class StacApiArchive:
                 f"collection {logical!r} is not offered by STAC preset {self.preset.name!r}; "
                 f"map it to a server collection id with config key stac.collections"
             ) from None
-
-    def logical_collection(self, server_id: str) -> str:
-        return self._logical.get(server_id, server_id)
 
     # -- searching ------------------------------------------------------------------------
 

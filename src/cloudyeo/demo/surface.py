@@ -30,7 +30,6 @@ N_CLASSES = len(BEN19_CLASSES)
 N_BANDS = len(S2_L1C_BANDS)  # 13, B10 included (its BOA value is unused)
 BAND_INDEX = {b: i for i, b in enumerate(S2_L1C_BANDS)}
 WATER_CLASSES = (17, 18)
-FOREST_CLASSES = (8, 9, 10)
 
 # Endmember reflectances, bands B01..B12 in S2_L1C_BANDS order (B10 slot unused: 0).
 _E = {

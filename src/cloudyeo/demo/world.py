@@ -223,11 +223,6 @@ def s1_patch_prefix(s1: S1Acquisition, tile: TileSpec) -> str:
     return f"{s1.platform}_IW_GRDH_1SDV_{s1.start:%Y%m%dT%H%M%S}_{tile.id}"
 
 
-def _read_window(path: Path, row: int, col: int, n: int) -> np.ndarray:
-    with rasterio.open(path) as src:
-        return src.read(1, window=Window(col, row, n, n))
-
-
 def render_reference(tile: TileSpec, seed: int, acq: S2Acquisition, s1: S1Acquisition,
                      out: Path) -> dict[str, Any]:
     """Cut the reBEN patches of one reference acquisition from the archive files."""
