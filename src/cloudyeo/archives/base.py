@@ -9,8 +9,13 @@ rest of the package a :class:`SceneRecord`. Servers also differ in filter suppor
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+from cloudyeo.http import redact
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,20 @@ def apply_filters(records: Iterable[SceneRecord], query: SearchQuery) -> list[Sc
             seen.add(r.id)
             unique.append(r)
     return unique
+
+
+def normalise_and_filter(
+    items: Iterable[dict[str, Any]], to_record: Callable[[dict[str, Any]], SceneRecord],
+    query: SearchQuery, source: str,
+) -> list[SceneRecord]:
+    """Records of the usable items (unusable ones are logged and skipped), re-filtered."""
+    records = []
+    for item in items:
+        try:
+            records.append(to_record(item))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("skipping unusable %s item %s: %s", source, redact(item.get("id")), exc)
+    return apply_filters(records, query)
 
 
 def by_id(records: Sequence[SceneRecord]) -> dict[str, SceneRecord]:

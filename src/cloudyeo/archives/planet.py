@@ -72,7 +72,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
-from cloudyeo.archives.base import AssetInfo, SceneRecord, SearchQuery, apply_filters
+from cloudyeo.archives.base import AssetInfo, SceneRecord, SearchQuery, normalise_and_filter
 from cloudyeo.archives.stac_items import parse_datetime
 from cloudyeo.http import AuthError, HttpClient, HttpError, RetryPolicy, redact, register_secret
 
@@ -443,16 +443,11 @@ class PlanetArchive:
         return True
 
     def search(self, query: SearchQuery) -> list[SceneRecord]:
-        records = []
-        for feature in self.search_items(query):
-            if not self._keep(feature):
-                continue
-            try:
-                records.append(feature_to_record(feature, asset_type=self.asset_type,
-                                                 base_url=self.url))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("skipping unusable Planet item %s: %s", redact(feature.get("id")), exc)
-        return apply_filters(records, query)
+        return normalise_and_filter(
+            (f for f in self.search_items(query) if self._keep(f)),
+            lambda f: feature_to_record(f, asset_type=self.asset_type, base_url=self.url),
+            query, "Planet",
+        )
 
 
 __all__ = [

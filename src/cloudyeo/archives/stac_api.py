@@ -22,7 +22,7 @@ import logging
 import os
 from typing import Any, Iterator, Mapping
 
-from cloudyeo.archives.base import SceneRecord, SearchQuery, apply_filters
+from cloudyeo.archives.base import SceneRecord, SearchQuery, normalise_and_filter
 from cloudyeo.archives.presets import Preset, build_cql2_filter, build_query, get_preset
 from cloudyeo.archives.signing import PlanetaryComputerSigner
 from cloudyeo.archives.stac_items import item_to_record, mgrs_tile_bbox
@@ -252,15 +252,11 @@ class StacApiArchive:
         return items
 
     def search(self, query: SearchQuery) -> list[SceneRecord]:
-        items = self.search_items(query)
-        records = []
-        for item in items:
-            try:
-                records.append(item_to_record(item, collection=query.collection,
-                                              base_href=self.asset_base))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("skipping unusable STAC item %s: %s", redact(item.get("id")), exc)
-        return apply_filters(records, query)
+        return normalise_and_filter(
+            self.search_items(query),
+            lambda item: item_to_record(item, collection=query.collection, base_href=self.asset_base),
+            query, "STAC",
+        )
 
     # -- signing ----------------------------------------------------------------------------
 
