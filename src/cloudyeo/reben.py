@@ -96,14 +96,19 @@ class ReBEN:
         df.index = pd.Index(df["patch_id"].to_numpy(), name=None)
         return df
 
+    @cached_property
+    def _rows_by_product(self) -> dict[str, np.ndarray]:
+        # One grouping instead of a scan of all ~550k rows per product.
+        return self.metadata.groupby("product").indices
+
     def products(self) -> list[str]:
-        return sorted(self.metadata["product"].unique())
+        return sorted(self._rows_by_product)
 
     def patches(self, product: str) -> pd.DataFrame:
-        rows = self.metadata[self.metadata["product"] == product]
-        if rows.empty:
+        rows = self._rows_by_product.get(product)
+        if rows is None:
             raise ReferenceDataError(f"{self.metadata_path}: no patches of product {product}")
-        return rows.sort_values("patch_id")
+        return self.metadata.iloc[rows].sort_values("patch_id")
 
     def s2_path(self, patch_id: str, band: str) -> Path:
         return self.root / "BigEarthNet-S2" / product_of(patch_id) / patch_id / f"{patch_id}_{band}.tif"
