@@ -45,3 +45,28 @@ def tiny_world(tmp_path_factory) -> dict:
     cfg = tiny_config(base)
     generate_world(cfg["demo"], paths(cfg).demo, progress=False)
     return cfg
+
+
+# The time-series part of the demo world, tiny: two ROIs of one 256 px patch each, in two UTM
+# zones, a year of scenes (with partial scenes and one scene missing a band), no SSL locations.
+TINY_TIMESERIES_DEMO = {
+    "rois": ["14SKF", "44QKE"],
+    "roi_size_px": 264,
+    "ssl_locations": [],
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_timeseries_world(tmp_path_factory) -> dict:
+    """Config dict of a generated tiny time-series demo world (read-only for tests)."""
+    from cloudyeo.demo.timeseries import generate_timeseries_world
+
+    base = tmp_path_factory.mktemp("tiny_ts")
+    cfg = tiny_config(base, demo_timeseries=dict(TINY_TIMESERIES_DEMO), timeseries={
+        "intervals": 12,
+        "splits": {"train": ["14SKF"], "validation": [], "test": ["44QKE"]},
+        "manifest": {"samples_per_patch": 4, "cloud_range": {"train": [0, 100], "validation": [0, 100],
+                                                              "test": [0, 100]}},
+    })
+    generate_timeseries_world(cfg["demo_timeseries"], paths(cfg).demo_timeseries, progress=False)
+    return cfg

@@ -129,6 +129,29 @@ class Paths:
     def cben_part(self, product: str) -> Path:
         return self.cben / "parts" / f"{product}.parquet"
 
+    @property
+    def demo_timeseries(self) -> Path:
+        return self.resources / "demo-timeseries"
+
+    @property
+    def timeseries(self) -> Path:
+        return self.results / "datasets" / "timeseries"
+
+    @property
+    def timeseries_store(self) -> Path:
+        return self.results / "datasets" / "timeseries.zarr"
+
+    def timeseries_part(self, roi: str) -> Path:
+        return self.timeseries / "parts" / f"{roi}.parquet"
+
+    @property
+    def ssl4eo(self) -> Path:
+        return self.results / "datasets" / "ssl4eo"
+
+    @property
+    def ssl4eo_store(self) -> Path:
+        return self.results / "datasets" / "ssl4eo.zarr"
+
 
 def paths(cfg: dict[str, Any]) -> Paths:
     """Locations for a config; missing sections take the schema defaults."""
@@ -156,6 +179,9 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "demo": ("archive", "resources_dir", "demo"),
     "climatology": ("archive", "resources_dir", "climatology"),
     "cben": ("archive", "resources_dir", "results_dir", "stac", "climatology", "reference", "cben"),
+    "demo_timeseries": ("archive", "resources_dir", "demo_timeseries"),
+    "timeseries": ("archive", "resources_dir", "results_dir", "stac", "timeseries"),
+    "ssl4eo": ("archive", "resources_dir", "results_dir", "stac", "ssl4eo"),
 }
 
 

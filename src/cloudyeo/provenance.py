@@ -17,13 +17,21 @@ from . import __version__
 
 PACKAGE = Path(__file__).resolve().parent
 _COMMON = ("__init__.py", "config.py", "sentinel.py", "schemas")
+# The demo world's shared generator code (each part adds its own module).
+_DEMO = tuple(f"demo/{m}.py" for m in ("__init__", "world", "tiles", "schedule", "surface",
+                                        "atmosphere", "climatology", "rasters", "stac"))
 
 # Files and folders (relative to the package) whose code decides each stage's outputs.
 STAGE_SOURCES: dict[str, tuple[str, ...]] = {
-    "demo": (*_COMMON, "demo", "grids.py"),
+    "demo": (*_COMMON, *_DEMO, "grids.py"),
+    "demo_timeseries": (*_COMMON, *_DEMO, "demo/timeseries.py"),
     "climatology": (*_COMMON, "climatology.py", "http.py"),
     "cben": (*_COMMON, "datasets/cben.py", "grids.py", "reben.py", "store.py", "archives",
              "climatology.py", "http.py", "report"),
+    "timeseries": (*_COMMON, "datasets/timeseries.py", "grids.py", "store.py", "archives", "masks",
+                   "http.py", "report"),
+    "ssl4eo": (*_COMMON, "datasets/ssl4eo.py", "grids.py", "store.py", "archives", "http.py",
+               "report"),
 }
 
 

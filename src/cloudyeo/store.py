@@ -119,12 +119,15 @@ class VariableSpec:
     #: samples per chunk: 1 for variables written by parallel jobs; None = one chunk for all
     #: samples, for small variables written once at creation (e.g. labels known at plan time).
     samples_per_chunk: int | None = 1
+    #: chunk shape of the non-leading dims (default: whole), e.g. ``(1, 13, 256, 256)`` for
+    #: (time, band, y, x) so that each (sample, time step) is its own chunk.
+    inner_chunks: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.dims) != len(self.shape):
             raise ValueError(f"dims {self.dims} and shape {self.shape} differ in length")
-        if SAMPLE_DIM in self.dims:
-            raise ValueError(f"dims {self.dims} must not repeat the leading {SAMPLE_DIM!r} dim")
+        if self.inner_chunks is not None and len(self.inner_chunks) != len(self.shape):
+            raise ValueError(f"inner_chunks {self.inner_chunks} do not match shape {self.shape}")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -305,8 +308,11 @@ def create_store(
     attrs: dict,
     *,
     codec: str = DEFAULT_CODEC,
+    sample_dim: str = SAMPLE_DIM,
 ) -> None:
     """(Over)write an empty dataset store: metadata of every variable, coordinates, root attrs.
+
+    ``sample_dim`` names the leading dimension (``sample``; ``patch`` for time series).
 
     ``variables`` get chunks ``(1, *spec.shape)`` and ``codec`` compression (see
     :data:`CODECS`); nothing of them is written yet (unwritten samples read as ``_FillValue``).
@@ -326,8 +332,10 @@ def create_store(
     path.parent.mkdir(parents=True, exist_ok=True)
     group = zarr.open_group(str(path), mode="w", zarr_format=3, attributes=_jsonable(attrs))
 
-    dim_sizes: dict[str, int] = {SAMPLE_DIM: n_samples}
+    dim_sizes: dict[str, int] = {sample_dim: n_samples}
     for name, spec in variables.items():
+        if sample_dim in spec.dims:
+            raise ValueError(f"variable {name!r}: dims {spec.dims} repeat the leading {sample_dim!r}")
         for d, n in zip(spec.dims, spec.shape, strict=True):
             if dim_sizes.setdefault(d, n) != n:
                 raise ValueError(f"variable {name!r}: dim {d!r} is {n}, elsewhere {dim_sizes[d]}")
@@ -349,10 +357,10 @@ def create_store(
         group.create_array(
             name,
             shape=(n_samples, *spec.shape),
-            chunks=(spec.samples_per_chunk or max(n_samples, 1), *spec.shape),
+            chunks=(spec.samples_per_chunk or max(n_samples, 1), *(spec.inner_chunks or spec.shape)),
             dtype=dtype,
             fill_value=zfill,
-            dimension_names=(SAMPLE_DIM, *spec.dims),
+            dimension_names=(sample_dim, *spec.dims),
             compressors=_compressors(codec, dtype.itemsize),
             chunk_key_encoding=_chunk_key_encoding(),
             attributes=attrs_v,

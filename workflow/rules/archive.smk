@@ -21,6 +21,26 @@ if config["archive"] == "demo":
 
     ARCHIVE_READY = [rules.demo_world.output.world]
 
+    rule demo_timeseries:
+        output:
+            world=P.demo_timeseries / "world.json",
+        params:
+            cfg=stage_config(config, "demo_timeseries"),
+            code=code_version("demo_timeseries"),
+        threads: 2
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        log:
+            f"{LOGS}/demo_timeseries.log",
+        benchmark:
+            f"{LOGS}/benchmarks/demo_timeseries.tsv"
+        shell:
+            "cloudyeo demo generate-timeseries --quiet --workers {threads} --config-json {params.cfg:q} > {log} 2>&1"
+
+    # The time-series and SSL4EO datasets read this part of the demo world.
+    TIMESERIES_ARCHIVE_READY = [rules.demo_timeseries.output.world]
+
 else:
     CLIMATOLOGY_FILES = [P.climatology / f"MODCF_monthlymean_{m:02d}.tif" for m in range(1, 13)] + [
         P.climatology / "MODCF_interannualSD.tif"
@@ -44,3 +64,4 @@ else:
             "cloudyeo climatology download --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
     ARCHIVE_READY = CLIMATOLOGY_FILES
+    TIMESERIES_ARCHIVE_READY = []

@@ -68,6 +68,9 @@ class S2Acquisition:
     is_reference: bool
     cloud_target: float  # percent
     sky: SkyParams
+    # Availability quirks of real archives (None: a complete scene covering the whole tile).
+    swath_edge: float | None = None  # nodata east of a slanted swath edge at this column fraction
+    missing_band: str | None = None  # a band absent from the product (file and STAC asset)
 
     @property
     def offset_dn(self) -> float:
@@ -211,37 +214,10 @@ def build_schedule(tile: TileSpec, cfg: dict, clim: Climatology, slot: dt.date) 
         sched.climatology[m] = clim.at(lon, lat, m)
 
     t2 = _s2_time(tile, lon, seed)
-    k_first = math.ceil(((start - GRID_EPOCH).days - phase2) / rev2)
-    k = k_first
+    k = math.ceil(((start - GRID_EPOCH).days - phase2) / rev2)
     while s2_day(k) <= end:
-        day = s2_day(k)
-        platform = "S2A" if k % 2 == 0 else "S2B"
-        sensing = dt.datetime.combine(day, t2, tzinfo=UTC)
-        r = _rng(seed, "s2", tile.id, day.isoformat())
-        is_ref = k in ref_ordinals
-        reprocessed = (not is_ref) and r.random() < REPROCESSED_FRACTION
-        baseline = REPROCESSED_BASELINE if reprocessed else _baseline(day)
-        mean, sd = sched.climatology[day.month]
-        cloud = 0.0 if is_ref else _draw_cloud_percent(r, mean, sd)
-        sky = _sky(r, cloud, day.timetuple().tm_yday, lat)
-        if reprocessed:
-            l2a_proc = dt.datetime(2023, 2, 1, tzinfo=UTC) + dt.timedelta(
-                days=int(r.integers(0, 300)), seconds=int(r.integers(0, 86400)))
-            l1c_proc = l2a_proc - dt.timedelta(seconds=int(r.integers(1800, 10800)))
-        else:
-            l1c_proc = sensing + dt.timedelta(seconds=int(r.integers(180, 900)))
-            l2a_proc = sensing + dt.timedelta(seconds=int(r.integers(3600, 6 * 3600)))
-        nbase = "N" + baseline.replace(".", "")
-        rel = f"R{tile.s2_relative_orbit:03d}"
-        l2a_id = f"{platform}_MSIL2A_{_stamp(sensing)}_{nbase}_{rel}_T{tile.id}_{_stamp(l2a_proc)}"
-        l1c_id = f"{platform}_MSIL1C_{_stamp(sensing)}_{nbase}_{rel}_T{tile.id}_{_stamp(l1c_proc)}"
-        sched.s2.append(S2Acquisition(
-            tile=tile.id, ordinal=k, platform=platform, sensing=sensing, baseline=baseline,
-            relative_orbit=tile.s2_relative_orbit,
-            absolute_orbit=_absolute_orbit(_S2_EPOCH, _S2_ORBITS_PER_DAY, platform, sensing),
-            l2a_id=l2a_id, l1c_id=l1c_id, datatake=f"{platform}_{_stamp(sensing)}_T{tile.id}",
-            is_reference=is_ref, cloud_target=cloud, sky=sky,
-        ))
+        sched.s2.append(s2_acquisition(tile, seed, k, s2_day(k), t2, sched.climatology, lat,
+                                       is_reference=k in ref_ordinals))
         k += 1
 
     phase1 = int(rng.integers(0, rev1))
@@ -252,19 +228,55 @@ def build_schedule(tile: TileSpec, cfg: dict, clim: Climatology, slot: dt.date) 
 
     k = math.ceil(((start - GRID_EPOCH).days - phase1) / rev1)
     while s1_day(k) <= end:
-        day = s1_day(k)
-        platform = "S1A" if k % 2 == 0 else "S1B"
-        t_start = dt.datetime.combine(day, t1, tzinfo=UTC)
-        t_stop = t_start + dt.timedelta(seconds=25)
-        absorbit = _absolute_orbit(_S1_EPOCH, _S1_ORBITS_PER_DAY, platform, t_start)
-        datatake = (absorbit * 0x2B + stable_hash("dt", tile.id, platform)) & 0xFFFFF
-        uid = stable_hash(seed, "s1-uid", tile.id, day.isoformat()) & 0xFFFF
-        scene_id = (f"{platform}_IW_GRDH_1SDV_{_stamp(t_start)}_{_stamp(t_stop)}_"
-                    f"{absorbit:06d}_{datatake:06X}_{uid:04X}")
-        sched.s1.append(S1Acquisition(
-            tile=tile.id, ordinal=k, platform=platform, start=t_start, stop=t_stop,
-            relative_orbit=tile.s1_relative_orbit, absolute_orbit=absorbit,
-            datatake_id=datatake, scene_id=scene_id,
-        ))
+        sched.s1.append(s1_acquisition(tile, seed, k, s1_day(k), t1))
         k += 1
     return sched
+
+
+def s2_acquisition(tile: TileSpec, seed: int, k: int, day: dt.date, overpass: dt.time,
+                   climatology: dict[int, tuple[float, float]], lat: float, *,
+                   is_reference: bool = False, **quirks) -> S2Acquisition:
+    """One Sentinel-2 datatake on revisit-grid ordinal ``k``; every scalar seeded by the day."""
+    platform = "S2A" if k % 2 == 0 else "S2B"
+    sensing = dt.datetime.combine(day, overpass, tzinfo=UTC)
+    r = _rng(seed, "s2", tile.id, day.isoformat())
+    reprocessed = (not is_reference) and r.random() < REPROCESSED_FRACTION
+    baseline = REPROCESSED_BASELINE if reprocessed else _baseline(day)
+    mean, sd = climatology[day.month]
+    cloud = 0.0 if is_reference else _draw_cloud_percent(r, mean, sd)
+    sky = _sky(r, cloud, day.timetuple().tm_yday, lat)
+    if reprocessed:
+        l2a_proc = dt.datetime(2023, 2, 1, tzinfo=UTC) + dt.timedelta(
+            days=int(r.integers(0, 300)), seconds=int(r.integers(0, 86400)))
+        l1c_proc = l2a_proc - dt.timedelta(seconds=int(r.integers(1800, 10800)))
+    else:
+        l1c_proc = sensing + dt.timedelta(seconds=int(r.integers(180, 900)))
+        l2a_proc = sensing + dt.timedelta(seconds=int(r.integers(3600, 6 * 3600)))
+    nbase = "N" + baseline.replace(".", "")
+    rel = f"R{tile.s2_relative_orbit:03d}"
+    return S2Acquisition(
+        tile=tile.id, ordinal=k, platform=platform, sensing=sensing, baseline=baseline,
+        relative_orbit=tile.s2_relative_orbit,
+        absolute_orbit=_absolute_orbit(_S2_EPOCH, _S2_ORBITS_PER_DAY, platform, sensing),
+        l2a_id=f"{platform}_MSIL2A_{_stamp(sensing)}_{nbase}_{rel}_T{tile.id}_{_stamp(l2a_proc)}",
+        l1c_id=f"{platform}_MSIL1C_{_stamp(sensing)}_{nbase}_{rel}_T{tile.id}_{_stamp(l1c_proc)}",
+        datatake=f"{platform}_{_stamp(sensing)}_T{tile.id}",
+        is_reference=is_reference, cloud_target=cloud, sky=sky, **quirks,
+    )
+
+
+def s1_acquisition(tile: TileSpec, seed: int, k: int, day: dt.date, overpass: dt.time) -> S1Acquisition:
+    """One Sentinel-1 IW GRD acquisition on revisit-grid ordinal ``k``."""
+    platform = "S1A" if k % 2 == 0 else "S1B"
+    t_start = dt.datetime.combine(day, overpass, tzinfo=UTC)
+    t_stop = t_start + dt.timedelta(seconds=25)
+    absorbit = _absolute_orbit(_S1_EPOCH, _S1_ORBITS_PER_DAY, platform, t_start)
+    datatake = (absorbit * 0x2B + stable_hash("dt", tile.id, platform)) & 0xFFFFF
+    uid = stable_hash(seed, "s1-uid", tile.id, day.isoformat()) & 0xFFFF
+    scene_id = (f"{platform}_IW_GRDH_1SDV_{_stamp(t_start)}_{_stamp(t_stop)}_"
+                f"{absorbit:06d}_{datatake:06X}_{uid:04X}")
+    return S1Acquisition(
+        tile=tile.id, ordinal=k, platform=platform, start=t_start, stop=t_stop,
+        relative_orbit=tile.s1_relative_orbit, absolute_orbit=absorbit,
+        datatake_id=datatake, scene_id=scene_id,
+    )

@@ -197,10 +197,14 @@ class TileSpec:
         }
 
 
-def make_tile(tile_id: str, size_px: int) -> TileSpec:
-    """Place a demo tile: the grid around its nominal location, snapped to 1200 m."""
-    if size_px % (BEN_PATCH_METRES // PIXEL_M) or size_px <= 0:
-        raise ValueError(f"demo tile_size_px must be a positive multiple of 120, got {size_px}")
+def make_tile(tile_id: str, size_px: int, unit_px: int = BEN_PATCH_METRES // PIXEL_M) -> TileSpec:
+    """Place a demo tile: the grid around its nominal location, snapped to 1200 m.
+
+    ``size_px`` must be a multiple of ``unit_px``: 120 (one BigEarthNet patch) for CBEN tiles,
+    6 (one 60 m pixel) for tiles that only need whole pixels in every band.
+    """
+    if size_px % unit_px or size_px <= 0:
+        raise ValueError(f"demo tile size must be a positive multiple of {unit_px} px, got {size_px}")
     tile_id = str(tile_id).strip().upper()
     zone, band, square = parse_tile_id(tile_id)
     lon, lat = nominal_lonlat(tile_id)

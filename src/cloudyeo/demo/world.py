@@ -148,8 +148,43 @@ def _scl_percent(scl: np.ndarray) -> dict[int, float]:
     return {int(c): 100.0 * float(n) / scl.size for c, n in enumerate(counts) if n}
 
 
-def render_s2(tile: TileSpec, seed: int, acq: S2Acquisition, out: Path) -> dict[str, Any]:
-    """Write L2A (12 bands + SCL), L1C (13 bands) and the truth mask of one datatake."""
+def swath_valid(tile: TileSpec, swath_edge: float | None, res: int = 10) -> np.ndarray | None:
+    """Pixels inside the swath at ``res`` (None: the scene covers the whole tile).
+
+    The swath edge is a slanted line: valid where ``col/W + 0.25 * row/H < swath_edge``. A
+    coarse pixel is valid only when all its 10 m pixels are.
+    """
+    if swath_edge is None:
+        return None
+    h, w = tile.shape_at(10)
+    rr, cc = np.mgrid[0:h, 0:w]
+    valid = (cc + 0.5) / w + 0.25 * (rr + 0.5) / h < swath_edge
+    k = res // 10
+    return valid.reshape(h // k, k, w // k, k).all(axis=(1, 3)) if k > 1 else valid
+
+
+def swath_footprint(tile: TileSpec, swath_edge: float) -> dict[str, Any]:
+    """GeoJSON (EPSG:4326) of the part of the tile inside the swath."""
+    import shapely
+    from shapely.geometry import Polygon, box, mapping
+
+    h, w = tile.shape_at(10)
+    half = Polygon([(0, 0), (swath_edge * w, 0), ((swath_edge - 0.25) * w, h), (0, h)])
+    pix = box(0, 0, w, h).intersection(half)
+    t = tile.transform
+    to_ll = tile._to_lonlat
+    def to_lonlat(xy: np.ndarray) -> np.ndarray:
+        x, y = t @ (xy[:, 0], xy[:, 1])
+        return np.column_stack(to_ll.transform(x, y))
+
+    geo = shapely.transform(pix, to_lonlat)
+    geom = mapping(geo.buffer(0))
+    return json.loads(json.dumps(geom))
+
+
+def render_s2(tile: TileSpec, seed: int, acq: S2Acquisition, out: Path, with_l2a: bool = True) -> dict[str, Any]:
+    """Write L2A (12 bands + SCL, unless ``with_l2a`` is False), L1C (13 bands) and the truth mask
+    of one datatake. Pixels outside a partial scene's swath are nodata (DN 0, SCL 0)."""
     surf = tile_surface(tile, seed)
     day = acq.sensing.date()
     clear, snow = surface_reflectance(surf, day)
@@ -164,6 +199,11 @@ def render_s2(tile: TileSpec, seed: int, acq: S2Acquisition, out: Path) -> dict[
     offset = acq.offset_dn
     l2a_dir = out / "archive" / COLLECTION_L2A / acq.l2a_id
     l1c_dir = out / "archive" / COLLECTION_L1C / acq.l1c_id
+
+    def cut(dn: np.ndarray, res: int) -> np.ndarray:
+        valid = swath_valid(tile, acq.swath_edge, res)
+        return dn if valid is None else np.where(valid, dn, 0).astype(dn.dtype)
+
     for band in S2_L1C_BANDS:
         res = S2_BAND_GSD[band]
         k = res // 10
@@ -176,17 +216,37 @@ def render_s2(tile: TileSpec, seed: int, acq: S2Acquisition, out: Path) -> dict[
             l1c = signal + noise
         else:
             l2a = signal + noise
-            write_cog(l2a_dir / f"{band}.tif", to_dn(l2a, offset), transform, tile.epsg, nodata=0)
+            if with_l2a:
+                write_cog(l2a_dir / f"{band}.tif", cut(to_dn(l2a, offset), res), transform, tile.epsg,
+                          nodata=0)
             # L2A is derived from L1C: the same detector noise, seen through the atmosphere.
             l1c = block_mean(toa[i], k) + noise * t_band[i]
-        write_cog(l1c_dir / f"{band}.tif", to_dn(l1c, offset), transform, tile.epsg, nodata=0)
-    write_cog(l2a_dir / "SCL.tif", scl, tile.transform_at(20), tile.epsg, nodata=0, predictor=1)
+        if band != acq.missing_band:
+            write_cog(l1c_dir / f"{band}.tif", cut(to_dn(l1c, offset), res), transform, tile.epsg,
+                      nodata=0)
+    scl = cut(scl, 20)
+    if with_l2a:
+        write_cog(l2a_dir / "SCL.tif", scl, tile.transform_at(20), tile.epsg, nodata=0, predictor=1)
     write_cog(out / "archive" / "truth" / f"{acq.datatake}.tif", truth, tile.transform, tile.epsg,
               nodata=None, predictor=1)
-    l1c_cloud = 100.0 * float(np.mean((truth & (TRUTH_CLOUD | TRUTH_CIRRUS)) > 0))
-    return {
-        "items": [s2_l2a_item(acq, tile, _scl_percent(scl)), s2_l1c_item(acq, tile, l1c_cloud)],
-    }
+    valid10 = swath_valid(tile, acq.swath_edge, 10)
+    cloudy = (truth & (TRUTH_CLOUD | TRUTH_CIRRUS)) > 0
+    # Like real metadata, percentages refer to the valid (in-swath) pixels.
+    l1c_cloud = 100.0 * float(np.mean(cloudy if valid10 is None else cloudy[valid10]))
+    valid20 = swath_valid(tile, acq.swath_edge, 20)
+    items = [s2_l1c_item(acq, tile, l1c_cloud)]
+    if with_l2a:
+        items.insert(0, s2_l2a_item(acq, tile, _scl_percent(scl if valid20 is None else scl[valid20])))
+    for item in items:
+        if acq.swath_edge is not None:
+            item["geometry"] = swath_footprint(tile, acq.swath_edge)
+            ring = item["geometry"]["coordinates"][0]
+            item["bbox"] = [min(p[0] for p in ring), min(p[1] for p in ring),
+                            max(p[0] for p in ring), max(p[1] for p in ring)]
+            item["properties"]["s2:nodata_pixel_percentage"] = round(100.0 * float(1 - valid10.mean()), 4)
+        if acq.missing_band is not None and item["collection"] == COLLECTION_L1C:
+            item["assets"].pop(acq.missing_band, None)
+    return {"items": items}
 
 
 def render_s1(tile: TileSpec, seed: int, acq: S1Acquisition, out: Path) -> dict[str, Any]:
@@ -286,6 +346,8 @@ def _run_task(task: tuple) -> dict[str, Any]:
     kind, tile, seed, payload, out = task
     if kind == "s2":
         return render_s2(tile, seed, payload, out)
+    if kind == "s2-l1c":
+        return render_s2(tile, seed, payload, out, with_l2a=False)
     if kind == "s1":
         return render_s1(tile, seed, payload, out)
     if kind == "landcover":

@@ -1,0 +1,111 @@
+# SEN12MS-CR-TS-style time series: plan (checkpoint) -> store -> extract (one job per ROI) -> finalize.
+TS_CFG = stage_config(config, "timeseries")
+TS_CODE = code_version("timeseries")
+
+
+checkpoint timeseries_plan:
+    input:
+        TIMESERIES_ARCHIVE_READY,
+    output:
+        plan=P.timeseries / "plan.parquet",
+        patches=P.timeseries / "patches.parquet",
+    params:
+        cfg=TS_CFG,
+        code=TS_CODE,
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    log:
+        f"{LOGS}/timeseries_plan.log",
+    benchmark:
+        f"{LOGS}/benchmarks/timeseries_plan.tsv"
+    shell:
+        "cloudyeo timeseries plan --quiet --config-json {params.cfg:q} > {log} 2>&1"
+
+
+rule timeseries_init_store:
+    input:
+        plan=P.timeseries / "plan.parquet",
+        patches=P.timeseries / "patches.parquet",
+    output:
+        P.timeseries / "store.created.json",
+    params:
+        cfg=TS_CFG,
+        code=TS_CODE,
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    log:
+        f"{LOGS}/timeseries_init_store.log",
+    benchmark:
+        f"{LOGS}/benchmarks/timeseries_init_store.tsv"
+    shell:
+        "cloudyeo timeseries init-store --quiet --config-json {params.cfg:q} > {log} 2>&1"
+
+
+rule timeseries_extract:
+    input:
+        created=P.timeseries / "store.created.json",
+        plan=P.timeseries / "plan.parquet",
+    output:
+        P.timeseries / "parts" / "{roi}.parquet",
+    params:
+        cfg=TS_CFG,
+        code=TS_CODE,
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    log:
+        f"{LOGS}/timeseries_extract/{{roi}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/timeseries_extract/{{roi}}.tsv"
+    shell:
+        "CLOUDYEO_THREADS={threads} cloudyeo timeseries extract --quiet --roi {wildcards.roi} "
+        "--config-json {params.cfg:q} > {log} 2>&1"
+
+
+def timeseries_parts(wildcards):
+    """One part per ROI of the plan."""
+    patches = checkpoints.timeseries_plan.get().output.patches
+    rois = pq.read_table(patches, columns=["roi"]).to_pandas()["roi"].unique()
+    return [P.timeseries_part(roi) for roi in rois]
+
+
+rule timeseries_finalize:
+    input:
+        parts=timeseries_parts,
+        created=P.timeseries / "store.created.json",
+    output:
+        index=P.timeseries / "index.parquet",
+        manifests=expand(P.timeseries / "manifest_{split}.parquet", split=["train", "validation", "test"]),
+        coverage=report(
+            P.timeseries / "cloud_coverage_by_split.png",
+            caption="../report/timeseries_coverage.rst",
+            category="Time series",
+        ),
+        dt=report(
+            P.timeseries / "dt_s1_s2_histogram.png",
+            caption="../report/timeseries_dt.rst",
+            category="Time series",
+        ),
+        example=report(
+            P.timeseries / "example_series.png",
+            caption="../report/timeseries_example.rst",
+            category="Time series",
+        ),
+        card=P.timeseries / "dataset_card.md",
+        complete=marker_path(P.timeseries_store),
+    params:
+        cfg=TS_CFG,
+        code=TS_CODE,
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    log:
+        f"{LOGS}/timeseries_finalize.log",
+    benchmark:
+        f"{LOGS}/benchmarks/timeseries_finalize.tsv"
+    shell:
+        "cloudyeo timeseries finalize --quiet --config-json {params.cfg:q} > {log} 2>&1"
