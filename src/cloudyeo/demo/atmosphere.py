@@ -39,7 +39,9 @@ CIRRUS_SPECTRUM = np.array([.38, .37, .36, .35, .34, .33, .32, .31, .31, .28, 0,
 
 # Top-of-atmosphere approximation per band: toa = boa * t + path (B10 handled separately).
 TOA_TRANSMITTANCE = np.array([.80, .85, .89, .92, .93, .94, .95, .95, .95, .55, 1, .97, .96], dtype=np.float32)
-TOA_PATH = np.array([.100, .075, .050, .035, .030, .025, .020, .018, .016, .010, 0, .006, .004], dtype=np.float32)
+# Path reflectance at aerosol factor 1 (B01..B12 incl. B10): clear vegetation reads B01 ~0.10,
+# B02 ~0.08 at TOA, as in real L1C; stronger values made s2cloudless flag hazy clear land.
+TOA_PATH = np.array([.075, .052, .032, .022, .020, .018, .016, .015, .014, .010, 0, .006, .004], dtype=np.float32)
 B10_CLEAR = 0.0035
 
 
