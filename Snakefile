@@ -20,9 +20,17 @@ LOGS = "logs"
 
 include: "workflow/rules/archive.smk"
 include: "workflow/rules/cben.smk"
+include: "workflow/rules/ssl4eo.smk"
+include: "workflow/rules/timeseries.smk"
+include: "workflow/rules/planetcr.smk"
+include: "workflow/rules/cben_experiments.smk"
 
 
 rule all:
     input:
         rules.cben_finalize.output,
+        rules.ssl4eo_finalize.output,
+        rules.timeseries_finalize.output,
+        rules.planetcr_finalize.output,
+        rules.cben_eval_table.output,
     default_target: True

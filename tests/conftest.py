@@ -57,6 +57,11 @@ TINY_TIMESERIES_DEMO = {
 
 
 @pytest.fixture(scope="session")
+def tiny_timeseries_demo() -> dict:
+    return dict(TINY_TIMESERIES_DEMO)
+
+
+@pytest.fixture(scope="session")
 def tiny_timeseries_world(tmp_path_factory) -> dict:
     """Config dict of a generated tiny time-series demo world (read-only for tests)."""
     from cloudyeo.demo.timeseries import generate_timeseries_world

@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, target: str = "cben") -> subprocess.CompletedProcess:
+    """Run Snakemake on the tiny config; the target defaults to the CBEN dataset (rule cben)."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args]
+           "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", target, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
@@ -66,7 +67,7 @@ def test_forcerun_one_product_reruns_only_it_and_dependants(workdir):
     product = manifest.loc[manifest["skip_reason"].isna(), "product"].iloc[0]
     part = f"results/datasets/cben/parts/{product}.parquet"
     proc = snakemake(workdir, "-n", "--forcerun", part)
-    assert job_counts(proc.stdout + proc.stderr) == {"all": 1, "cben_extract": 1, "cben_finalize": 1}
+    assert job_counts(proc.stdout + proc.stderr) == {"cben": 1, "cben_extract": 1, "cben_finalize": 1}
 
 
 def test_keep_going_builds_other_products_when_one_cog_is_corrupt(workdir, tmp_path):
@@ -112,7 +113,7 @@ def test_config_change_rebuilds_store_with_all_products(workdir, tiny_demo):
 
 def test_forcerun_rule_and_until(workdir):
     proc = snakemake(workdir, "-n", "--forcerun", "cben_finalize")
-    assert job_counts(proc.stdout + proc.stderr) == {"all": 1, "cben_finalize": 1}
+    assert job_counts(proc.stdout + proc.stderr) == {"cben": 1, "cben_finalize": 1}
     proc = snakemake(workdir, "-n", "--forcerun", "cben_plan", "--until", "cben_plan")
     assert job_counts(proc.stdout + proc.stderr) == {"cben_plan": 1}
 
@@ -131,3 +132,23 @@ def test_list_changes_and_dry_run_reasons(workdir, tiny_demo):
     counts = job_counts(out)
     assert counts.get("cben_plan") == 1 and "demo_world" not in counts
     assert "Params have changed since last execution" in out
+
+
+@pytest.fixture(scope="module")
+def ts_workdir(tmp_path_factory, tiny_timeseries_demo) -> Path:
+    wd = tmp_path_factory.mktemp("workflow_ts")
+    (wd / "tiny.yaml").write_text(yaml.safe_dump({
+        "demo_timeseries": tiny_timeseries_demo,
+        "timeseries": {"intervals": 6, "splits": {"train": ["14SKF"], "validation": [], "test": ["44QKE"]}},
+    }))
+    snakemake(wd, target="timeseries")
+    return wd
+
+
+def test_timeseries_builds_and_one_roi_reruns_alone(ts_workdir):
+    ds = store.open_store(ts_workdir / "results/datasets/timeseries.zarr")
+    assert ds["s2"].dims == ("patch", "time", "band", "y", "x") and ds.sizes["time"] == 6
+    proc = snakemake(ts_workdir, "-n", "--forcerun", "results/datasets/timeseries/parts/14SKF.parquet",
+                     target="timeseries")
+    assert job_counts(proc.stdout + proc.stderr) == {"timeseries": 1, "timeseries_extract": 1,
+                                                     "timeseries_finalize": 1}

@@ -27,6 +27,14 @@ def _demo_generate(args):
     generate_world(cfg["demo"], out, progress=not args.quiet, workers=args.workers)
 
 
+def _demo_generate_timeseries(args):
+    from .demo.timeseries import generate_timeseries_world
+
+    cfg = _load(args)
+    out = Path(args.out) if args.out else paths(cfg).demo_timeseries
+    generate_timeseries_world(cfg["demo_timeseries"], out, progress=not args.quiet, workers=args.workers)
+
+
 def _climatology_download(args):
     from .climatology import download_earthenv
 
@@ -58,6 +66,103 @@ def _cben_finalize(args):
     cben.finalize(_load(args))
 
 
+def _ssl4eo(verb):
+    def run(args):
+        from .datasets import ssl4eo
+
+        cfg = _load(args)
+        if verb == "plan":
+            ssl4eo.write_plan(cfg, progress=not args.quiet)
+        elif verb == "init-store":
+            ssl4eo.init_store(cfg)
+        elif verb == "extract":
+            ssl4eo.extract_batch(cfg, args.batch, progress=not args.quiet)
+        else:
+            ssl4eo.finalize(cfg)
+    return run
+
+
+def _timeseries(verb):
+    def run(args):
+        from .datasets import timeseries
+
+        cfg = _load(args)
+        if verb == "plan":
+            timeseries.write_plan(cfg)
+        elif verb == "init-store":
+            timeseries.init_store(cfg)
+        elif verb == "extract":
+            timeseries.extract_roi(cfg, args.roi, progress=not args.quiet)
+        else:
+            timeseries.finalize(cfg)
+    return run
+
+
+def _demo_generate_planet(args):
+    from .demo.planet import generate_planet_world
+
+    cfg = _load(args)
+    out = Path(args.out) if args.out else paths(cfg).demo_planet
+    generate_planet_world(cfg["demo_planet"], out, progress=not args.quiet, workers=args.workers)
+
+
+def _planetcr(verb):
+    def run(args):
+        from .datasets import planetcr
+
+        cfg = _load(args)
+        if verb == "plan":
+            planetcr.write_plan(cfg)
+        elif verb == "init-store":
+            planetcr.init_store(cfg)
+        elif verb == "extract":
+            batch = args.batch if not args.batch.isdigit() else f"batch-{int(args.batch):03d}"
+            planetcr.extract_batch(cfg, batch, progress=not args.quiet)
+        else:
+            planetcr.finalize(cfg)
+    return run
+
+
+def _experiment(verb):
+    """The CBEN experiment's nodes: pretrain[method], finetune[method, set], evaluate, table."""
+    def run(args):
+        cfg = _load(args)
+        rt = cfg["cben_experiments"]["runtime"]
+        if getattr(args, "threads", None):
+            import torch
+
+            torch.set_num_threads(args.threads)
+        kw = dict(device=args.device or rt["device"],
+                  num_workers=rt["num_workers"] if args.num_workers is None else args.num_workers,
+                  progress=not args.quiet)
+        if verb == "pretrain":
+            from .training.pretrain import pretrain
+
+            pretrain(cfg, args.method, keep_epoch_checkpoints=rt["keep_epoch_checkpoints"], **kw)
+        elif verb == "finetune":
+            from .training.finetune import finetune
+
+            finetune(cfg, args.method, args.train_set, keep_epoch_checkpoints=rt["keep_epoch_checkpoints"], **kw)
+        else:
+            from .training.evaluate import evaluate
+
+            evaluate(cfg, args.method, args.train_set, args.test_set, **kw)
+    return run
+
+
+def _cben_eval_table(args):
+    from .report.cben_eval import write_report
+    from .training import experiments as ex
+
+    cfg = _load(args)
+    exp = cfg["cben_experiments"]
+    p = paths(cfg)
+    files = [ex.evaluate_outputs(p, m, a, b)["metrics"]
+             for m in exp["methods"] for a in exp["train_sets"] for b in exp["test_sets"]]
+    df = write_report(files, ex.table_outputs(p))
+    print(df.to_string(index=False))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cloudyeo", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
@@ -78,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     verb(demo, "generate", _demo_generate, "generate the deterministic demo archive",
          **{"--out": dict(help="output folder (default <resources_dir>/demo)"),
             "--workers": dict(type=int, default=None, help="processes (default: up to 2)")})
+    verb(demo, "generate-timeseries", _demo_generate_timeseries,
+         "generate the time-series part of the demo world (ROIs + SSL4EO locations)",
+         **{"--out": dict(help="output folder (default <resources_dir>/demo-timeseries)"),
+            "--workers": dict(type=int, default=None, help="processes (default: up to 2)")})
     clim = stages.add_parser("climatology", help="EarthEnv cloud climatology").add_subparsers(dest="verb", required=True)
     verb(clim, "download", _climatology_download, "download the EarthEnv MODCF files")
     cben = stages.add_parser("cben", help="CBEN, a cloudy BigEarthNet").add_subparsers(dest="verb", required=True)
@@ -86,6 +195,49 @@ def build_parser() -> argparse.ArgumentParser:
     verb(cben, "extract", _cben_extract, "cut one product's patches into the store",
          **{"--product": dict(required=True, help="reference S2 product name")})
     verb(cben, "finalize", _cben_finalize, "statistics, index, dataset card; mark the store complete")
+    ssl = stages.add_parser("ssl4eo", help="SSL4EO-S12-style four-season pretraining set").add_subparsers(
+        dest="verb", required=True)
+    verb(ssl, "plan", _ssl4eo("plan"), "choose S2 L1C/L2A + S1 scenes per location and season (manifest)")
+    verb(ssl, "init-store", _ssl4eo("init-store"), "create the empty ssl4eo.zarr from the plan")
+    verb(ssl, "extract", _ssl4eo("extract"), "cut one batch of locations into the store",
+         **{"--batch": dict(type=int, required=True, help="batch number (manifest column batch)")})
+    verb(ssl, "finalize", _ssl4eo("finalize"), "nodata checks, statistics, index, card; mark complete")
+    ts = stages.add_parser("timeseries", help="SEN12MS-CR-TS-style time series").add_subparsers(
+        dest="verb", required=True)
+    verb(ts, "plan", _timeseries("plan"), "candidate S2 scenes per ROI and interval (manifest)")
+    verb(ts, "init-store", _timeseries("init-store"), "create the empty timeseries.zarr")
+    verb(ts, "extract", _timeseries("extract"), "build one ROI's time points, masks and patches",
+         **{"--roi": dict(required=True, help="ROI name")})
+    verb(ts, "finalize", _timeseries("finalize"), "coordinates, manifests, figures; mark complete")
+    verb(demo, "generate-planet", _demo_generate_planet,
+         "generate the Planet-CR demo world (PlanetScope + UDM2, Sentinel-1, WorldCover)",
+         **{"--out": dict(help="output folder (default <resources_dir>/demo-planet)"),
+            "--workers": dict(type=int, default=None, help="processes (default: up to 2)")})
+    pcr = stages.add_parser("planetcr", help="Planet-CR-style quartets (PlanetScope, S1, WorldCover)")
+    pcr = pcr.add_subparsers(dest="verb", required=True)
+    verb(pcr, "plan", _planetcr("plan"), "pair scenes, check alignment, balance and split windows (manifest)")
+    verb(pcr, "init-store", _planetcr("init-store"), "create the empty planetcr.zarr from the plan")
+    verb(pcr, "extract", _planetcr("extract"), "cut one batch of AOIs into the store",
+         **{"--batch": dict(required=True, help="batch id (manifest column batch, e.g. batch-000) or its number")})
+    verb(pcr, "finalize", _planetcr("finalize"), "statistics, index, figures, dataset card; mark complete")
+    run_opts = {
+        "--device": dict(default=None, help="auto | cpu | cuda | cuda:N (default: cben_experiments.runtime.device)"),
+        "--num-workers": dict(type=int, default=None, help="DataLoader workers (default: from the config)"),
+        "--threads": dict(type=int, default=None, help="torch CPU threads"),
+    }
+    methods = dict(required=True, choices=["moco2", "moco3", "mae"], help="SSL method")
+    sets = dict(required=True, choices=["ben", "cben"])
+    sslp = stages.add_parser("ssl", help="self-supervised pretraining (CBEN experiment)").add_subparsers(
+        dest="verb", required=True)
+    verb(sslp, "pretrain", _experiment("pretrain"), "pretrain a backbone on the SSL4EO store",
+         **{"--method": methods, **run_opts})
+    ce = stages.add_parser("cben-eval", help="fine-tune on BEN/CBEN, evaluate, Table VI").add_subparsers(
+        dest="verb", required=True)
+    verb(ce, "finetune", _experiment("finetune"), "fine-tune a head on BEN or CBEN (best epoch by validation AP)",
+         **{"--method": methods, "--train-set": sets, **run_opts})
+    verb(ce, "evaluate", _experiment("evaluate"), "dataset-level AP of a fine-tuned model on a test set",
+         **{"--method": methods, "--train-set": sets, "--test-set": sets, **run_opts})
+    verb(ce, "table", _cben_eval_table, "the Table VI analogue (CSV, markdown, figures) from the evaluations")
     return parser
 
 

@@ -152,6 +152,43 @@ class Paths:
     def ssl4eo_store(self) -> Path:
         return self.results / "datasets" / "ssl4eo.zarr"
 
+    @property
+    def models(self) -> Path:
+        """Checkpoints of the CBEN experiment: pretrain/<method>/, finetune/<method>/<set>/."""
+        return self.results / "models"
+
+    @property
+    def cben_eval(self) -> Path:
+        """Evaluation of the CBEN experiment (per-node metrics, Table VI)."""
+        return self.results / "eval" / "cben"
+
+    @property
+    def demo_planet(self) -> Path:
+        return self.resources / "demo-planet"
+
+    @property
+    def planetcr(self) -> Path:
+        return self.results / "datasets" / "planetcr"
+
+    @property
+    def planetcr_store(self) -> Path:
+        return self.results / "datasets" / "planetcr.zarr"
+
+    @property
+    def planetcr_store_created(self) -> Path:
+        return self.planetcr / "store.created.json"
+
+    @property
+    def planetcr_manifest(self) -> Path:
+        return self.planetcr / "manifest.parquet"
+
+    @property
+    def planetcr_scenes(self) -> Path:
+        return self.planetcr / "scenes.parquet"
+
+    def planetcr_part(self, batch: str) -> Path:
+        return self.planetcr / "parts" / f"{batch}.parquet"
+
 
 def paths(cfg: dict[str, Any]) -> Paths:
     """Locations for a config; missing sections take the schema defaults."""
@@ -173,18 +210,27 @@ def paths(cfg: dict[str, Any]) -> Paths:
         catalog=demo / "catalog" / "items.ndjson",
     )
 
+# The sections of the real-archive adapters (a dataset stage reads whichever is selected).
+_ARCHIVES = ("stac", "earthengine", "sentinelhub")
+
 # Which config sections each stage depends on. Rules pass exactly these through ``params:``
 # so that changing a setting reruns the affected nodes only.
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "demo": ("archive", "resources_dir", "demo"),
     "climatology": ("archive", "resources_dir", "climatology"),
-    "cben": ("archive", "resources_dir", "results_dir", "stac", "climatology", "reference", "cben"),
+    "cben": ("archive", "resources_dir", "results_dir", *_ARCHIVES, "climatology", "reference", "cben"),
     "demo_timeseries": ("archive", "resources_dir", "demo_timeseries"),
-    "timeseries": ("archive", "resources_dir", "results_dir", "stac", "timeseries"),
-    "ssl4eo": ("archive", "resources_dir", "results_dir", "stac", "ssl4eo"),
+    "timeseries": ("archive", "resources_dir", "results_dir", *_ARCHIVES, "timeseries"),
+    "ssl4eo": ("archive", "resources_dir", "results_dir", *_ARCHIVES, "ssl4eo"),
+    "demo_planet": ("resources_dir", "demo_planet"),
+    "planetcr": ("resources_dir", "results_dir", "stac", "planetcr"),
 }
 
 
 def stage_config(cfg: dict[str, Any], stage: str) -> str:
-    """The config subset a stage reads, as canonical JSON (stable across runs)."""
+    """The config subset a stage reads, as canonical JSON (stable across runs).
+
+    Snakemake formats ``params`` *strings* as wildcard patterns: a rule whose config may hold a
+    ``{name}`` (e.g. a URL template) passes ``lambda wildcards: stage_config(...)`` instead.
+    """
     return json.dumps({k: cfg[k] for k in STAGE_SECTIONS[stage] if k in cfg}, sort_keys=True)

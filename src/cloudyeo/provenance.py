@@ -32,7 +32,42 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
                    "http.py", "report"),
     "ssl4eo": (*_COMMON, "datasets/ssl4eo.py", "grids.py", "store.py", "archives", "http.py",
                "report"),
+    "demo_planet": (*_COMMON, "demo/planet", "demo/surface.py", "demo/tiles.py",
+                    "demo/atmosphere.py", "demo/rasters.py", "landcover.py"),
+    "planetcr": (*_COMMON, "datasets/planetcr.py", "datasets/planetcr_report.py", "landcover.py",
+                 "grids.py", "store.py", "archives", "http.py", "demo/planet/aois.py"),
+    # The CBEN experiment (issue #5): pretrain[method] -> finetune[method, set] -> evaluate -> table.
+    "pretrain": (*_COMMON, "models", "devices.py", "store.py", "datasets/ssl4eo_torch.py",
+                 *(f"training/{m}.py" for m in ("__init__", "augment", "normalization", "runtime",
+                                                "experiments", "data", "schedule", "pretrain"))),
+    "finetune": (*_COMMON, "models", "devices.py", "store.py", "datasets/cben_torch.py",
+                 "metrics/classification.py",
+                 *(f"training/{m}.py" for m in ("__init__", "normalization", "runtime", "experiments",
+                                                "data", "schedule", "finetune"))),
+    "evaluate": (*_COMMON, "models", "devices.py", "store.py", "datasets/cben_torch.py",
+                 "metrics/classification.py",
+                 *(f"training/{m}.py" for m in ("__init__", "normalization", "runtime", "experiments",
+                                                "data", "finetune", "evaluate"))),
+    "cben_eval_table": (*_COMMON, "report/cben_eval.py"),
 }
+
+# Cloud removal: one code version per method kind (cloud_removal_<kind>), so editing one network
+# retrains only the methods built on it; cloud_removal_report is the tables rule.
+_CR_COMMON = (*_COMMON, "metrics", "store.py", "training/runtime.py", "training/cloud_removal.py",
+              "training/cloud_removal_data.py", "training/cloud_removal_eval.py",
+              "models/cloud_removal/__init__.py", "models/cloud_removal/layers.py")
+_CR_NET = "models/cloud_removal/"
+STAGE_SOURCES.update({f"cloud_removal_{kind}": (*_CR_COMMON, *files) for kind, files in {
+    "baseline": ("models/baselines.py",),
+    "dsen2cr": (_CR_NET + "dsen2cr.py",),
+    "seq2point": (_CR_NET + "seq2point.py",),
+    "seq2seq": (_CR_NET + "seq2seq.py",),
+    "hcrlc": (_CR_NET + "hcrlc.py", _CR_NET + "dsen2cr.py"),
+    "hcr_then_lc": (_CR_NET + "hcrlc.py", _CR_NET + "dsen2cr.py", _CR_NET + "segmentation.py"),
+    "aligncr": (_CR_NET + "aligncr.py",),
+    "segmentation": (_CR_NET + "segmentation.py",),
+    "report": ("report/cloud_removal.py",),
+}.items()})
 
 
 def _files(stage: str, root: Path) -> list[Path]:

@@ -115,3 +115,9 @@ rule cben_finalize:
         f"{LOGS}/benchmarks/cben_finalize.tsv"
     shell:
         "cloudyeo cben finalize --quiet --config-json {params.cfg:q} > {log} 2>&1"
+
+
+rule cben:
+    """Target: the whole CBEN dataset (snakemake --cores 2 cben)."""
+    input:
+        rules.cben_finalize.output,

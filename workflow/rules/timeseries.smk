@@ -1,5 +1,13 @@
 # SEN12MS-CR-TS-style time series: plan (checkpoint) -> store -> extract (one job per ROI) -> finalize.
-TS_CFG = stage_config(config, "timeseries")
+# A function, not a string: the config holds a URL template with "{tile}", which Snakemake
+# would otherwise read as a wildcard.
+_TS_CFG_TEXT = stage_config(config, "timeseries")
+
+
+def TS_CFG(wildcards):
+    return _TS_CFG_TEXT
+
+
 TS_CODE = code_version("timeseries")
 
 
@@ -78,7 +86,7 @@ rule timeseries_finalize:
         created=P.timeseries / "store.created.json",
     output:
         index=P.timeseries / "index.parquet",
-        manifests=expand(P.timeseries / "manifest_{split}.parquet", split=["train", "validation", "test"]),
+        manifests=[P.timeseries / f"manifest_{split}.parquet" for split in ("train", "validation", "test")],
         coverage=report(
             P.timeseries / "cloud_coverage_by_split.png",
             caption="../report/timeseries_coverage.rst",
@@ -109,3 +117,9 @@ rule timeseries_finalize:
         f"{LOGS}/benchmarks/timeseries_finalize.tsv"
     shell:
         "cloudyeo timeseries finalize --quiet --config-json {params.cfg:q} > {log} 2>&1"
+
+
+rule timeseries:
+    """Target: the whole time-series dataset (snakemake --cores 2 timeseries)."""
+    input:
+        rules.timeseries_finalize.output,

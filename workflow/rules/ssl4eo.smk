@@ -1,0 +1,123 @@
+# SSL4EO-S12-style four-season set: plan (checkpoint) -> store -> extract (one job per batch of
+# locations) -> finalize. Logic in cloudyeo.datasets.ssl4eo; rules call `cloudyeo ssl4eo <verb>`.
+import pyarrow.parquet as pq
+
+from cloudyeo.datasets import ssl4eo as _ssl4eo
+from cloudyeo.store import marker_path
+
+SSL4EO_CFG = stage_config(config, "ssl4eo")
+SSL4EO_CODE = code_version("ssl4eo")
+SSL4EO_MANIFEST = _ssl4eo.manifest_path(P)
+SSL4EO_CREATED = _ssl4eo.store_created_path(P)
+SSL4EO_OUT = _ssl4eo.finalize_outputs(P)
+
+
+checkpoint ssl4eo_plan:
+    input:
+        TIMESERIES_ARCHIVE_READY,
+    output:
+        manifest=SSL4EO_MANIFEST,
+    params:
+        cfg=SSL4EO_CFG,
+        code=SSL4EO_CODE,
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    log:
+        f"{LOGS}/ssl4eo_plan.log",
+    benchmark:
+        f"{LOGS}/benchmarks/ssl4eo_plan.tsv"
+    shell:
+        "cloudyeo ssl4eo plan --quiet --config-json {params.cfg:q} > {log} 2>&1"
+
+
+rule ssl4eo_init_store:
+    input:
+        manifest=SSL4EO_MANIFEST,
+    output:
+        SSL4EO_CREATED,
+    params:
+        cfg=SSL4EO_CFG,
+        code=SSL4EO_CODE,
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    log:
+        f"{LOGS}/ssl4eo_init_store.log",
+    benchmark:
+        f"{LOGS}/benchmarks/ssl4eo_init_store.tsv"
+    shell:
+        "cloudyeo ssl4eo init-store --quiet --config-json {params.cfg:q} > {log} 2>&1"
+
+
+rule ssl4eo_extract:
+    input:
+        TIMESERIES_ARCHIVE_READY,
+        created=SSL4EO_CREATED,
+        manifest=SSL4EO_MANIFEST,
+    output:
+        P.ssl4eo / "parts" / "batch-{batch}.parquet",
+    wildcard_constraints:
+        batch=r"\d{4}",
+    params:
+        cfg=SSL4EO_CFG,
+        code=SSL4EO_CODE,
+    resources:
+        # one batch of locations_per_job locations x seasons x (13 + 12 + 2) bands in memory
+        mem_mb=3000,
+        runtime=30,
+    log:
+        f"{LOGS}/ssl4eo_extract/batch-{{batch}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/ssl4eo_extract/batch-{{batch}}.tsv"
+    shell:
+        "cloudyeo ssl4eo extract --quiet --batch {wildcards.batch} "
+        "--config-json {params.cfg:q} > {log} 2>&1"
+
+
+def ssl4eo_parts(wildcards):
+    """One part per batch of locations (every batch has one, even with no valid season)."""
+    manifest = checkpoints.ssl4eo_plan.get().output.manifest
+    batches = pq.read_table(manifest, columns=["batch"]).to_pandas()["batch"].unique()
+    return [_ssl4eo.part_path(P, b) for b in sorted(batches)]
+
+
+rule ssl4eo_finalize:
+    input:
+        parts=ssl4eo_parts,
+        created=SSL4EO_CREATED,
+        manifest=SSL4EO_MANIFEST,
+    output:
+        index=SSL4EO_OUT["index"],
+        availability=report(
+            SSL4EO_OUT["availability"],
+            caption="../report/ssl4eo_availability.rst",
+            category="SSL4EO",
+        ),
+        band_stats=SSL4EO_OUT["band_stats"],
+        histogram=report(
+            SSL4EO_OUT["histogram"],
+            caption="../report/ssl4eo_histogram.rst",
+            category="SSL4EO",
+        ),
+        examples=report(
+            SSL4EO_OUT["examples"],
+            caption="../report/ssl4eo_examples.rst",
+            category="SSL4EO",
+        ),
+        card=SSL4EO_OUT["card"],
+        # Written last; any write to the store removes it, so an incomplete store reruns finalize.
+        complete=marker_path(P.ssl4eo_store),
+    params:
+        cfg=SSL4EO_CFG,
+        code=SSL4EO_CODE,
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    log:
+        f"{LOGS}/ssl4eo_finalize.log",
+    benchmark:
+        f"{LOGS}/benchmarks/ssl4eo_finalize.tsv"
+    shell:
+        "cloudyeo ssl4eo finalize --quiet --config-json {params.cfg:q} > {log} 2>&1"
