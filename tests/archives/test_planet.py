@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import logging
 import threading
@@ -17,8 +18,11 @@ import pytest
 
 from cloudyeo.archives import SearchQuery
 from cloudyeo.archives.planet import (
+    LocalPlanetArchive,
+    PlanetActivationTimeout,
     PlanetArchive,
     PlanetAssetInfo,
+    PlanetAssetMissing,
     PlanetSearchTruncated,
     build_filter,
     feature_to_record,
@@ -164,6 +168,9 @@ class PlanetServer:
                     return self._send(401, {"message": "Please enter your API key, or email and password.",
                                             "errors": []})
                 parts = urlsplit(self.path)
+                if parts.path.startswith(("/data/v1/item-types/", "/data/v1/assets/",
+                                          "/data/v1/download/")):
+                    return server.asset_request(self, parts.path)
                 if self.command == "POST" and parts.path == "/data/v1/quick-search":
                     page = 0
                 elif self.command == "GET" and parts.path.startswith("/data/v1/searches/"):
@@ -175,6 +182,9 @@ class PlanetServer:
             do_GET = _handle  # noqa: N815
             do_POST = _handle  # noqa: N815
 
+        # Activation: item id -> asset type -> {"data": bytes, "status": str, "polls": int,
+        # "permissions": list, "md5": str | None}; "polls" = assets GETs until "active".
+        self.assets: dict[str, dict[str, dict[str, Any]]] = {}
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
@@ -196,6 +206,53 @@ class PlanetServer:
     def plan(self, prefix: str, *actions: Any) -> None:
         with self.lock:
             self.actions[prefix].extend(actions)
+
+    def add_asset(self, item: str, asset: str, data: bytes, *, polls: int = 2,
+                  permissions: tuple[str, ...] = ("download",), md5: str | None = "auto") -> None:
+        self.assets.setdefault(item, {})[asset] = {
+            "data": data, "status": "inactive", "polls": polls, "permissions": list(permissions),
+            "md5": hashlib.md5(data).hexdigest() if md5 == "auto" else md5}
+
+    def asset_request(self, handler: Any, path: str) -> None:
+        """Planet's assets document, activation and download, on loopback."""
+        origin = f"http://127.0.0.1:{self.port}/data/v1"
+        parts = path.strip("/").split("/")
+        if path.startswith("/data/v1/item-types/") and handler.command == "GET":
+            item = parts[5]
+            doc = {}
+            for name, a in self.assets.get(item, {}).items():
+                if a["status"] == "activating":
+                    a["polls"] -= 1
+                    if a["polls"] <= 0:
+                        a["status"] = "active"
+                state = {"_links": {"_self": f"{origin}/assets/{item}/{name}",
+                                    "activate": f"{origin}/assets/{item}/{name}/activate",
+                                    "type": f"{origin}/asset-types/{name}"},
+                         "_permissions": a["permissions"], "status": a["status"],
+                         "type": name, "md5_digest": None}
+                if a["status"] == "active":
+                    state["location"] = f"{origin}/download/{item}/{name}"
+                    state["md5_digest"] = a["md5"]
+                doc[name] = state
+            return handler._send(200, doc)
+        if path.startswith("/data/v1/assets/") and handler.command == "POST" and parts[-1] == "activate":
+            a = self.assets[parts[3]][parts[4]]
+            if a["status"] == "inactive":
+                a["status"] = "activating"
+                return handler._send(202)
+            return handler._send(204)
+        if path.startswith("/data/v1/download/") and handler.command == "GET":
+            data = self.assets[parts[3]][parts[4]]["data"]
+            try:
+                handler.send_response(200)
+                handler.send_header("Content-Type", "image/tiff")
+                handler.send_header("Content-Length", str(len(data)))
+                handler.end_headers()
+                handler.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return None
+        return handler._send(404, {"message": "not found"})
 
     def count(self, prefix: str = "/") -> int:
         with self.lock:
@@ -271,7 +328,11 @@ def test_records_are_normalised(planet: PlanetServer):
     assert a.quantification == 10000.0 and a.radiometric_offset == 0.0
     assert a.footprint == _square(12.1, 48.1)
     asset = a.assets["assets_url"]
-    assert isinstance(asset, PlanetAssetInfo) and list(a.assets) == ["assets_url"]
+    # One entry per listed asset type besides the assets URL: "has it a UDM2?" needs no request.
+    assert isinstance(asset, PlanetAssetInfo) and list(a.assets) == [
+        "assets_url", "ortho_analytic_4b", "ortho_analytic_4b_sr", "ortho_analytic_4b_xml", "ortho_udm2"]
+    udm2 = a.assets["ortho_udm2"]
+    assert (udm2.href, udm2.asset_type, udm2.permitted) == (asset.href, "ortho_udm2", True)
     assert asset.href == "https://api.planet.com/data/v1/item-types/PSScene/items/20220302_101112_12_2447/assets/"
     assert (asset.epsg, asset.gsd, asset.asset_type, asset.permitted) == (
         32633, 3.0, "ortho_analytic_4b_sr", True)
@@ -431,3 +492,87 @@ def test_pure_helpers():
         feature_to_record({"id": "y", "properties": {}, "geometry": _square(0, 0)})
     cfg = PlanetArchive.from_config({"archive": "planet", "planet": {"page_size": 1000, "url": "http://x/"}})
     assert cfg.page_size == 250 and cfg.url == "http://x" and cfg.name == "planet"
+
+
+# --------------------------------------------------------------------- activation + download
+
+
+def _record(planet: PlanetServer, item: str = "20220302_101112_12_2447"):
+    base = f"http://127.0.0.1:{planet.port}/data/v1"
+    return feature_to_record(psscene(item, "2022-03-02T10:11:12Z", 0.3, base=base), base_url=base)
+
+
+def test_activate_poll_and_download(planet: PlanetServer, tmp_path):
+    data = b"II*\x00" + bytes(range(256)) * 40
+    planet.add_asset("20220302_101112_12_2447", "ortho_udm2", data, polls=3)
+    rec = _record(planet)
+    sleeps: list[float] = []
+    dest = tmp_path / "udm2.tif"
+    out = archive(planet).download_asset(rec, "ortho_udm2", dest, poll_s=0.5, sleep=sleeps.append)
+    assert out == dest and dest.read_bytes() == data and sleeps == [0.5] * 3  # 3 polls "activating"
+    methods = [(m, p.split("/data/v1/")[1].split("/")[0]) for m, p, _, _ in planet.requests]
+    assert methods.count(("POST", "assets")) == 1 and methods[-1] == ("GET", "download")
+    assert all(h.get("Authorization", "").startswith("Basic ") for _, _, h, _ in planet.requests)
+    # A complete earlier copy (with its provenance record) is reused without any request.
+    n = len(planet.requests)
+    assert archive(planet).download_asset(rec, "ortho_udm2", dest) == dest and len(planet.requests) == n
+
+
+def test_download_failures_are_named(planet: PlanetServer, tmp_path):
+    rec = _record(planet)
+    planet.add_asset(rec.id, "ortho_analytic_4b_sr", b"abc", polls=1, md5="0" * 32)
+    with pytest.raises(HttpError, match="MD5"):
+        archive(planet).download_asset(rec, "ortho_analytic_4b_sr", tmp_path / "a.tif", sleep=lambda s: None)
+    assert not (tmp_path / "a.tif").exists()
+    planet.add_asset(rec.id, "ortho_udm2", b"x", permissions=())
+    with pytest.raises(AuthError, match="PL_API_KEY") as info:
+        archive(planet).download_asset(rec, "ortho_udm2", tmp_path / "b.tif", sleep=lambda s: None)
+    assert info.value.credential_env == "PL_API_KEY"
+    with pytest.raises(PlanetAssetMissing, match="ortho_visual"):
+        archive(planet).download_asset(rec, "ortho_visual", tmp_path / "c.tif", sleep=lambda s: None)
+    planet.add_asset(rec.id, "basic_udm2", b"y", polls=10**6)
+    with pytest.raises(PlanetActivationTimeout, match="not active"):
+        archive(planet).download_asset(rec, "basic_udm2", tmp_path / "d.tif", poll_s=0.01, timeout_s=0.05)
+    planet.plan("/data/v1/item-types/", 401)
+    with pytest.raises(AuthError, match="PL_API_KEY"):
+        archive(planet).download_asset(rec, "basic_udm2", tmp_path / "e.tif", sleep=lambda s: None)
+
+
+def test_download_retries_5xx_and_429(planet: PlanetServer, tmp_path):
+    rec = _record(planet)
+    planet.add_asset(rec.id, "ortho_udm2", b"udm2-bytes", polls=1)
+    planet.plan("/data/v1/item-types/", 503)
+    planet.plan("/data/v1/download/", (429, {"Retry-After": "0"}), 502)
+    dest = archive(planet).download_asset(rec, "ortho_udm2", tmp_path / "u.tif", sleep=lambda s: None)
+    assert dest.read_bytes() == b"udm2-bytes"
+    assert planet.count("/data/v1/download/") == 3
+
+
+def test_assets_outside_the_api_origin_are_refused(planet: PlanetServer, tmp_path):
+    rec = feature_to_record(psscene("x", "2022-03-02T10:00:00Z", 0.1))  # api.planet.com links
+    with pytest.raises(HttpError, match="not on the Planet API origin"):
+        archive(planet).download_asset(rec, "ortho_udm2", tmp_path / "x.tif")
+    assert planet.requests == []
+
+
+def test_local_catalog_records_match_the_api_records(tmp_path):
+    feat = psscene("20220302_101112_12_2447", "2022-03-02T10:11:12Z", 0.3)
+    api = feature_to_record(feat)
+    local = dict(feat, assets={"ortho_analytic_4b_sr": {"href": "x/sr.tif", "proj:epsg": 32633,
+                                                        "proj:transform": [3, 0, 1, 0, -3, 2],
+                                                        "proj:shape": [4, 5]}})
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "items.ndjson").write_text(json.dumps(local) + "\n")
+    arch = LocalPlanetArchive(tmp_path / "sub" / "items.ndjson", asset_type="ortho_analytic_4b_sr")
+    (rec,) = arch.search(q())
+    for field in ("id", "collection", "platform", "datetime", "footprint", "cloud_cover",
+                  "shadow_percent", "quantification"):
+        assert getattr(rec, field) == getattr(api, field)
+    sr = rec.assets["ortho_analytic_4b_sr"]
+    assert sr.href == str(tmp_path / "sub" / "x" / "sr.tif") and sr.shape == (4, 5) and sr.epsg == 32633
+    assert arch.download_asset(rec, "ortho_analytic_4b_sr") == tmp_path / "sub" / "x" / "sr.tif"
+    assert "ortho_udm2" not in rec.assets
+    with pytest.raises(PlanetAssetMissing):
+        arch.download_asset(rec, "ortho_udm2")
+    with pytest.raises(ValueError, match="planetscope"):
+        arch.search(SearchQuery("sentinel-1-grd", q().start, q().end))

@@ -54,27 +54,53 @@ assets              ``{"assets_url": PlanetAssetInfo(href=_links.assets, epsg=ep
                     gsd=pixel_resolution, item_type, asset_type, permitted)}``
 ==================  ========================================================================
 
-Downloading is a later step: Planet assets must be *activated* (``POST`` to the asset's
-``_links.activate``, then poll until ``status == "active"``) before their ``location`` can be
-fetched, so records only carry the item's assets URL (which itself holds no credential) and
-the asset type to activate. Filters are always re-applied client-side
-(:func:`cloudyeo.archives.base.apply_filters`, plus ``min_clear_percent`` and
-``quality_category``), because a search must never return more than was asked for.
+Besides ``assets_url``, a record has one entry per asset type the item lists (quick-search
+features carry ``"assets": ["ortho_analytic_4b_sr", "ortho_udm2", ...]``): a
+:class:`PlanetAssetInfo` whose ``href`` is the item's assets URL and whose ``asset_type`` names
+the asset, so ``"ortho_udm2" in record.assets`` says whether a scene has a usable data mask
+before anything is downloaded.
+
+Downloading (:meth:`PlanetArchive.download_asset`): Planet assets must be *activated* before
+their ``location`` can be fetched: ``GET`` the item's assets URL, ``POST`` the asset's
+``_links.activate`` when its ``status`` is ``"inactive"``, poll the assets URL until ``status ==
+"active"`` (bounded by ``activation_timeout_s``), then stream ``location`` into the cache with
+:func:`cloudyeo.http.download` (resumable, atomic; ``md5_digest`` checked when given). The
+API key is only sent to the API's own origin; a ``location`` elsewhere is fetched without it
+(such links are signed). Records only carry the item's assets URL (which itself holds no
+credential).
+
+Local catalogs (the Planet-CR demo world, or a folder of features saved from the API):
+:class:`LocalPlanetArchive` reads an ndjson file of the same features and normalises them with
+the same :func:`feature_to_record`. There ``assets`` may map each asset type to a local file
+(``{"ortho_udm2": {"href": "../archive/...", "proj:epsg": ..., "proj:transform": [...],
+"proj:shape": [...]}}``); hrefs are resolved against the catalog folder.
+
+Filters are always re-applied client-side (:func:`cloudyeo.archives.base.apply_filters`, plus
+``min_clear_percent`` and ``quality_category``), because a search must never return more than
+was asked for.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import json
 import logging
 import os
+import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
-from cloudyeo.archives.base import AssetInfo, SceneRecord, SearchQuery, normalise_and_filter
-from cloudyeo.archives.stac_items import parse_datetime
-from cloudyeo.http import AuthError, HttpClient, HttpError, RetryPolicy, redact, register_secret
+from cloudyeo.archives.base import (
+    AssetInfo, SceneRecord, SearchQuery, apply_filters, normalise_and_filter,
+)
+from cloudyeo.archives.stac_items import parse_datetime, resolve_href
+from cloudyeo.http import (
+    AuthError, HttpClient, HttpError, RetryPolicy, download, redact, register_secret,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +136,8 @@ def quantification_for(asset_type: str) -> float:
     """DN -> physical value divisor for a PSScene asset type (see the module table)."""
     if asset_type.endswith("_sr") or "_sr_" in asset_type:
         return 10000.0  # surface reflectance * 10000
+    if asset_type.endswith("_toar"):
+        return 10000.0  # TOA reflectance * 10000 (Planet's toar tool; the demo world)
     if "analytic" in asset_type:
         return 100.0  # at-sensor radiance * 100
     return 10000.0
@@ -169,8 +197,12 @@ def feature_to_record(
     *,
     asset_type: str = DEFAULT_ASSET_TYPE,
     base_url: str = PLANET_DATA_URL,
+    base_href: str | None = None,
 ) -> SceneRecord:
-    """One quick-search feature -> :class:`SceneRecord` (raises ValueError when unusable)."""
+    """One quick-search feature -> :class:`SceneRecord` (raises ValueError when unusable).
+
+    ``base_href`` resolves relative asset hrefs of a local catalog's features.
+    """
     item_id = feature.get("id")
     if not item_id:
         raise ValueError("feature without an id")
@@ -208,14 +240,38 @@ def feature_to_record(
     permitted = (f"assets.{asset_type}:download" in permissions
                  if isinstance(permissions, list) else None)
     epsg = props.get("epsg_code")
+    epsg = int(epsg) if _float(epsg) is not None else None
+    gsd = _float(props.get("pixel_resolution"))
     asset = PlanetAssetInfo(
         href=str(assets_url),
-        epsg=int(epsg) if _float(epsg) is not None else None,
-        gsd=_float(props.get("pixel_resolution")),
+        epsg=epsg,
+        gsd=gsd,
         item_type=item_type,
         asset_type=asset_type,
         permitted=permitted,
     )
+    assets: dict[str, AssetInfo] = {ASSETS_KEY: asset}
+    listed = feature.get("assets")
+    if isinstance(listed, list):  # the Data API: asset type names
+        for name in listed:
+            if isinstance(name, str) and name:
+                assets[name] = PlanetAssetInfo(
+                    href=str(assets_url), epsg=epsg, gsd=gsd, item_type=item_type, asset_type=name,
+                    permitted=(f"assets.{name}:download" in permissions
+                               if isinstance(permissions, list) else None))
+    elif isinstance(listed, Mapping):  # a local catalog: asset type -> file and grid
+        for name, info in listed.items():
+            if not isinstance(info, Mapping) or not info.get("href"):
+                continue
+            transform = info.get("proj:transform")
+            shape = info.get("proj:shape")
+            href = str(info["href"])
+            assets[str(name)] = PlanetAssetInfo(
+                href=resolve_href(href, base_href) if base_href else href,
+                epsg=int(info["proj:epsg"]) if info.get("proj:epsg") is not None else epsg,
+                transform=tuple(float(v) for v in list(transform)[:6]) if transform else None,
+                shape=(int(shape[0]), int(shape[1])) if shape else None,
+                gsd=gsd, item_type=item_type, asset_type=str(name), permitted=True)
     return SceneRecord(
         id=str(item_id),
         collection=COLLECTION,
@@ -226,7 +282,7 @@ def feature_to_record(
         cloud_cover=cloud_percent,
         shadow_percent=_float(props.get("shadow_percent")),
         quantification=quantification_for(asset_type),
-        assets={ASSETS_KEY: asset},
+        assets=assets,
     )
 
 
@@ -430,24 +486,193 @@ class PlanetArchive:
                  self.item_type, len(features), n_pages)
         return features
 
-    def _keep(self, feature: Mapping[str, Any]) -> bool:
-        props = feature.get("properties") or {}
-        if self.min_clear_percent is not None:
-            clear = _float(props.get("clear_percent"))
-            if clear is None or clear < self.min_clear_percent:
-                return False
-        if self.quality_category is not None and props.get("quality_category") != self.quality_category:
-            return False
-        if props.get("item_type") not in (None, self.item_type):
-            return False
-        return True
-
     def search(self, query: SearchQuery) -> list[SceneRecord]:
         return normalise_and_filter(
-            (f for f in self.search_items(query) if self._keep(f)),
+            (f for f in self.search_items(query) if keep_feature(f, self)),
             lambda f: feature_to_record(f, asset_type=self.asset_type, base_url=self.url),
             query, "Planet",
         )
+
+    # -- activation and download ------------------------------------------------------------
+
+    def asset_states(self, record: SceneRecord) -> dict[str, Any]:
+        """The item's assets document: asset type -> {status, _links, _permissions, location ...}."""
+        url = record.assets[ASSETS_KEY].href
+        if _origin(url) != _origin(self.url):
+            raise HttpError(f"assets URL {redact(url)} is not on the Planet API origin; not sending "
+                            f"the {PL_API_KEY_ENV} credentials there", url=url)
+        client = self._http()
+        resp = self._request(client, "GET", url)
+        try:
+            doc = resp.json()
+        except ValueError:
+            raise HttpError(f"GET {redact(url)} did not return JSON", status=resp.status_code, url=url) from None
+        finally:
+            resp.close()
+        if not isinstance(doc, dict):
+            raise HttpError(f"GET {redact(url)} did not return an assets document", url=url)
+        return doc
+
+    def activate(self, record: SceneRecord, asset_type: str, *, poll_s: float = 5.0,
+                 timeout_s: float = 900.0, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+        """Activate one asset of a scene and wait until it is ``active``; return its state.
+
+        Raises :class:`PlanetAssetMissing` when the item has no such asset,
+        :class:`AuthError` (naming ``PL_API_KEY``) without download permission and
+        :class:`PlanetActivationTimeout` when it is not active within ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        requested = False
+        while True:
+            states = self.asset_states(record)
+            state = states.get(asset_type)
+            if not isinstance(state, dict):
+                raise PlanetAssetMissing(
+                    f"Planet item {record.id} has no asset {asset_type!r} (it has: "
+                    f"{', '.join(sorted(states)) or 'none'})")
+            perms = state.get("_permissions")
+            if isinstance(perms, list) and "download" not in perms:
+                raise AuthError(
+                    f"the Planet API key ({PL_API_KEY_ENV}) may not download {asset_type} of "
+                    f"{record.id}: check the plan/area of access of the key", status=403,
+                    url=self.url, credential_env=PL_API_KEY_ENV)
+            status = state.get("status")
+            if status == "active" and state.get("location"):
+                return state
+            if status == "inactive" and not requested:
+                link = (state.get("_links") or {}).get("activate")
+                if not link:
+                    raise HttpError(f"Planet asset {asset_type} of {record.id} has no activate link",
+                                    url=self.url)
+                if _origin(link) != _origin(self.url):
+                    raise HttpError(f"activate link {redact(link)} is not on the Planet API origin",
+                                    url=link)
+                self._request(self._http(), "POST", link, ok=(202, 204)).close()
+                requested = True
+                log.info("activating Planet asset %s of %s", asset_type, record.id)
+            if time.monotonic() + poll_s > deadline:
+                raise PlanetActivationTimeout(
+                    f"Planet asset {asset_type} of {record.id} not active after {timeout_s:.0f} s "
+                    f"(status {status!r}); re-run later: activation continues server-side")
+            sleep(poll_s)
+
+    def download_asset(self, record: SceneRecord, asset_type: str, dest: str | os.PathLike[str], *,
+                       poll_s: float = 5.0, timeout_s: float = 900.0,
+                       sleep: Callable[[float], None] = time.sleep) -> Path:
+        """Activate (if needed) and download one asset to ``dest``; reuse a complete earlier copy.
+
+        A provenance record next to the file (``<dest>.provenance.json``, see
+        :func:`cloudyeo.http.download`) marks it complete; an interrupted transfer resumes.
+        """
+        dest = Path(dest)
+        prov = dest.with_name(dest.name + ".provenance.json")
+        if dest.exists() and prov.exists():
+            return dest
+        state = self.activate(record, asset_type, poll_s=poll_s, timeout_s=timeout_s, sleep=sleep)
+        location = str(state["location"])
+        same = _origin(location) == _origin(self.url)
+        session = self._http() if same else HttpClient(self.policy)
+        download(location, dest, session=session, force=True)
+        md5 = state.get("md5_digest")
+        if md5:
+            h = hashlib.md5()
+            with open(dest, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            if h.hexdigest() != str(md5).lower():
+                dest.unlink(missing_ok=True)
+                prov.unlink(missing_ok=True)
+                raise HttpError(f"{dest.name}: MD5 {h.hexdigest()} differs from Planet's {md5}",
+                                url=location)
+        return dest
+
+
+def keep_feature(feature: Mapping[str, Any], archive: Any) -> bool:
+    """The client-side ``min_clear_percent`` / ``quality_category`` / item-type filters."""
+    props = feature.get("properties") or {}
+    if archive.min_clear_percent is not None:
+        clear = _float(props.get("clear_percent"))
+        if clear is None or clear < archive.min_clear_percent:
+            return False
+    if archive.quality_category is not None and props.get("quality_category") != archive.quality_category:
+        return False
+    if props.get("item_type") not in (None, archive.item_type):
+        return False
+    return True
+
+
+class PlanetAssetMissing(LookupError):
+    """A Planet item has no asset of the requested type."""
+
+
+class PlanetActivationTimeout(TimeoutError):
+    """An asset did not become active in time (activation goes on server-side: retry later)."""
+
+
+class LocalPlanetArchive:
+    """PlanetScope features from a local ndjson file, normalised like :class:`PlanetArchive`.
+
+    Used for the Planet-CR demo world (``<resources_dir>/demo-planet/catalog/psscene.ndjson``)
+    and for features saved from the API. Assets given as local files are already "downloaded":
+    :meth:`download_asset` returns their path.
+    """
+
+    credential_env = None
+
+    def __init__(self, path: str | os.PathLike[str], *, asset_type: str = DEFAULT_ASSET_TYPE,
+                 item_type: str = ITEM_TYPE, min_clear_percent: float | None = None,
+                 quality_category: str | None = None):
+        self.path = Path(path)
+        self.asset_type = asset_type
+        self.item_type = item_type
+        self.min_clear_percent = min_clear_percent
+        self.quality_category = quality_category
+        self.name = "planet-local"
+        self._records: list[SceneRecord] | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalPlanetArchive({str(self.path)!r})"
+
+    def records(self) -> list[SceneRecord]:
+        if self._records is None:
+            if not self.path.exists():
+                raise FileNotFoundError(
+                    f"PlanetScope catalog {self.path} not found; for the demo it is written by "
+                    f"`cloudyeo demo generate-planet` (rule demo_planet)")
+            base = str(self.path.parent.resolve()) + os.sep
+            features = []
+            with open(self.path, encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if line.strip():
+                        try:
+                            features.append(json.loads(line))
+                        except ValueError as exc:
+                            raise ValueError(f"{self.path}:{lineno}: not JSON: {exc}") from None
+            records = []
+            for f in features:
+                if not keep_feature(f, self):
+                    continue
+                try:
+                    records.append(feature_to_record(f, asset_type=self.asset_type, base_href=base))
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("skipping unusable PlanetScope feature %s: %s", f.get("id"), exc)
+            self._records = records
+        return self._records
+
+    def search(self, query: SearchQuery) -> list[SceneRecord]:
+        if query.collection != COLLECTION:
+            raise ValueError(
+                f"LocalPlanetArchive serves the collection {COLLECTION!r}, not {query.collection!r}")
+        if query.tile is not None:
+            raise ValueError(
+                "PlanetScope scenes have no MGRS tile: search with intersects= instead of tile=")
+        return apply_filters(self.records(), query)
+
+    def download_asset(self, record: SceneRecord, asset_type: str, dest: Any = None, **_: Any) -> Path:
+        info = record.assets.get(asset_type)
+        if info is None or info.href == record.assets[ASSETS_KEY].href:
+            raise PlanetAssetMissing(f"Planet item {record.id} has no local asset {asset_type!r}")
+        return Path(info.href)
 
 
 __all__ = [
@@ -455,9 +680,13 @@ __all__ = [
     "COLLECTION",
     "PLANET_DATA_URL",
     "PL_API_KEY_ENV",
+    "LocalPlanetArchive",
+    "PlanetActivationTimeout",
     "PlanetArchive",
     "PlanetAssetInfo",
+    "PlanetAssetMissing",
     "PlanetSearchTruncated",
+    "keep_feature",
     "build_filter",
     "feature_to_record",
     "quantification_for",

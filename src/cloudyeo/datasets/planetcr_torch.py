@@ -1,0 +1,141 @@
+"""PyTorch reader for the Planet-CR-style Zarr store (``results/datasets/planetcr.zarr``).
+
+Store layout (written by :mod:`cloudyeo.datasets.planetcr` through :mod:`cloudyeo.store`): dims
+``sample``, ``band`` (B, G, R, NIR), ``y``/``x`` (300 at 3 m), ``polarization`` (VV, VH),
+``y_10m``/``x_10m`` (90 at 10 m); variables ``optical_cloudy``/``optical_clear`` uint16 with
+``scale_factor`` 1e-4 and ``_FillValue`` 0, ``cloud_mask`` uint8 (0 clear, 1 cloud, 2 shadow,
+255 nodata), ``s1`` float32 dB (NaN fill), ``landcover`` uint8 (6 classes, 255 ignore).
+
+Each item reads one chunk file per variable (:class:`cloudyeo.store.SampleChunkReader`); the
+small per-sample coordinates (split, cloud percent, time differences) are loaded once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from cloudyeo.store import IncompleteStoreError, SampleChunkReader, is_complete
+
+VARIABLES = ("optical_cloudy", "optical_clear", "cloud_mask", "s1", "landcover")
+SPLITS = ("train", "validation", "test")
+
+
+def _coord(path: Path, name: str) -> np.ndarray:
+    import zarr
+
+    return np.asarray(zarr.open_array(str(path / name), mode="r", zarr_format=3)[...])
+
+
+def _strings(values: np.ndarray) -> np.ndarray:
+    out = np.empty(np.shape(values), dtype=object)
+    out.ravel()[:] = [str(v) for v in np.asarray(values).ravel()]
+    return out
+
+
+class PlanetCRDataset(Dataset):
+    """Planet-CR-style quartets as dicts of tensors.
+
+    Args:
+        store_path: the complete store (``results/datasets/planetcr.zarr``).
+        split: ``"train"``, ``"test"`` (``"validation"`` when configured) or None for all.
+        bands: subset/order of the optical bands (default all four, B, G, R, NIR).
+        nodata: value of optical pixels equal to the fill value 0 (default NaN, like xarray).
+        fast: read chunk files directly (False: through zarr-python; same values).
+
+    Items: ``optical_cloudy``, ``optical_clear`` float32 [C, 300, 300] reflectance;
+    ``cloud_mask`` uint8 [300, 300] (0 clear, 1 cloud, 2 shadow, 255 nodata); ``s1`` float32
+    [2, 90, 90] dB; ``landcover`` int64 [90, 90] (class index, 255 = ignore, ready for
+    ``CrossEntropyLoss(ignore_index=255)``); ``index`` int64 (position in the whole store);
+    ``cloud_percent``, ``dt_clear_days``, ``dt_s1_days`` float32.
+    """
+
+    def __init__(self, store_path: str | os.PathLike, *, split: str | None = None,
+                 bands: list[str] | tuple[str, ...] | None = None, nodata: float = float("nan"),
+                 fast: bool = True) -> None:
+        self.path = Path(store_path)
+        if not (self.path / "zarr.json").is_file():
+            raise FileNotFoundError(f"no Planet-CR store at {self.path}; build it first "
+                                    "(snakemake ... planetcr_finalize)")
+        if not is_complete(self.path):
+            raise IncompleteStoreError(f"Planet-CR store {self.path} is incomplete (finalize has not "
+                                       "run or a job died)")
+        for name in VARIABLES + ("band", "split"):
+            if not (self.path / name / "zarr.json").is_file():
+                raise KeyError(f"Planet-CR store {self.path} has no {name!r} array")
+        names = _strings(_coord(self.path, "band")).tolist()
+        if bands is None:
+            self.bands = tuple(names)
+            self._band_index = None
+        else:
+            missing = [b for b in bands if b not in names]
+            if missing or not len(bands):
+                raise ValueError(f"unknown or no optical bands {list(bands)}; the store has {names}")
+            self.bands = tuple(bands)
+            self._band_index = np.array([names.index(b) for b in bands])
+        meta = json.loads((self.path / "optical_cloudy" / "zarr.json").read_text())
+        attrs = meta.get("attributes", {})
+        self.scale = np.float32(attrs.get("scale_factor", 1.0))
+        self.nodata = np.float32(nodata)
+        splits = _strings(_coord(self.path, "split"))
+        n = len(splits)
+        if split is None:
+            self.indices = np.arange(n, dtype=np.int64)
+        else:
+            if split not in SPLITS:
+                raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+            self.indices = np.flatnonzero(splits == split).astype(np.int64)
+        self.split = split
+        self.sample_ids = _strings(_coord(self.path, "sample_id"))
+        self.cloud_percent = _coord(self.path, "cloud_percent").astype(np.float32)
+        self.dt_clear_days = _coord(self.path, "dt_clear_days").astype(np.float32)
+        self.dt_s1_days = _coord(self.path, "dt_s1_days").astype(np.float32)
+        self.fast = fast
+        self._readers: dict[str, SampleChunkReader] | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_readers"] = None
+        return state
+
+    def _get_readers(self) -> dict[str, SampleChunkReader]:
+        if self._readers is None:
+            self._readers = {v: SampleChunkReader(self.path, v, fast=self.fast) for v in VARIABLES}
+        return self._readers
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _optical(self, raw: np.ndarray) -> torch.Tensor:
+        if self._band_index is not None:
+            raw = raw[self._band_index]
+        out = raw.astype(np.float32)
+        out *= self.scale
+        if raw.min() == 0:
+            out[raw == 0] = self.nodata
+        return torch.from_numpy(out)
+
+    def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+        i = int(self.indices[idx])
+        r = self._get_readers()
+        s1 = r["s1"].read(i).astype(np.float32, copy=False)
+        return {
+            "optical_cloudy": self._optical(r["optical_cloudy"].read(i)),
+            "optical_clear": self._optical(r["optical_clear"].read(i)),
+            "cloud_mask": torch.from_numpy(r["cloud_mask"].read(i)),
+            "s1": torch.from_numpy(s1),
+            "landcover": torch.from_numpy(r["landcover"].read(i).astype(np.int64)),
+            "index": torch.tensor(i, dtype=torch.int64),
+            "cloud_percent": torch.tensor(self.cloud_percent[i]),
+            "dt_clear_days": torch.tensor(self.dt_clear_days[i]),
+            "dt_s1_days": torch.tensor(self.dt_s1_days[i]),
+        }
+
+    def __repr__(self) -> str:
+        return (f"PlanetCRDataset({str(self.path)!r}, split={self.split!r}, {len(self)} samples, "
+                f"bands {list(self.bands)})")
