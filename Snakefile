@@ -23,7 +23,6 @@ include: "workflow/rules/cben.smk"
 include: "workflow/rules/ssl4eo.smk"
 include: "workflow/rules/timeseries.smk"
 include: "workflow/rules/planetcr.smk"
-include: "workflow/rules/cben_experiments.smk"
 
 
 rule all:
@@ -32,5 +31,4 @@ rule all:
         rules.ssl4eo_finalize.output,
         rules.timeseries_finalize.output,
         rules.planetcr_finalize.output,
-        rules.cben_eval_table.output,
     default_target: True
