@@ -143,9 +143,10 @@ def test_workflow_through_the_slurm_profile_matches_a_local_run(slurm, tmp_path,
         wd.mkdir()
         (wd / "tiny.yaml").write_text(yaml.safe_dump({"demo": tiny_demo}))
         runs[kind] = wd
-    _snakemake(runs["local"], slurm, "--cores", "2")
+    # The CBEN target: the other datasets' rules go through the same profile the same way.
+    _snakemake(runs["local"], slurm, "cben", "--cores", "2")
     proc = _snakemake(
-        runs["slurm"], slurm, "--workflow-profile", str(ROOT / "workflow/profiles/slurm"),
+        runs["slurm"], slurm, "cben", "--workflow-profile", str(ROOT / "workflow/profiles/slurm"),
         "--slurm-no-account", "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
         "--jobs", "4",
