@@ -78,7 +78,7 @@ DEFAULT_CFG: dict[str, Any] = {
     "seed": 20170613,
     "tiles": ["33UUP", "32TNT", "29TNE", "35VLH"],
     "tile_size_px": 360,
-    "references_per_tile": 2,
+    "references_per_tile": 4,
     "days_around_reference": 120,
     "s2_revisit_days": 5,
     "s1_revisit_days": 6,
