@@ -47,3 +47,51 @@ def test_cpu_without_gpus(monkeypatch, tmp_path):
 
     monkeypatch.setattr(devices, "claim_gpu", lambda: None)
     assert devices.torch_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_claim_counts_gpus_without_initialising_cuda(monkeypatch, tmp_path):
+    """CUDA_VISIBLE_DEVICES is read once, when the driver starts: counting must not start it."""
+    import torch
+
+    def boom(*_a, **_k):
+        raise AssertionError("CUDA initialised before the claim")
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", boom)
+    monkeypatch.setattr(torch.cuda, "device_count", boom)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")  # pretend a CUDA build on this CPU box
+    monkeypatch.setattr(devices, "_nvml_device_count", lambda: 2)
+    first = devices.claim_gpu(lock_dir=tmp_path)
+    assert first == 0 and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert devices.claim_gpu(lock_dir=tmp_path) == 1  # the first lock is still held
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+
+
+def test_count_gpus_falls_back_to_nvidia_smi_then_zero(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(devices, "_nvml_device_count", lambda: None)
+    monkeypatch.setattr(devices, "_smi_device_count", lambda: 3)
+    assert devices.count_gpus() == 3
+    monkeypatch.setattr(devices, "_smi_device_count", lambda: None)
+    assert devices.count_gpus() == 0
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(devices, "_nvml_device_count", lambda: 4)
+    assert devices.count_gpus() == 0  # a CPU build of torch never claims a GPU
+
+
+def test_fresh_process_claim_leaves_cuda_uninitialised(tmp_path):
+    code = textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        import torch
+        from cloudyeo.devices import claim_gpu
+        claim_gpu(lock_dir=Path({str(tmp_path)!r}))
+        print(torch.cuda.is_initialized())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split()[-1] == "False", out.stderr
