@@ -23,6 +23,8 @@ include: "workflow/rules/cben.smk"
 include: "workflow/rules/ssl4eo.smk"
 include: "workflow/rules/timeseries.smk"
 include: "workflow/rules/planetcr.smk"
+include: "workflow/rules/cben_experiments.smk"
+include: "workflow/rules/cloud_removal.smk"
 
 
 rule all:
@@ -31,4 +33,6 @@ rule all:
         rules.ssl4eo_finalize.output,
         rules.timeseries_finalize.output,
         rules.planetcr_finalize.output,
+        rules.cben_eval_table.output,
+        CR_ALL,
     default_target: True

@@ -126,23 +126,31 @@ def _planetcr(verb):
 def _experiment(verb):
     """The CBEN experiment's nodes: pretrain[method], finetune[method, set], evaluate, table."""
     def run(args):
+        import json
+
         cfg = _load(args)
-        rt = cfg["cben_experiments"]["runtime"]
-        if getattr(args, "threads", None):
+        rt = dict(cfg["cben_experiments"]["runtime"])
+        if args.runtime_json:  # the workflow's runtime settings (never part of a node's params)
+            rt.update(json.loads(args.runtime_json))
+        if args.device:
+            rt["device"] = args.device
+        if args.num_workers is not None:
+            rt["num_workers"] = args.num_workers
+        if args.threads:
             import torch
 
             torch.set_num_threads(args.threads)
-        kw = dict(device=args.device or rt["device"],
-                  num_workers=rt["num_workers"] if args.num_workers is None else args.num_workers,
-                  progress=not args.quiet)
+        kw = dict(device=rt["device"], num_workers=rt["num_workers"], progress=not args.quiet)
+        train_kw = dict(keep_epoch_checkpoints=rt["keep_epoch_checkpoints"],
+                        checkpoint_every_s=rt["checkpoint_every_s"])
         if verb == "pretrain":
             from .training.pretrain import pretrain
 
-            pretrain(cfg, args.method, keep_epoch_checkpoints=rt["keep_epoch_checkpoints"], **kw)
+            pretrain(cfg, args.method, **train_kw, **kw)
         elif verb == "finetune":
             from .training.finetune import finetune
 
-            finetune(cfg, args.method, args.train_set, keep_epoch_checkpoints=rt["keep_epoch_checkpoints"], **kw)
+            finetune(cfg, args.method, args.train_set, **train_kw, **kw)
         else:
             from .training.evaluate import evaluate
 
@@ -161,6 +169,29 @@ def _cben_eval_table(args):
              for m in exp["methods"] for a in exp["train_sets"] for b in exp["test_sets"]]
     df = write_report(files, ex.table_outputs(p))
     print(df.to_string(index=False))
+
+
+def _cloud_removal(verb):
+    def run(args):
+        cfg = _load(args)
+        if args.threads:
+            import os
+
+            os.environ["CLOUDYEO_THREADS"] = str(args.threads)
+        if verb == "train":
+            from .training.cloud_removal import train
+
+            train(cfg, args.method, args.dataset)
+        elif verb == "evaluate":
+            from .training.cloud_removal_eval import evaluate
+
+            evaluate(cfg, args.method, args.dataset)
+        else:
+            from .report.cloud_removal import write_tables
+
+            for path in write_tables(cfg, args.dataset).values():
+                print(path)
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--device": dict(default=None, help="auto | cpu | cuda | cuda:N (default: cben_experiments.runtime.device)"),
         "--num-workers": dict(type=int, default=None, help="DataLoader workers (default: from the config)"),
         "--threads": dict(type=int, default=None, help="torch CPU threads"),
+        "--runtime-json": dict(default=None, help="JSON overrides of cben_experiments.runtime (the workflow's)"),
     }
     methods = dict(required=True, choices=["moco2", "moco3", "mae"], help="SSL method")
     sets = dict(required=True, choices=["ben", "cben"])
@@ -238,6 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     verb(ce, "evaluate", _experiment("evaluate"), "dataset-level AP of a fine-tuned model on a test set",
          **{"--method": methods, "--train-set": sets, "--test-set": sets, **run_opts})
     verb(ce, "table", _cben_eval_table, "the Table VI analogue (CSV, markdown, figures) from the evaluations")
+    crp = stages.add_parser("cloud-removal", help="cloud removal: SEN12MS-CR-TS, HCR&LC, Planet-CR").add_subparsers(
+        dest="verb", required=True)
+    cr_node = {"--method": dict(required=True, help="a method of cloud_removal.methods, e.g. seq2point"),
+               "--dataset": dict(required=True, choices=["timeseries", "planetcr"]),
+               "--threads": dict(type=int, default=None, help="torch CPU threads")}
+    verb(crp, "train", _cloud_removal("train"), "train one method on one dataset (resumes after a kill)",
+         **cr_node)
+    verb(crp, "evaluate", _cloud_removal("evaluate"), "score one method on the test split (full images)",
+         **cr_node)
+    verb(crp, "tables", _cloud_removal("tables"), "the papers' tables, figures and panels of one dataset",
+         **{"--dataset": cr_node["--dataset"], "--threads": cr_node["--threads"]})
     return parser
 
 

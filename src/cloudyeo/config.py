@@ -189,6 +189,16 @@ class Paths:
     def planetcr_part(self, batch: str) -> Path:
         return self.planetcr / "parts" / f"{batch}.parquet"
 
+    @property
+    def cloud_removal_models(self) -> Path:
+        """Trained cloud-removal models: ``<dataset>/<method>/model.pt``."""
+        return self.results / "models" / "cloud_removal"
+
+    @property
+    def cloud_removal_eval(self) -> Path:
+        """Cloud-removal evaluation: ``<dataset>/<method>/records.csv`` and the tables."""
+        return self.results / "eval" / "cloud_removal"
+
 
 def paths(cfg: dict[str, Any]) -> Paths:
     """Locations for a config; missing sections take the schema defaults."""
@@ -224,6 +234,9 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "ssl4eo": ("archive", "resources_dir", "results_dir", *_ARCHIVES, "ssl4eo"),
     "demo_planet": ("resources_dir", "demo_planet"),
     "planetcr": ("resources_dir", "results_dir", "stac", "planetcr"),
+    # the tables rule; train/evaluate nodes get a narrower, per-method config
+    # (cloudyeo.training.cloud_removal.node_config)
+    "cloud_removal": ("archive", "resources_dir", "results_dir", "cloud_removal"),
 }
 
 

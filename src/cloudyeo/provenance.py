@@ -21,33 +21,37 @@ _COMMON = ("__init__.py", "config.py", "sentinel.py", "schemas")
 _DEMO = tuple(f"demo/{m}.py" for m in ("__init__", "world", "tiles", "schedule", "surface",
                                         "atmosphere", "climatology", "rasters", "stac"))
 
+# The backbones and SSL methods of the CBEN experiment.
+_BACKBONES = tuple(f"models/{m}.py" for m in ("registry", "resnet", "vit", "ssl"))
+
 # Files and folders (relative to the package) whose code decides each stage's outputs.
 STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "demo": (*_COMMON, *_DEMO, "grids.py"),
     "demo_timeseries": (*_COMMON, *_DEMO, "demo/timeseries.py"),
     "climatology": (*_COMMON, "climatology.py", "http.py"),
     "cben": (*_COMMON, "datasets/cben.py", "grids.py", "reben.py", "store.py", "archives",
-             "climatology.py", "http.py", "report"),
+             "climatology.py", "http.py", "report/__init__.py", "report/cards.py", "report/figures.py"),
     "timeseries": (*_COMMON, "datasets/timeseries.py", "grids.py", "store.py", "archives", "masks",
-                   "http.py", "report"),
+                   "http.py", "report/__init__.py", "report/cards.py", "report/timeseries_figures.py"),
     "ssl4eo": (*_COMMON, "datasets/ssl4eo.py", "grids.py", "store.py", "archives", "http.py",
-               "report"),
+               "report/__init__.py", "report/cards.py"),
     "demo_planet": (*_COMMON, "demo/planet", "demo/surface.py", "demo/tiles.py",
                     "demo/atmosphere.py", "demo/rasters.py", "landcover.py"),
     "planetcr": (*_COMMON, "datasets/planetcr.py", "datasets/planetcr_report.py", "landcover.py",
                  "grids.py", "store.py", "archives", "http.py", "demo/planet/aois.py"),
     # The CBEN experiment (issue #5): pretrain[method] -> finetune[method, set] -> evaluate -> table.
-    "pretrain": (*_COMMON, "models", "devices.py", "store.py", "datasets/ssl4eo_torch.py",
-                 *(f"training/{m}.py" for m in ("__init__", "augment", "normalization", "runtime",
-                                                "experiments", "data", "schedule", "pretrain"))),
-    "finetune": (*_COMMON, "models", "devices.py", "store.py", "datasets/cben_torch.py",
+    # Files, not folders: other models and trainers (cloud removal) must not rerun these nodes.
+    "pretrain": (*_COMMON, *_BACKBONES, "devices.py", "store.py", "datasets/ssl4eo_torch.py",
+                 *(f"training/{m}.py" for m in ("augment", "normalization", "runtime", "experiments",
+                                                "data", "schedule", "pretrain"))),
+    "finetune": (*_COMMON, *_BACKBONES, "devices.py", "store.py", "datasets/cben_torch.py",
                  "metrics/classification.py",
-                 *(f"training/{m}.py" for m in ("__init__", "normalization", "runtime", "experiments",
-                                                "data", "schedule", "finetune"))),
-    "evaluate": (*_COMMON, "models", "devices.py", "store.py", "datasets/cben_torch.py",
+                 *(f"training/{m}.py" for m in ("normalization", "runtime", "experiments", "data",
+                                                "schedule", "finetune"))),
+    "evaluate": (*_COMMON, *_BACKBONES, "devices.py", "store.py", "datasets/cben_torch.py",
                  "metrics/classification.py",
-                 *(f"training/{m}.py" for m in ("__init__", "normalization", "runtime", "experiments",
-                                                "data", "finetune", "evaluate"))),
+                 *(f"training/{m}.py" for m in ("normalization", "runtime", "experiments", "data",
+                                                "finetune", "evaluate"))),
     "cben_eval_table": (*_COMMON, "report/cben_eval.py"),
 }
 
