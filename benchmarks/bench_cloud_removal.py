@@ -28,7 +28,7 @@ def _inputs(kind: str, hp: dict, dataset: str, size: int, batch: int, n_inputs: 
     if kind == "seq2point":
         return (torch.rand(b, n_inputs, 13, c, c), torch.rand(b, n_inputs, 2, c, c), torch.rand(b, n_inputs, c, c) > 0.5)
     if kind == "seq2seq":
-        return (torch.rand(b, 2, 20, c, c),)
+        return (torch.rand(b, 2, int(hp.get("max_len", 20)), c, c),)
     if kind == "segmentation":
         return (torch.rand(b, 4 if dataset == "planetcr" else 13, c, c),)
     bands = 4 if dataset == "planetcr" else 13

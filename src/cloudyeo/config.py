@@ -234,9 +234,6 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "ssl4eo": ("archive", "resources_dir", "results_dir", *_ARCHIVES, "ssl4eo"),
     "demo_planet": ("resources_dir", "demo_planet"),
     "planetcr": ("resources_dir", "results_dir", "stac", "planetcr"),
-    # the tables rule; train/evaluate nodes get a narrower, per-method config
-    # (cloudyeo.training.cloud_removal.node_config)
-    "cloud_removal": ("archive", "resources_dir", "results_dir", "cloud_removal"),
 }
 
 

@@ -194,6 +194,13 @@ def test_node_config_holds_only_its_own_method(cr):
     changed["cloud_removal"]["methods"]["dsen2cr"]["lr"] = 0.5
     assert node_config(changed, "seq2point", "timeseries") == node_config(cr, "seq2point", "timeseries")
     assert node_config(changed, "dsen2cr", "timeseries") != node_config(cr, "dsen2cr", "timeseries")
+    changed["cloud_removal"]["methods"]["seq2point"]["mem_mb"] = 64000  # resources rerun nothing
+    assert node_config(changed, "seq2point", "timeseries") == node_config(cr, "seq2point", "timeseries")
+    from cloudyeo.report.cloud_removal import table_config
+
+    assert table_config(changed, "planetcr") == table_config(cr, "planetcr")  # a time-series method changed
+    assert table_config(changed, "timeseries") == table_config(cr, "timeseries")  # hyperparameters only
+    validate_config(json.loads(table_config(cr, "timeseries")))
     changed["cloud_removal"]["eval"]["window"] = 64
     assert node_config(changed, "seq2point", "timeseries") == node_config(cr, "seq2point", "timeseries")
     assert node_config(changed, "seq2point", "timeseries", "evaluate") != node_config(cr, "seq2point", "timeseries", "evaluate")
@@ -339,3 +346,44 @@ def test_time_series_tables(cr):
     assert pd.read_csv(files["sen12mscrts_table_v_csv"])["method"].tolist() == ["seq2seq"]
     hcr = pd.read_csv(files["hcr_table_2_csv"])
     assert {"lc_oa", "lc_f1", "lc_miou"} <= set(hcr.columns)
+
+
+# ------------------------------------------------------------------------------- workflow
+@pytest.mark.slow
+def test_workflow_runs_and_a_changed_hyperparameter_reruns_only_its_nodes(tmp_path):
+    """``snakemake cloud_removal_quick`` on the fake time series, then one seq2point setting changed."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    tiny = {"results_dir": str(tmp_path / "results"),
+            "timeseries": {"manifest": {"n_inputs": 3, "samples_per_patch": 2}},
+            "cloud_removal": {"datasets": ["timeseries"],
+                              "eval": {"window": 24, "overlap": 8, "n_inputs": [3], "panels": 1},
+                              "methods": {m: dict(_methods()[m]) for m in ("seq2point",)}}}
+    tiny["cloud_removal"]["methods"]["seq2point_nos1"] = {**_methods()["seq2point"], "use_sar": False}
+    _write_timeseries(validate_config({"archive": "demo", **tiny}))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+
+    def smk(*args):
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--directory", str(tmp_path),
+               "--configfile", str(tmp_path / "tiny.yaml"), "--cores", "2", "--allowed-rules",
+               "cloud_removal_train", "cloud_removal_evaluate", "cloud_removal_quick", *args, "--",
+               "cloud_removal_quick"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc.stdout + proc.stderr
+
+    smk()
+    for m in ("least_cloudy", "mosaicing", "seq2point", "seq2point_nos1"):
+        assert (tmp_path / "results/eval/cloud_removal/timeseries" / m / "records.csv").exists()
+    tiny["cloud_removal"]["methods"]["seq2point"]["lr"] = 5e-4
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    out = smk("-n")  # only seq2point's two nodes and the target: everything else is up to date
+    jobs = dict(re.findall(r"^(cloud_removal_\w+)\s+(\d+)\s*$", out.split("Job stats:")[-1], flags=re.MULTILINE))
+    assert jobs == {"cloud_removal_train": "1", "cloud_removal_evaluate": "1", "cloud_removal_quick": "1"}
+    assert "method=seq2point\n" in out and "method=seq2point_nos1" not in out

@@ -123,7 +123,7 @@ rule cloud_removal_tables_timeseries:
         panels_png=report(CR_TS["panels"], caption="../report/cloud_removal_panels.rst",
                           category="Cloud removal"),
     params:
-        cfg=stage_config(config, "cloud_removal"),
+        cfg=_crr.table_config(config, "timeseries"),
         code=code_version("cloud_removal_report"),
     resources:
         mem_mb=2000,
@@ -152,7 +152,7 @@ rule cloud_removal_tables_planetcr:
         panels_png=report(CR_PL["panels"], caption="../report/cloud_removal_panels.rst",
                           category="Cloud removal"),
     params:
-        cfg=stage_config(config, "cloud_removal"),
+        cfg=_crr.table_config(config, "planetcr"),
         code=code_version("cloud_removal_report"),
     resources:
         mem_mb=2000,

@@ -42,6 +42,7 @@ TS_TABLES = ("sen12mscrts_table_i", "sen12mscrts_table_ii", "sen12mscrts_table_i
              "sen12mscrts_table_v", "hcr_table_2")
 PLANET_TABLES = ("planetcr_table_2", "planetcr_table_2_per_class", "planetcr_table_3",
                  "planetcr_table_3_by_cloud")
+KIND_ORDER = ("baseline", "dsen2cr", "seq2point", "seq2seq", "hcr_then_lc", "hcrlc", "aligncr", "segmentation")
 CR_COLUMNS = ["nrmse_all", "nrmse_cloudy", "nrmse_clear", "psnr", "ssim", "sam_deg", "mae"]
 PLANET_COLUMNS = ["mae", "psnr", "sam_deg", "ssim", "mae_cloudy", "psnr_cloudy", "sam_deg_cloudy",
                   "ssim_cloudy", "mae_clear", "psnr_clear", "sam_deg_clear", "ssim_clear"]
@@ -64,6 +65,25 @@ CAPTIONS = {
 
 def eval_root(cfg: dict[str, Any]) -> Path:
     return paths(cfg).cloud_removal_eval
+
+
+def table_config(cfg: dict[str, Any], dataset: str) -> str:
+    """Canonical JSON of the (valid) config the tables of ``dataset`` are made with: result
+    folders, cloud bins and the name and kind of each of the dataset's methods - not their
+    hyperparameters (a retrained method changes the tables through its records, an input), nor
+    the other dataset's methods."""
+    import json
+
+    from cloudyeo.training.cloud_removal import method_config, methods_for
+
+    cr = cfg["cloud_removal"]
+    methods = {}
+    for m in methods_for(cfg, dataset):
+        hp = method_config(cfg, m)
+        methods[m] = {k: hp[k] for k in ("kind", "baseline") if k in hp} | {"datasets": [dataset]}
+    out = {k: cfg[k] for k in ("archive", "resources_dir", "results_dir") if k in cfg}
+    out["cloud_removal"] = {"datasets": [dataset], "cloud_bin_edges": cr["cloud_bin_edges"], "methods": methods}
+    return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
 
 def table_paths(cfg: dict[str, Any], dataset: str) -> dict[str, Path]:
@@ -359,6 +379,11 @@ def write_tables(cfg: dict[str, Any], dataset: str) -> dict[str, Path]:
     root.mkdir(parents=True, exist_ok=True)
     methods = methods_for(cfg, dataset)
     kinds = {m: method_config(cfg, m)["kind"] for m in methods}
+    # rows by kind (baselines first), then in config order (alphabetical once the config went
+    # through canonical JSON, as it does in the workflow)
+    position = {m: i for i, m in enumerate(methods)}
+    methods.sort(key=lambda m: (KIND_ORDER.index(kinds[m]) if kinds[m] in KIND_ORDER else len(KIND_ORDER),
+                                position[m]))
     if dataset == "timeseries":
         sections = _timeseries_tables(cfg, root, methods, kinds)
     elif dataset == "planetcr":

@@ -6,10 +6,12 @@ split and writes, under ``results/models/cloud_removal/<dataset>/<method>/``:
 
 * ``model.pt`` — the final checkpoint (written last: its presence means "trained"); the model spec,
   the normalisation spec and the effective hyperparameters are inside;
-* ``train_log.csv`` — one row per epoch (loss, steps, seconds); ``checkpoints/`` — epoch
-  checkpoints (the newest two), from which a killed job resumes at its next epoch. Batches are
-  drawn from a generator seeded by (seed, stage, epoch), and the RNG states are restored, so a
-  resumed run ends with the same weights as an uninterrupted one.
+* ``train_log_<stage>.csv`` — one row per epoch (loss, steps, seconds; stages ``main``, or
+  ``pretext``, ``cr``/``lc``, ``patch-NNNN``); ``train_summary.json``; ``checkpoints/<stage>/`` —
+  epoch checkpoints (the newest two), from which a killed job resumes at its next epoch. Batches
+  are drawn from a generator seeded by (seed, stage, epoch), and the RNG states are restored, so a
+  resumed run ends with the same weights as an uninterrupted one. Checkpoints made with other
+  params or code (``checkpoints/fingerprint.json``) are discarded, not resumed.
 
 Training is CPU-sized on the demo (a few hundred steps on 48-128 px random crops); the paper's
 settings are in ``cloud_removal.paper``. Method kinds:
@@ -20,8 +22,8 @@ settings are in ``cloud_removal.paper``. Method kinds:
 | ``dsen2cr`` | time series, Planet-CR | DSen2-CR on one cloudy image + S1, CARL |
 | ``seq2point`` | time series | Siamese ResNet + 3-D conv over n inputs, 100 x L1 + (1 - SSIM) |
 | ``seq2seq`` | time series (test split!) | one 3-D U-Net per test patch, S1 (or noise) -> S2, clear pixels |
-| ``hcrlc`` | time series | multi-task U-Net (CR: CARL, LC: CE), 1:1 or uncertainty weighting,
-  LC-only, few labels with optional pretext pretraining |
+| ``hcrlc`` | time series | U-Net, shared encoder + one decoder per task (CR: CARL, LC: CE), 1:1 or
+  uncertainty weighting; LC-only; few labels (``label_fraction``) with optional pretext pretraining |
 | ``hcr_then_lc`` | time series | CR-only U-Net, then a land-cover U-Net trained on clear images |
 | ``aligncr`` | Planet-CR | Align-CR (+ w/o SAR, w/o alignment), weighted Charbonnier |
 | ``segmentation`` | Planet-CR | land-cover U-Net on clear optical images (semantic recovery) |
@@ -67,6 +69,7 @@ from cloudyeo.training.runtime import (
 log = logging.getLogger(__name__)
 
 DATASETS = ("timeseries", "planetcr")
+RESOURCE_KEYS = ("mem_mb", "runtime", "gpu")
 TS_CLASSES = 19  # BEN19 class indices in timeseries.zarr's land cover
 NORMALIZATION = {
     "optical": {"scale": 1e-4, "clip": [0.0, 1.0], "nodata": "NaN -> 0 in inputs, unscored in targets"},
@@ -143,7 +146,9 @@ def node_config(cfg: dict[str, Any], method: str, dataset: str, stage: str = "tr
     if stage not in ("train", "evaluate"):
         raise ValueError(f"stage must be 'train' or 'evaluate', got {stage!r}")
     cr = cfg["cloud_removal"]
-    hp = method_config(cfg, method)
+    # resources (mem_mb, runtime, gpu) route a job; they do not change what it computes
+    hp = {k: v for k, v in method_config(cfg, method).items() if k not in RESOURCE_KEYS}
+    hp["datasets"] = [dataset]  # enabling the method on the other dataset changes nothing here
     node_cr: dict[str, Any] = {"seed": cr["seed"], "device": cr.get("device", "auto"), "preset": "demo",
                                "datasets": [dataset], "methods": {method: hp}}
     if stage == "evaluate":
