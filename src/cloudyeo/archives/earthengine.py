@@ -85,7 +85,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import os
 import re
 from pathlib import Path
@@ -94,7 +93,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from cloudyeo.archives.base import AssetInfo, SceneRecord, SearchQuery, normalise_and_filter
-from cloudyeo.archives.stac_items import normalise_platform, normalise_tile
+from cloudyeo.archives.stac_items import normalise_platform, normalise_tile, parse_number
 from cloudyeo.http import AuthError, HttpError, redact, register_secret
 
 log = logging.getLogger(__name__)
@@ -144,16 +143,6 @@ def band_from_ee(band: str) -> str:
 # --------------------------------------------------------------------------------------
 # records
 # --------------------------------------------------------------------------------------
-
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(out) else out
 
 
 def _baseline(props: Mapping[str, Any]) -> str | None:
@@ -215,7 +204,7 @@ def image_to_record(info: Mapping[str, Any], collection: str, collection_id: str
         pols = props.get("transmitterReceiverPolarisation") or ()
         if isinstance(pols, str):
             pols = [pols]
-        rel = _num(props.get("relativeOrbitNumber_start"))
+        rel = parse_number(props.get("relativeOrbitNumber_start"))
         orbit = props.get("orbitProperties_pass")
         return SceneRecord(
             id=str(index),
@@ -237,7 +226,7 @@ def image_to_record(info: Mapping[str, Any], collection: str, collection_id: str
     if tile is None:
         m = _TILE_IN_ID_RE.search(str(index)) or _TILE_IN_ID_RE.search(product_id)
         tile = m.group(1) if m else None
-    rel = _num(props.get("SENSING_ORBIT_NUMBER"))
+    rel = parse_number(props.get("SENSING_ORBIT_NUMBER"))
     orbit = props.get("SENSING_ORBIT_DIRECTION")
     return SceneRecord(
         id=str(index),
@@ -246,9 +235,9 @@ def image_to_record(info: Mapping[str, Any], collection: str, collection_id: str
         datetime=when,
         footprint=footprint,
         tile=tile,
-        cloud_cover=_num(props.get("CLOUDY_PIXEL_PERCENTAGE")),
-        shadow_percent=_num(props.get("CLOUD_SHADOW_PERCENTAGE")),
-        cirrus_percent=_num(props.get("THIN_CIRRUS_PERCENTAGE")),
+        cloud_cover=parse_number(props.get("CLOUDY_PIXEL_PERCENTAGE")),
+        shadow_percent=parse_number(props.get("CLOUD_SHADOW_PERCENTAGE")),
+        cirrus_percent=parse_number(props.get("THIN_CIRRUS_PERCENTAGE")),
         processing_baseline=_baseline(props),
         radiometric_offset=0.0,  # *_HARMONIZED: the baseline-04.00 offset is already removed
         quantification=S2_QUANTIFICATION,

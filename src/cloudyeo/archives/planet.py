@@ -83,7 +83,6 @@ was asked for.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -97,7 +96,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from cloudyeo.archives.base import (
     AssetInfo, SceneRecord, SearchQuery, apply_filters, normalise_and_filter,
 )
-from cloudyeo.archives.stac_items import parse_datetime, resolve_href
+from cloudyeo.archives.stac_items import format_datetime, parse_datetime, resolve_href
 from cloudyeo.http import (
     AuthError, HttpClient, HttpError, RetryPolicy, download, redact, register_secret,
 )
@@ -143,12 +142,6 @@ def quantification_for(asset_type: str) -> float:
     return 10000.0
 
 
-def _iso(t: dt.datetime) -> str:
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 def _float(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
@@ -171,7 +164,7 @@ def build_filter(
 ) -> dict[str, Any]:
     """The Data API search filter (an ``AndFilter``) for a query."""
     date = {"type": "DateRangeFilter", "field_name": "acquired",
-            "config": {"gte": _iso(query.start), "lte": _iso(query.end)}}
+            "config": {"gte": format_datetime(query.start), "lte": format_datetime(query.end)}}
     parts: list[dict[str, Any]] = [date]
     if query.intersects is not None:
         parts.append({"type": "GeometryFilter", "field_name": "geometry",

@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import os
 import re
 import threading
@@ -81,7 +80,13 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from cloudyeo.archives.base import SceneRecord, SearchQuery, normalise_and_filter
-from cloudyeo.archives.stac_items import mgrs_tile_bbox, normalise_platform, parse_datetime
+from cloudyeo.archives.stac_items import (
+    format_datetime,
+    mgrs_tile_bbox,
+    normalise_platform,
+    parse_datetime,
+    parse_number,
+)
 from cloudyeo.http import AuthError, HttpClient, HttpError, RetryPolicy, redact, register_secret
 
 log = logging.getLogger(__name__)
@@ -126,22 +131,6 @@ COLLECTIONS: dict[str, str] = {
     "sentinel-2-l2a": "sentinel-2-l2a",
     "sentinel-1-grd": "sentinel-1-grd",
 }
-
-
-def _iso(t: dt.datetime) -> str:
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(out) else out
 
 
 def _fmt(value: float) -> str:
@@ -234,9 +223,9 @@ def item_to_record(item: Mapping[str, Any], collection: str) -> SceneRecord:
         pols = POLARIZATION_CODES.get(code)
         if pols is None:
             pols = tuple(str(p).upper() for p in props.get("sar:polarizations") or ())
-        rel = _num(props.get("sat:relative_orbit"))
+        rel = parse_number(props.get("sat:relative_orbit"))
         if rel is None:
-            absolute = _num(props.get("sat:absolute_orbit"))
+            absolute = parse_number(props.get("sat:absolute_orbit"))
             m = _S1_ABS_ORBIT_RE.match(item_id)
             if absolute is None and m:
                 absolute = float(m.group(2))
@@ -267,7 +256,7 @@ def item_to_record(item: Mapping[str, Any], collection: str) -> SceneRecord:
         datetime=when,
         footprint=dict(geometry),
         tile=m_tile.group(1) if m_tile else None,
-        cloud_cover=_num(props.get("eo:cloud_cover")),
+        cloud_cover=parse_number(props.get("eo:cloud_cover")),
         processing_baseline=baseline,
         radiometric_offset=0.0,  # harmonizeValues: true removes the baseline-04.00 offset
         quantification=S2_QUANTIFICATION,
@@ -423,7 +412,7 @@ class SentinelHubArchive:
                 raise HttpError(f"POST {redact(self.token_url)} returned no access_token",
                                 url=self.token_url)
             register_secret(str(token))
-            expires_in = _num(body.get("expires_in")) or 300.0
+            expires_in = parse_number(body.get("expires_in")) or 300.0
             self._token = str(token)
             self._token_expires = time.monotonic() + max(0.0, expires_in - 60.0)
             return self._token
@@ -457,7 +446,7 @@ class SentinelHubArchive:
         """The Catalog search body of the first page."""
         body: dict[str, Any] = {
             "collections": [self.server_collection(query.collection)],
-            "datetime": f"{_iso(query.start)}/{_iso(query.end)}",
+            "datetime": f"{format_datetime(query.start)}/{format_datetime(query.end)}",
             "limit": self.page_size,
         }
         if query.intersects is not None:
@@ -524,7 +513,7 @@ class SentinelHubArchive:
         sar = record.collection.startswith("sentinel-1")
         mode = RESAMPLING[resampling]
         t0, t1 = record.datetime - self.time_tolerance, record.datetime + self.time_tolerance
-        data_filter: dict[str, Any] = {"timeRange": {"from": _iso(t0), "to": _iso(t1)}}
+        data_filter: dict[str, Any] = {"timeRange": {"from": format_datetime(t0), "to": format_datetime(t1)}}
         processing: dict[str, Any] = {"upsampling": mode, "downsampling": mode}
         if sar:
             data_filter.update(acquisitionMode=self.instrument_mode, polarization=self.polarization,

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 from typing import Any, Iterator, Mapping
@@ -25,7 +24,7 @@ from typing import Any, Iterator, Mapping
 from cloudyeo.archives.base import SceneRecord, SearchQuery, normalise_and_filter
 from cloudyeo.archives.presets import Preset, build_cql2_filter, build_query, get_preset
 from cloudyeo.archives.signing import PlanetaryComputerSigner
-from cloudyeo.archives.stac_items import item_to_record, mgrs_tile_bbox
+from cloudyeo.archives.stac_items import format_datetime, item_to_record, mgrs_tile_bbox
 from cloudyeo.http import (
     AUTH_STATUSES,
     AuthError,
@@ -37,12 +36,6 @@ from cloudyeo.http import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _iso(t: dt.datetime) -> str:
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class StacApiArchive:
@@ -214,7 +207,7 @@ class StacApiArchive:
         server_id = self.server_collection(query.collection)
         params: dict[str, Any] = {
             "collections": [server_id],
-            "datetime": f"{_iso(query.start)}/{_iso(query.end)}",
+            "datetime": f"{format_datetime(query.start)}/{format_datetime(query.end)}",
             "limit": self.page_size,
         }
         if query.intersects is not None:

@@ -74,7 +74,8 @@ _TILE_IN_ID_RE = re.compile(r"_T(\d{2}[C-X][A-Z]{2})(?:_|$)")
 # --------------------------------------------------------------------------------------
 
 
-def _num(value: Any) -> float | None:
+def parse_number(value: Any) -> float | None:
+    """A finite-or-None float from a property value (None for missing, bool, NaN or garbage)."""
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -82,6 +83,13 @@ def _num(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(out) else out
+
+
+def format_datetime(t: dt.datetime) -> str:
+    """RFC 3339 in UTC with a ``Z`` (naive datetimes are taken as UTC)."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return t.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def parse_datetime(value: str | None) -> dt.datetime | None:
@@ -212,12 +220,12 @@ def _first_band(asset: Mapping[str, Any]) -> Mapping[str, Any]:
 def asset_scale_offset(asset: Mapping[str, Any]) -> tuple[float | None, float | None]:
     """(scale, offset) of an asset from ``raster:bands``/``bands`` or STAC 1.1 asset fields."""
     band = _first_band(asset)
-    scale = _num(band.get("scale", band.get("raster:scale")))
-    offset = _num(band.get("offset", band.get("raster:offset")))
+    scale = parse_number(band.get("scale", band.get("raster:scale")))
+    offset = parse_number(band.get("offset", band.get("raster:offset")))
     if scale is None:
-        scale = _num(asset.get("raster:scale"))
+        scale = parse_number(asset.get("raster:scale"))
     if offset is None:
-        offset = _num(asset.get("raster:offset"))
+        offset = parse_number(asset.get("raster:offset"))
     return scale, offset
 
 
@@ -283,13 +291,13 @@ def extract_tile(props: Mapping[str, Any], item_id: str = "") -> str | None:
 
 def _stat(props: Mapping[str, Any], flat: Iterable[str], nested: Iterable[str]) -> float | None:
     for key in flat:
-        v = _num(props.get(key))
+        v = parse_number(props.get(key))
         if v is not None:
             return v
     stats = props.get("statistics")
     if isinstance(stats, Mapping):
         for key in nested:
-            v = _num(stats.get(key))
+            v = parse_number(stats.get(key))
             if v is not None:
                 return v
     return None
@@ -447,7 +455,7 @@ def item_to_record(
         datetime=when,
         footprint=dict(footprint) if footprint else {},
         tile=None if sar else extract_tile(props, item_id),
-        cloud_cover=None if sar else _num(props.get("eo:cloud_cover")),
+        cloud_cover=None if sar else parse_number(props.get("eo:cloud_cover")),
         shadow_percent=None if sar else extract_shadow(props),
         cirrus_percent=None if sar else extract_cirrus(props),
         processing_baseline=baseline,
