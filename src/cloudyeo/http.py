@@ -36,6 +36,8 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from urllib3.util.retry import Retry
 
+from cloudyeo.atomic import write_json
+
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
@@ -583,12 +585,6 @@ def provenance_path(dest: str | os.PathLike[str]) -> Path:
     return dest.with_name(dest.name + ".provenance.json")
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 def download(
     url: str,
     dest: str | os.PathLike[str],
@@ -714,7 +710,7 @@ def download(
         "retries": budget.retries,
         **{k: redact(v) for k, v in headers_info.items()},
     }
-    _write_json_atomic(prov_path, record)
+    write_json(prov_path, record, indent=2, sort_keys=True)
     return record
 
 

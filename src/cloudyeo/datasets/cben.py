@@ -19,8 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from shapely.ops import unary_union
 from tqdm import tqdm
 
 from .. import store
+from ..atomic import write_creation_record, write_parquet
 from ..archives import open_archive, readable_href
 from ..archives.base import Archive, SceneRecord, SearchQuery
 from ..climatology import Climatology
@@ -205,20 +204,10 @@ def write_plan(cfg: dict[str, Any]) -> None:
     p = paths(cfg)
     manifest, patches = plan(cfg)
     p.cben.mkdir(parents=True, exist_ok=True)
-    _atomic_parquet(patches, p.cben_patches)
-    _atomic_parquet(manifest, p.cben_manifest, geo=True)
+    write_parquet(patches, p.cben_patches)
+    write_parquet(manifest, p.cben_manifest)
     n_skip = int(manifest["skip_reason"].notna().sum())
     log.info("planned %d products (%d skipped), %d samples", len(manifest), n_skip, int((patches["sample"] >= 0).sum()))
-
-
-def _atomic_parquet(df: pd.DataFrame, path: Path, geo: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if geo:
-        df.to_parquet(tmp, index=False)
-    else:
-        pd.DataFrame(df).to_parquet(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def read_manifest(path: str | Path) -> gpd.GeoDataFrame:
@@ -304,13 +293,9 @@ def init_store(cfg: dict[str, Any]) -> None:
     store.create_store(p.cben_store, len(rows), variables, coords, attrs, codec=cfg["cben"]["store_codec"])
     if len(rows):
         store.write_samples(p.cben_store, 0, {"labels": _multi_hot(list(rows["labels"]))})
-    # A new store is empty: the record differs on every creation (Snakemake compares input
-    # checksums, not only times), so every extraction reruns after it.
-    record = dict(store=str(p.cben_store), n_samples=int(len(rows)), codec=cfg["cben"]["store_codec"],
-                  created=dt.datetime.now(dt.timezone.utc).isoformat(), creation_id=uuid.uuid4().hex)
-    tmp = p.cben_store_created.with_name(f".{p.cben_store_created.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, p.cben_store_created)
+    # A new store is empty: every extraction reruns after it.
+    write_creation_record(p.cben_store_created, store=str(p.cben_store), n_samples=int(len(rows)),
+                          codec=cfg["cben"]["store_codec"])
 
 
 def _utc64(values: pd.Series) -> np.ndarray:
@@ -429,7 +414,7 @@ def extract_product(cfg: dict[str, Any], product: str, *, progress: bool = True)
         cloud_fraction=fractions[:, 0], shadow_fraction=fractions[:, 1], cirrus_fraction=fractions[:, 2],
         valid_fraction=fractions[:, 3], s1_id=s1_ids, s1_datetime=s1_times,
     ))
-    _atomic_parquet(part, p.cben_part(product))
+    write_parquet(part, p.cben_part(product))
     return p.cben_part(product)
 
 
@@ -515,7 +500,7 @@ def finalize(cfg: dict[str, Any]) -> dict[str, Path]:
         "histogram": p.cben / "cloud_cover_histogram.png",
         "card": p.cben / "dataset_card.md",
     }
-    _atomic_parquet(index, out["index"])
+    write_parquet(index, out["index"])
     table_ii = cloud_statistics(index)
     table_iii = time_differences(index)
     band_stats = band_statistics(ds)

@@ -29,10 +29,7 @@ two footprints must agree within ``max_offset_m`` (default one 10 m pixel) at bo
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +45,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from shapely.geometry import box
 
+from ..atomic import write_creation_record, write_parquet
 from .. import store
 from ..archives.base import SceneRecord, SearchQuery
 from ..archives.planet import ASSETS_KEY, PL_API_KEY_ENV, PlanetAssetMissing
@@ -710,22 +708,12 @@ def write_plan(cfg: dict[str, Any]) -> None:
     p = paths(cfg)
     manifest, scenes = plan(cfg)
     p.planetcr.mkdir(parents=True, exist_ok=True)
-    _atomic_parquet(scenes, p.planetcr_scenes)
-    _atomic_parquet(manifest, p.planetcr_manifest, geo=True)
+    write_parquet(scenes, p.planetcr_scenes)
+    write_parquet(manifest, p.planetcr_manifest)
     n_sel = int(manifest["selected"].sum())
     log.info("planned %d candidate windows, %d samples in %d batches; %d scenes (%d without UDM2)",
              len(manifest), n_sel, manifest.loc[manifest["selected"], "batch"].nunique(), len(scenes),
              int((~scenes["has_udm2"]).sum()) if len(scenes) else 0)
-
-
-def _atomic_parquet(df: pd.DataFrame, path: Path, geo: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if geo:
-        df.to_parquet(tmp, index=False)
-    else:
-        pd.DataFrame(df).to_parquet(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def read_manifest(path: str | Path) -> gpd.GeoDataFrame:
@@ -849,12 +837,8 @@ def init_store(cfg: dict[str, Any]) -> None:
         code_version=code_version("planetcr"),
     )
     store.create_store(p.planetcr_store, len(rows), variables, coords, attrs, codec=sec["store_codec"])
-    record = dict(store=str(p.planetcr_store), n_samples=int(len(rows)), codec=sec["store_codec"],
-                  created=dt.datetime.now(dt.timezone.utc).isoformat(), creation_id=uuid.uuid4().hex)
-    tmp = p.planetcr_store_created.with_name(f".{p.planetcr_store_created.name}.tmp")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, p.planetcr_store_created)
+    write_creation_record(p.planetcr_store_created, store=str(p.planetcr_store),
+                          n_samples=int(len(rows)), codec=sec["store_codec"])
 
 
 # -------------------------------------------------------------------------------- extract
@@ -993,7 +977,7 @@ def extract_batch(cfg: dict[str, Any], batch: str, *, progress: bool = True) -> 
     bar.close()
     store.write_samples(p.planetcr_store, start, out)
     part = pd.DataFrame(part_rows).sort_values("sample")
-    _atomic_parquet(part, p.planetcr_part(batch))
+    write_parquet(part, p.planetcr_part(batch))
     return p.planetcr_part(batch)
 
 
@@ -1043,7 +1027,7 @@ def finalize(cfg: dict[str, Any]) -> dict[str, Path]:
         "examples": p.planetcr / "example_quartets.png",
         "card": p.planetcr / "dataset_card.md",
     }
-    _atomic_parquet(pd.DataFrame(index), out["index"])
+    write_parquet(pd.DataFrame(index), out["index"])
     stats = sample_statistics(index, s)
     stats.to_csv(out["stats"], index=False, float_format="%.3f")
     band_stats = band_statistics(ds)

@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
+from ..atomic import write_text
 from ..landcover import CLASS_COLOURS, CLASSES, IGNORE_INDEX, WORLDCOVER_CLASSES, WORLDCOVER_TO_CLASS  # noqa: E402
 
 SPLIT_COLOURS = {"train": "tab:blue", "validation": "tab:green", "test": "tab:orange"}
@@ -209,7 +210,4 @@ def write_card(path: Path, *, cfg: dict[str, Any], index: pd.DataFrame, manifest
         "", "## Build configuration (planetcr)", "", "```json",
         json.dumps(sec, indent=2, sort_keys=True, default=str), "```", "",
     ]
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
+    write_text(path, "\n".join(lines))

@@ -43,7 +43,6 @@ import json
 import logging
 import math
 import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -59,6 +58,7 @@ from pyproj import Transformer
 from shapely.geometry import box, mapping, shape
 from tqdm import tqdm
 
+from ..atomic import write_creation_record, write_parquet, write_text
 from .. import store
 from ..archives import open_archive
 from ..archives.base import Archive, SceneRecord, SearchQuery
@@ -530,18 +530,11 @@ def _manifest_row(loc: Location, sample: int, season: int, date: dt.date, start,
 def write_plan(cfg: dict[str, Any], *, progress: bool = True) -> Path:
     p = paths(cfg)
     manifest = plan(cfg, progress=progress)
-    _atomic_parquet(manifest, manifest_path(p))
+    write_parquet(manifest, manifest_path(p))
     n_valid = int(manifest["valid"].sum())
     log.info("planned %d locations x %d seasons: %d valid, %d missing",
              manifest["sample"].nunique(), manifest["season"].nunique(), n_valid, len(manifest) - n_valid)
     return manifest_path(p)
-
-
-def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def read_manifest(path: str | os.PathLike) -> gpd.GeoDataFrame:
@@ -665,12 +658,8 @@ def init_store(cfg: dict[str, Any]) -> Path:
         code_version=code_version("ssl4eo"),
     )
     store.create_store(p.ssl4eo_store, n, variables, coords, attrs, codec=s["store_codec"])
-    record = dict(store=str(p.ssl4eo_store), n_samples=n, n_seasons=ns, codec=s["store_codec"],
-                  created=dt.datetime.now(dt.UTC).isoformat(), creation_id=uuid.uuid4().hex)
-    created = store_created_path(p)
-    tmp = created.with_name(f".{created.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, created)
+    write_creation_record(store_created_path(p), store=str(p.ssl4eo_store), n_samples=n,
+                          n_seasons=ns, codec=s["store_codec"])
     return p.ssl4eo_store
 
 
@@ -770,7 +759,7 @@ def extract_batch(cfg: dict[str, Any], batch: int, *, progress: bool = True) -> 
             out_rows.append(frac)
         store.write_samples(p.ssl4eo_store, int(sample), {"s2_l1c": l1c[None], "s2_l2a": l2a[None], "s1": s1[None]})
     part = pd.DataFrame(out_rows)
-    _atomic_parquet(part, part_path(p, batch))
+    write_parquet(part, part_path(p, batch))
     return part_path(p, batch)
 
 
@@ -803,7 +792,7 @@ def finalize(cfg: dict[str, Any]) -> dict[str, Path]:
     out = finalize_outputs(p)
     index = pd.DataFrame(merged.drop(columns=["geometry", "rejected"]))
     index["s1_valid"] = ds["s1_valid"].values.ravel()
-    _atomic_parquet(index, out["index"])
+    write_parquet(index, out["index"])
     availability = season_availability(index)
     availability.to_csv(out["availability"], index=False, float_format="%.3f")
     band_stats = band_statistics(ds)
@@ -1022,7 +1011,4 @@ def write_card(path: Path, cfg: dict[str, Any], index: pd.DataFrame, availabilit
     lines += ["## Sources and licences", "", f"- Sentinel-1/2: {LICENCES['Sentinel-1/2']}",
               "- Design after SSL4EO-S12 (Wang et al. 2023, IEEE GRSM; CC BY 4.0 data).", ""]
     lines += ["## Build configuration", "", "```json", json.dumps(cfg, indent=2, sort_keys=True), "```", ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    write_text(path, "\n".join(lines))

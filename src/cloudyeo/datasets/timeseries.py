@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import logging
 import os
-import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +43,7 @@ from shapely.geometry import box, shape
 from tqdm import tqdm
 
 from .. import store
+from ..atomic import write_creation_record, write_csv, write_parquet
 from ..archives import open_archive
 from ..archives.base import SceneRecord, SearchQuery
 from ..archives.reading import ReadError, read_band, read_raster
@@ -243,18 +243,11 @@ def write_plan(cfg: dict[str, Any]) -> None:
     p = paths(cfg)
     manifest, patches = plan(cfg)
     p.timeseries.mkdir(parents=True, exist_ok=True)
-    _atomic(lambda f: manifest.to_parquet(f), p.timeseries / "plan.parquet")
-    _atomic(lambda f: patches.to_parquet(f), p.timeseries / "patches.parquet")
+    write_parquet(manifest, p.timeseries / "plan.parquet")
+    write_parquet(patches, p.timeseries / "patches.parquet")
     n_skip = int(manifest["skip_reason"].notna().sum())
     log.info("time series plan: %d ROIs, %d patches, %d intervals without a covering scene",
              manifest["roi"].nunique(), len(patches), n_skip)
-
-
-def _atomic(write, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------- store
@@ -344,9 +337,8 @@ def init_store(cfg: dict[str, Any]) -> None:
     )
     store.create_store(p.timeseries_store, len(patches), variables, coords, attrs,
                        codec=ts["store_codec"], sample_dim="patch")
-    record = dict(store=str(p.timeseries_store), n_patches=int(len(patches)), intervals=n_t,
-                  created=dt.datetime.now(dt.timezone.utc).isoformat(), creation_id=uuid.uuid4().hex)
-    _atomic(lambda f: f.write_text(json.dumps(record, indent=2)), p.timeseries / "store.created.json")
+    write_creation_record(p.timeseries / "store.created.json", store=str(p.timeseries_store),
+                          n_patches=int(len(patches)), intervals=n_t)
 
 
 # ------------------------------------------------------------------------------- extract
@@ -557,7 +549,7 @@ def extract_roi(cfg: dict[str, Any], roi_name: str, *, progress: bool = True) ->
     part = pd.DataFrame(rows)
     for col in ("s2_datetime", "s1_datetime"):
         part[col] = pd.to_datetime(part[col], utc=True)
-    _atomic(lambda f: part.to_parquet(f), p.timeseries_part(roi_name))
+    write_parquet(part, p.timeseries_part(roi_name))
     n_valid = sum(tp.valid for tp in points)
     log.info("ROI %s: %d/%d time points valid, %d gaps", roi_name, n_valid, n_t, n_t - n_valid)
     return p.timeseries_part(roi_name)
@@ -665,8 +657,8 @@ def finalize(cfg: dict[str, Any]) -> dict[str, Path]:
             index, split, n_inputs=int(man["n_inputs"]), samples_per_patch=int(man["samples_per_patch"]),
             cloud_range=tuple(man["cloud_range"][split]), seed=int(man["seed"]))
         path = out_dir / f"manifest_{split}.parquet"
-        _atomic(lambda f: samples.to_parquet(f), path)
-        _atomic(lambda f: skipped.to_csv(f, index=False), out_dir / f"manifest_{split}_skipped.csv")
+        write_parquet(samples, path)
+        write_csv(skipped, out_dir / f"manifest_{split}_skipped.csv")
         outputs[f"manifest_{split}"] = path
 
     quality = None
@@ -682,13 +674,13 @@ def finalize(cfg: dict[str, Any]) -> dict[str, Path]:
         quality = mask_metrics(counts)
         qrows = [dict(truth_class=k, **{m: v[m] for m in ("iou", "precision", "recall", "tp", "fp", "fn")})
                  for k, v in quality.items() if k != "clear"]
-        _atomic(lambda f: pd.DataFrame(qrows).to_csv(f, index=False), out_dir / "mask_quality.csv")
+        write_csv(pd.DataFrame(qrows), out_dir / "mask_quality.csv")
         outputs["mask_quality"] = out_dir / "mask_quality.csv"
 
     index_path = out_dir / "index.parquet"
-    _atomic(lambda f: index.to_parquet(f), index_path)
+    write_parquet(index, index_path)
     gaps = index[~index["valid"]].drop_duplicates(["roi", "time"])[["roi", "time", "gap_reason"]]
-    _atomic(lambda f: gaps.to_csv(f, index=False), out_dir / "gaps.csv")
+    write_csv(gaps, out_dir / "gaps.csv")
     outputs.update(timeseries_figures.write_all(cfg, p.timeseries_store, index, out_dir, quality))
     n_valid = int(index.drop_duplicates(["roi", "time"])["valid"].sum())
     store.mark_complete(p.timeseries_store, {

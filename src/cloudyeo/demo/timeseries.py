@@ -33,6 +33,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from cloudyeo.atomic import write_text
 from cloudyeo.demo.climatology import build_climatology
 from cloudyeo.demo.schedule import (
     GRID_EPOCH,
@@ -52,7 +53,6 @@ from cloudyeo.demo.world import (
     _disk_usage,
     _run_all,
     _write_catalog,
-    _write_text,
 )
 
 GENERATOR_VERSION = "1.0.0"
@@ -267,5 +267,5 @@ def generate_timeseries_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLik
     }
     import json
 
-    _write_text(world_path, json.dumps(world, indent=1) + "\n")
+    write_text(world_path, json.dumps(world, indent=1) + "\n")
     return out

@@ -26,6 +26,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from cloudyeo.atomic import write_text
 from cloudyeo.demo.atmosphere import (
     TRUTH_CIRRUS,
     TRUTH_CLOUD,
@@ -417,13 +418,6 @@ def _write_metadata(rows: list[dict[str, Any]], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _item_sort_key(item: dict[str, Any]) -> tuple:
     props = item["properties"]
     return (COLLECTIONS.index(item["collection"]), props.get("s2:mgrs_tile", ""),
@@ -433,13 +427,13 @@ def _item_sort_key(item: dict[str, Any]) -> tuple:
 def _write_catalog(items: list[dict[str, Any]], folder: Path) -> None:
     items = sorted(items, key=_item_sort_key)
     lines = "".join(json.dumps(it, separators=(",", ":")) + "\n" for it in items)
-    _write_text(folder / "items.ndjson", lines)
+    write_text(folder / "items.ndjson", lines)
     cols = collections(items)
-    _write_text(folder / "collections.json", json.dumps(cols, indent=1) + "\n")
+    write_text(folder / "collections.json", json.dumps(cols, indent=1) + "\n")
     # One file per collection too: `rustac serve catalog/collections/*.json catalog/items.ndjson`
     # loads these (it does not take a JSON list).
     for col in cols:
-        _write_text(folder / "collections" / f"{col['id']}.json", json.dumps(col, indent=1) + "\n")
+        write_text(folder / "collections" / f"{col['id']}.json", json.dumps(col, indent=1) + "\n")
 
 
 def _disk_usage(root: Path, exclude: Iterable[Path] = ()) -> tuple[int, int]:
@@ -543,7 +537,7 @@ def generate_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLike[str] | st
         "counts": counts,
         "bytes": n_bytes,
     }
-    _write_text(world_path, json.dumps(world, indent=1) + "\n")
+    write_text(world_path, json.dumps(world, indent=1) + "\n")
     return out
 
 

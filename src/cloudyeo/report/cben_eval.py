@@ -15,27 +15,18 @@ Inputs: one JSON per (method, finetuned_on, tested_on) written by
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from cloudyeo.atomic import write_text
 
 METHOD_ORDER = ("moco2", "moco3", "mae")
 METHOD_NAMES = {"moco2": "MoCo v2", "moco3": "MoCo v3", "mae": "MAE"}
 SET_ORDER = ("ben", "cben")
 SET_NAMES = {"ben": "BEN", "cben": "CBEN"}
 TABLE_COLUMNS = ["method", "finetuned_on", "tested_on", "ap_micro", "ap_macro", "n_samples"]
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def load_results(files) -> list[dict]:
@@ -215,12 +206,12 @@ def write_report(result_files, outs: dict) -> pd.DataFrame:
         raise ValueError("no evaluation results to tabulate")
     df = table_vi(results)
     Path(outs["csv"]).parent.mkdir(parents=True, exist_ok=True)
-    _atomic_text(outs["csv"], df.to_csv(index=False))
+    write_text(outs["csv"], df.to_csv(index=False))
     eff = effects(df)
-    _atomic_text(outs["markdown"], markdown(df, eff))
-    _atomic_text(outs["per_class"], per_class_table(results).to_csv(index=False))
+    write_text(outs["markdown"], markdown(df, eff))
+    write_text(outs["per_class"], per_class_table(results).to_csv(index=False))
     bins = bins_table(results)
-    _atomic_text(outs["bins"], bins.to_csv(index=False, float_format="%.4g"))
+    write_text(outs["bins"], bins.to_csv(index=False, float_format="%.4g"))
     bars_figure(df, outs["figure"])
     bins_figure(bins, outs["bins_figure"])
     return df

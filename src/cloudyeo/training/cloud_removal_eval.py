@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from cloudyeo.config import paths
+from cloudyeo.atomic import write_csv
 from cloudyeo.metrics import (
     batch_image_metrics,
     cloud_region_masks,
@@ -421,12 +422,6 @@ def _semantic_recovery(cfg, method, src, out_dir) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------- main
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(path)
-
-
 def evaluate(cfg: dict[str, Any], method: str, dataset: str, *, out_dir: str | Path | None = None) -> Path:
     """Score one (method, dataset) node; returns the path of ``records.csv`` (module doc)."""
     from cloudyeo.report.cloud_removal import draw_panel
@@ -450,7 +445,7 @@ def evaluate(cfg: dict[str, Any], method: str, dataset: str, *, out_dir: str | P
         records = _semantic_recovery(cfg, method, src, out)
     else:
         records, per_class, panels, preds = _planet_records(cfg, method, hp, src, out)
-        _write_csv(pd.DataFrame(per_class), out / "records_per_class.csv")
+        write_csv(pd.DataFrame(per_class), out / "records_per_class.csv")
         np.savez_compressed(out / "predictions.npz", samples=np.array(src.samples("test")), predictions=preds)
     df = pd.DataFrame(records)
     if panels:
@@ -464,6 +459,6 @@ def evaluate(cfg: dict[str, Any], method: str, dataset: str, *, out_dir: str | P
         summary["mean"] = {k: (None if pd.isna(v) else float(v)) for k, v in num.mean().items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     path = out / "records.csv"
-    _write_csv(df, path)  # last: its presence means "evaluated"
+    write_csv(df, path)  # last: its presence means "evaluated"
     log.info("%s on %s: %d records in %.1f s", method, dataset, len(df), summary["seconds"])
     return path

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
-import tempfile
 import time
 from typing import Any
 
@@ -26,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from cloudyeo.config import paths
+from cloudyeo.atomic import atomic_write
 from cloudyeo.metrics.classification import average_precision
 from cloudyeo.training.data import CBENFused
 from cloudyeo.training.experiments import cben_store, evaluate_outputs, finetune_outputs
@@ -66,11 +65,7 @@ def ap_by_cloud_fraction(labels: np.ndarray, scores: np.ndarray, cloud: np.ndarr
 
 
 def _save_npz(path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
 
 
 def evaluate(

@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from cloudyeo.config import paths
+from cloudyeo import atomic
 from cloudyeo.metrics.classification import AveragePrecisionAccumulator
 from cloudyeo.models.registry import build_backbone
 from cloudyeo.training.data import CBENFused, flips, normalize_batch, resize
@@ -39,7 +40,6 @@ from cloudyeo.training.experiments import (
 )
 from cloudyeo.training.normalization import NormalizationSpec
 from cloudyeo.training.pretrain import (
-    copy_atomic,
     derived_seed,
     progress_bar,
     resume_or_reset,
@@ -364,8 +364,8 @@ def finetune(
                                   keep=1, extra={"params_hash": phash, "best_score": best_score,
                                                  "best_epoch": best_epoch, "elapsed_s": elapsed})
 
-    copy_atomic(best_path, outs["model"])
-    copy_atomic(logger.path, outs["metrics"])
+    atomic.copy_file(best_path, outs["model"])
+    atomic.copy_file(logger.path, outs["metrics"])
     history = logger.read()
     best_row = next((r for r in history if int(float(r["epoch"])) == best_epoch), {})
     summary = {

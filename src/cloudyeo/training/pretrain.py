@@ -17,13 +17,10 @@ completed epoch; different params start afresh.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from cloudyeo.config import paths
+from cloudyeo import atomic
 from cloudyeo.models.ssl import build_ssl
 from cloudyeo.training.augment import MultibandAugment, optical_channels_from_bands
 from cloudyeo.training.data import (
@@ -79,23 +77,8 @@ def derived_seed(*parts: int) -> int:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True, default=float)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
-def copy_atomic(src: Path, dst: Path) -> None:
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    """Metrics/summary JSON (sorted keys; numpy scalars as floats), written atomically."""
+    atomic.write_json(path, data, indent=2, sort_keys=True, default=float)
 
 
 def progress_bar(total: int, desc: str, enabled: bool):
@@ -266,7 +249,7 @@ def pretrain(
         "method": method, "ssl_spec": model.spec, "settings": s, "params_hash": phash,
         "input_size": int(s["input_size"]), "bands": list(FUSED_BANDS),
     })
-    copy_atomic(logger.path, outs["metrics"])
+    atomic.copy_file(logger.path, outs["metrics"])
     summary = {
         "method": method,
         "backbone": s["backbone"],

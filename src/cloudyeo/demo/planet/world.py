@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from cloudyeo.atomic import write_text
 from cloudyeo.demo.planet.aois import DEFAULT_AOIS, KNOWN_AOIS, AoiSpec, known_aoi, place_aoi
 from cloudyeo.demo.planet.catalog import (
     COLLECTION_S1, COLLECTION_WORLDCOVER, collections, psscene_feature, s1_item, valid_footprint,
@@ -308,13 +309,6 @@ def _run_all(tasks: list[tuple], workers: int, progress: bool) -> list[dict[str,
 # ------------------------------------------------------------------------------- world
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _ndjson(records: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
 
@@ -370,12 +364,12 @@ def generate_planet_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLike[st
                                    it["properties"]["datetime"], it["id"]))
     scenes = {r["scene"]["id"]: r["scene"] for r in results if "scene" in r}
     worldcover = dict(r["worldcover"] for r in results if "worldcover" in r)
-    _write_text(out / "catalog" / PSSCENE_FILE, _ndjson(features))
-    _write_text(out / "catalog" / "items.ndjson", _ndjson(items))
+    write_text(out / "catalog" / PSSCENE_FILE, _ndjson(features))
+    write_text(out / "catalog" / "items.ndjson", _ndjson(items))
     cols = collections(items)
-    _write_text(out / "catalog" / "collections.json", json.dumps(cols, indent=1) + "\n")
+    write_text(out / "catalog" / "collections.json", json.dumps(cols, indent=1) + "\n")
     for col in cols:
-        _write_text(out / "catalog" / "collections" / f"{col['id']}.json", json.dumps(col, indent=1) + "\n")
+        write_text(out / "catalog" / "collections" / f"{col['id']}.json", json.dumps(col, indent=1) + "\n")
 
     n_files, n_bytes = _disk_usage(out)
     code_counts: dict[int, int] = {}
@@ -419,7 +413,7 @@ def generate_planet_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLike[st
         "pixel_size_m": {"planet": PLANET_RES, "s1": 10, "worldcover": 10},
         "bytes": n_bytes,
     }
-    _write_text(world_path, json.dumps(world, indent=1) + "\n")
+    write_text(world_path, json.dumps(world, indent=1) + "\n")
     return out
 
 
