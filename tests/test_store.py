@@ -246,3 +246,14 @@ def test_codecs_and_fast_reader_match_zarr(tmp_path, codec):
         np.testing.assert_array_equal(fast.read_all(), z[...])
     with pytest.raises(IndexError):
         store.SampleChunkReader(p, "s2").read(3)
+
+
+@pytest.mark.parametrize("align", [64, 4096])
+def test_aligned_empty_starts_on_the_boundary(align):
+    for shape, dtype in (((12, 120, 120), np.int16), ((2, 7, 5), np.float32), ((3,), np.uint8)):
+        a = store.aligned_empty(shape, dtype, align)
+        assert a.shape == shape and a.dtype == np.dtype(dtype)
+        assert a.flags.c_contiguous and a.flags.writeable
+        assert a.__array_interface__["data"][0] % align == 0
+        a[...] = 3
+        assert (a == 3).all()

@@ -75,6 +75,7 @@ __all__ = [
     "MARKER_NAME",
     "IncompleteStoreError",
     "SampleChunkReader",
+    "aligned_empty",
     "VariableSpec",
     "create_store",
     "decode_fill_value",
@@ -513,6 +514,23 @@ def open_store(path: str | os.PathLike, *, require_complete: bool = True, **kwar
 
 
 # --------------------------------------------------------------------------- fast reads
+
+
+def aligned_empty(shape: tuple[int, ...], dtype, align: int = 4096) -> np.ndarray:
+    """``np.empty`` whose data starts on an ``align``-byte boundary.
+
+    Reads from the page cache (``preadv``) land ~4x slower in a buffer that starts a few bytes
+    past a page boundary: the kernel copies from page-aligned file pages, and a destination
+    4-31 bytes ahead of the source hits the CPU's store-forwarding/4K-aliasing penalty (measured
+    146 vs 37 us per 345 kB chunk).  glibc places every large numpy buffer exactly 16 bytes past
+    a page boundary, so a plain ``np.empty`` is the slow case.  For buffers that are reused:
+    the allocation itself costs ~10 us.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = np.empty(nbytes + align, dtype=np.uint8)
+    start = -buf.__array_interface__["data"][0] % align
+    return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 
 class SampleChunkReader:
