@@ -299,6 +299,44 @@ def test_time_series_methods_train_and_evaluate(cr, method):
         assert len(summary["log_vars"]) == 2
 
 
+def _class_from_s1(sar: torch.Tensor) -> torch.Tensor:
+    """The fake store's class (0, 3 or 7) from its scaled S1 (N, 2, H, W): VH is -18 dB for 7 and
+    -20 dB otherwise, VV -15 dB for 0 and at least -8.7 dB for 3 and 7 (``_write_timeseries``)."""
+    vv, vh = sar[:, 0] * 25.0 - 25.0, sar[:, 1] * 25.0 - 25.0
+    return torch.where(vh > -19.0, 7, torch.where(vv > -12.0, 3, 0))
+
+
+class _OracleHCRLC(torch.nn.Module):
+    """A multi-task stand-in whose LC logits are right wherever the land cover is known."""
+
+    tasks = ("cr", "lc")
+
+    def forward(self, optical, sar):
+        logits = 10.0 * torch.nn.functional.one_hot(_class_from_s1(sar), 19).permute(0, 3, 1, 2).float()
+        return {"cr": optical, "lc": logits}
+
+
+def test_land_cover_targets_and_scores_keep_the_class_index(cr, tmp_path, monkeypatch):
+    """Training batches pair each pixel with its own class, and the evaluation reads the LC
+    channels after the 13 CR bands, takes the argmax over classes and skips 255: a perfect
+    classifier scores 1 (HCR&LC's near-zero accuracy on the demo is not an indexing error)."""
+    from cloudyeo.training import cloud_removal_eval
+    from cloudyeo.training.cloud_removal import open_source, ts_single_batch
+
+    src = open_source(cr, "timeseries")
+    draw = ts_single_batch(src, src.manifest("train"), {"crop": 16, "batch_size": 4}, with_lc=True)
+    for k in range(4):  # random windows, rotations and flips
+        b = draw(np.random.default_rng(k))
+        known = b["lc"] != 255
+        assert known.any() and torch.equal(_class_from_s1(b["sar"])[known], b["lc"][known])
+    monkeypatch.setattr(cloud_removal_eval, "load_trained", lambda path: (_OracleHCRLC(), {}))
+    rec = pd.read_csv(cloud_removal_eval.evaluate(cr, "hcrlc_equal", "timeseries", out_dir=tmp_path))
+    assert len(rec) and (rec["lc_oa"] == 1.0).all() and (rec["lc_f1"] == 1.0).all()
+    assert (rec["lc_oa_seen"] == 1.0).all()
+    cm = np.load(tmp_path / "lc_confusion.npz")["cms"].sum(axis=0)  # rows truth, columns prediction
+    assert cm.sum() and (cm == np.diag(np.diag(cm))).all()
+
+
 # ------------------------------------------------------------------------------ Planet-CR
 def test_planetcr_methods_semantic_recovery_and_tables(cr):
     from cloudyeo.report.cloud_removal import table_paths, write_tables
@@ -345,7 +383,10 @@ def test_time_series_tables(cr):
     assert sorted(t2["n_inputs"].unique()) == [3, 4]
     assert pd.read_csv(files["sen12mscrts_table_v_csv"])["method"].tolist() == ["seq2seq"]
     hcr = pd.read_csv(files["hcr_table_2_csv"])
-    assert {"lc_oa", "lc_f1", "lc_miou"} <= set(hcr.columns)
+    assert {"lc_oa", "lc_oa_seen", "lc_f1", "lc_miou"} <= set(hcr.columns)
+    lc = hcr.dropna(subset=["lc_oa"])
+    assert len(lc) and ((lc["lc_oa_seen"] >= 0) & (lc["lc_oa_seen"] <= 1)).all()
+    assert "classes no training ROI holds" in files["hcr_table_2_md"].read_text()
 
 
 # ------------------------------------------------------------------------------- workflow

@@ -37,6 +37,7 @@ import pandas as pd
 
 from cloudyeo.config import paths
 from cloudyeo.metrics import aggregate, cloud_bins, segmentation_scores
+from cloudyeo.sentinel import BEN19_CLASSES
 
 TS_TABLES = ("sen12mscrts_table_i", "sen12mscrts_table_ii", "sen12mscrts_table_iv",
              "sen12mscrts_table_v", "hcr_table_2")
@@ -123,9 +124,9 @@ def to_markdown(df: pd.DataFrame, caption: str = "") -> str:
     return "\n".join(lines + [""])
 
 
-def _write(df: pd.DataFrame, root: Path, name: str) -> str:
+def _write(df: pd.DataFrame, root: Path, name: str, extra: str = "") -> str:
     df.to_csv(root / f"{name}.csv", index=False)
-    md = to_markdown(df, CAPTIONS.get(name, ""))
+    md = to_markdown(df, CAPTIONS.get(name, "") + extra)
     (root / f"{name}.md").write_text(f"# {name}\n\n{md}")
     return f"## {name}\n\n{md}"
 
@@ -250,9 +251,29 @@ def _pooled_lc(root: Path, method: str, records: pd.DataFrame, edges, by_bin: bo
     for g in dict.fromkeys(groups):
         sel = groups == g
         cm = data["cms"][sel].sum(axis=0)
+        seen = data["train_classes"] if "train_classes" in data.files else None
         out.append({"method": method, "dataset": "timeseries", "cloud_bin": g, "n": int(sel.sum()),
-                    **f1_scores(cm)})
+                    **f1_scores(cm, seen)})
     return out
+
+
+def _unseen_note(root: Path, methods: list[str]) -> str:
+    """Caption sentence: the share of labelled test pixels whose class the training ROIs lack."""
+    for method in methods:
+        f = root / "timeseries" / method / "lc_confusion.npz"
+        if not f.exists():
+            continue
+        data = np.load(f)
+        if "train_classes" not in data.files:
+            return ""
+        truth = data["cms"][data["n_inputs"] == data["n_inputs"].min()].sum(axis=(0, 2))
+        unseen = np.setdiff1d(np.flatnonzero(truth), data["train_classes"])
+        share = truth[unseen].sum() / truth.sum() if truth.sum() else float("nan")
+        names = ", ".join(BEN19_CLASSES[i] for i in unseen) or "none"
+        return (f" The split is by ROI: {100 * share:.1f} % of the labelled test pixels belong to "
+                f"classes no training ROI holds ({names}); `lc_oa_seen` is the accuracy over the "
+                "other pixels.")
+    return ""
 
 
 def _store_n_inputs(cfg) -> int:
@@ -295,8 +316,9 @@ def _timeseries_tables(cfg, root: Path, methods: list[str], kinds: dict[str, str
                         methods)
     pooled = pd.DataFrame([r for m in hcr for r in _pooled_lc(root, m, hrec[hrec["method"] == m], edges, False)])
     if not pooled.empty and not t_hcr.empty:
-        t_hcr = t_hcr.merge(pooled[["method", "lc_oa", "lc_f1", "lc_miou"]], on="method", how="left")
-    sections.append(_write(t_hcr, root, "hcr_table_2"))
+        lc_cols = [c for c in ("lc_oa", "lc_oa_seen", "lc_f1", "lc_miou") if c in pooled]
+        t_hcr = t_hcr.merge(pooled[["method", *lc_cols]], on="method", how="left")
+    sections.append(_write(t_hcr, root, "hcr_table_2", extra=_unseen_note(root, hcr)))
     by_bin = pd.DataFrame([r for m in hcr for r in _pooled_lc(root, m, hrec[hrec["method"] == m], edges, True)])
     if not by_bin.empty:
         order = {b: i for i, b in enumerate(cloud_bin_labels(edges) + ["unknown"])}

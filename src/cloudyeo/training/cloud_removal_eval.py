@@ -149,8 +149,13 @@ def region_metrics(pred: np.ndarray, target: np.ndarray, valid: np.ndarray,
     return out
 
 
-def f1_scores(cm: np.ndarray) -> dict[str, float]:
-    """Overall accuracy and macro F1 over the classes present in the truth (rows)."""
+def f1_scores(cm: np.ndarray, seen: np.ndarray | None = None) -> dict[str, float]:
+    """Overall accuracy and macro F1 over the classes present in the truth (rows).
+
+    ``seen`` (class indices that occur in the training split): adds ``lc_oa_seen``, the
+    accuracy over truth pixels of those classes only (the time-series split is by ROI, so a test
+    ROI can hold classes no training ROI has).
+    """
     cm = np.asarray(cm, dtype=np.float64)
     tp = np.diag(cm)
     rows, cols = cm.sum(1), cm.sum(0)
@@ -158,9 +163,22 @@ def f1_scores(cm: np.ndarray) -> dict[str, float]:
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(rows + cols > 0, 2 * tp / np.maximum(rows + cols, 1), np.nan)
     total = cm.sum()
-    return {"lc_oa": float(tp.sum() / total) if total else float("nan"),
-            "lc_f1": float(np.nanmean(f1[present])) if present.any() else float("nan"),
-            "lc_miou": float(segmentation_scores(cm.astype(np.int64))["miou"]) if total else float("nan")}
+    out = {"lc_oa": float(tp.sum() / total) if total else float("nan"),
+           "lc_f1": float(np.nanmean(f1[present])) if present.any() else float("nan"),
+           "lc_miou": float(segmentation_scores(cm.astype(np.int64))["miou"]) if total else float("nan")}
+    if seen is not None:
+        seen = np.asarray(seen, dtype=np.int64)
+        n_seen = rows[seen].sum()
+        out["lc_oa_seen"] = float(tp[seen].sum() / n_seen) if n_seen else float("nan")
+    return out
+
+
+def train_classes(src) -> np.ndarray:
+    """Land-cover classes that occur in the training split's patches (ignore value excluded)."""
+    found: set[int] = set()
+    for patch in src.patches("train"):
+        found.update(int(c) for c in np.unique(src.landcover(patch)) if c != LC_IGNORE)
+    return np.array(sorted(found), dtype=np.int64)
 
 
 # ------------------------------------------------------------------------------ time series
@@ -272,6 +290,7 @@ def _ts_records(cfg, method, hp, src, out_dir) -> tuple[list[dict], dict, dict]:
     predictor = _TSPredictor(cfg, method, hp, src)
     n_panels = int(cfg["cloud_removal"]["eval"]["panels"])
     records, cms, panels = [], {}, {}
+    seen = train_classes(src) if kind in ("hcrlc", "hcr_then_lc") else None
     for n in ns:
         rows = src.manifest("test", n)
         for _, row in rows.iterrows():
@@ -302,7 +321,7 @@ def _ts_records(cfg, method, hp, src, out_dir) -> tuple[list[dict], dict, dict]:
             if lc is not None:
                 cm = confusion_matrix(src.landcover(patch), lc, TS_CLASSES, ignore_index=LC_IGNORE)
                 cms[(n, row["sample_id"])] = cm
-                rec.update(f1_scores(cm))
+                rec.update(f1_scores(cm, seen))
             records.append(rec)
             if n == store_n and len(panels) < n_panels:
                 rgb = list(src.rgb)
@@ -440,7 +459,8 @@ def evaluate(cfg: dict[str, Any], method: str, dataset: str, *, out_dir: str | P
         if cms:
             keys = list(cms)
             np.savez_compressed(out / "lc_confusion.npz", n_inputs=np.array([k[0] for k in keys]),
-                                sample_ids=np.array([k[1] for k in keys]), cms=np.stack(list(cms.values())))
+                                sample_ids=np.array([k[1] for k in keys]), cms=np.stack(list(cms.values())),
+                                train_classes=train_classes(src))
     elif hp["kind"] == "segmentation":
         records = _semantic_recovery(cfg, method, src, out)
     else:
