@@ -6,7 +6,6 @@ from snakemake.utils import validate
 
 from cloudyeo.config import paths, stage_config, validate_config
 from cloudyeo.provenance import code_version
-from cloudyeo.training.cloud_removal import TIME_SERIES_PRIORITY
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")

@@ -27,7 +27,6 @@ if config["archive"] == "demo":
         params:
             cfg=stage_config(config, "demo_timeseries"),
             code=code_version("demo_timeseries"),
-        priority: TIME_SERIES_PRIORITY
         threads: 2
         resources:
             mem_mb=4000,

@@ -20,7 +20,6 @@ checkpoint timeseries_plan:
     params:
         cfg=TS_CFG,
         code=TS_CODE,
-    priority: TIME_SERIES_PRIORITY
     resources:
         mem_mb=2000,
         runtime=60,
@@ -41,7 +40,6 @@ rule timeseries_init_store:
     params:
         cfg=TS_CFG,
         code=TS_CODE,
-    priority: TIME_SERIES_PRIORITY
     resources:
         mem_mb=1000,
         runtime=10,
@@ -62,7 +60,6 @@ rule timeseries_extract:
     params:
         cfg=TS_CFG,
         code=TS_CODE,
-    priority: TIME_SERIES_PRIORITY
     threads: 2
     resources:
         mem_mb=6000,
@@ -110,7 +107,6 @@ rule timeseries_finalize:
     params:
         cfg=TS_CFG,
         code=TS_CODE,
-    priority: TIME_SERIES_PRIORITY
     threads: 2
     resources:
         mem_mb=4000,

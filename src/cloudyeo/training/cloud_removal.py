@@ -82,12 +82,6 @@ class CloudRemovalError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------- config
-# Snakemake priority of the time-series dataset chain (demo world, plan, store, extracts,
-# finalize): above every cloud-removal node's, so the chain that feeds the longest nodes is never
-# queued behind shorter ready jobs.
-TIME_SERIES_PRIORITY = 1_000_000
-
-
 def schedule_priority(cfg: dict[str, Any], method: str) -> int:
     """Snakemake ``priority`` of a method's train and evaluate nodes: its optimiser steps.
 
