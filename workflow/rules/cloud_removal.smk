@@ -60,7 +60,6 @@ rule cloud_removal_train:
     params:
         cfg=lambda w: _cr.node_config(config, w.method, w.dataset, "train"),
         code=lambda w: code_version("cloud_removal_" + _cr_hp(w.method)["kind"]),
-    priority: lambda w: _cr.schedule_priority(config, w.method)  # longest first
     threads: 1
     resources:
         mem_mb=_cr_res("mem_mb", 3000),
@@ -87,7 +86,6 @@ rule cloud_removal_evaluate:
     params:
         cfg=lambda w: _cr.node_config(config, w.method, w.dataset, "evaluate"),
         code=lambda w: code_version("cloud_removal_" + _cr_hp(w.method)["kind"]),
-    priority: lambda w: _cr.schedule_priority(config, w.method)  # longest first
     threads: 1
     resources:
         mem_mb=3000,

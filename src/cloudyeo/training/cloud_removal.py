@@ -82,19 +82,6 @@ class CloudRemovalError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------- config
-def schedule_priority(cfg: dict[str, Any], method: str) -> int:
-    """Snakemake ``priority`` of a method's train and evaluate nodes: its optimiser steps.
-
-    Only the order in which ready jobs start changes (longest first, so the longest chains do
-    not run alone at the end); never what a job computes.
-    """
-    hp = method_config(cfg, method)
-    steps = int(hp.get("epochs", 0)) * int(hp.get("steps_per_epoch", 0))
-    steps += int(hp.get("pretext_epochs", 0)) * int(hp.get("steps_per_epoch", 0))
-    n_inputs = len(cfg["cloud_removal"]["eval"]["n_inputs"]) if hp["kind"] == "seq2point" else 1
-    return steps * n_inputs
-
-
 def method_config(cfg: dict[str, Any], method: str) -> dict[str, Any]:
     """The effective hyperparameters of ``method`` (paper overrides merged for preset 'paper')."""
     cr = cfg["cloud_removal"]
