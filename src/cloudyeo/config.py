@@ -80,16 +80,16 @@ def load_config(path: str | Path | None = None, overrides: str | dict | None = N
             raise ConfigError(f"{path}: top level must be a mapping")
     if overrides:
         extra = json.loads(overrides) if isinstance(overrides, str) else overrides
-        cfg = _deep_merge(cfg, extra)
+        cfg = deep_merge(cfg, extra)
     cfg.setdefault("archive", "demo")
     return validate_config(cfg)
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out

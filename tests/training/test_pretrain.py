@@ -153,12 +153,12 @@ def test_paper_config_resolves_to_the_papers_settings():
 
     import yaml
 
-    from cloudyeo.config import _deep_merge
+    from cloudyeo.config import deep_merge
     from cloudyeo.models.registry import list_backbones
 
     root = Path(__file__).resolve().parents[2] / "config"
     base = yaml.safe_load((root / "config.yaml").read_text())
-    cfg = validate_config(_deep_merge(base, yaml.safe_load((root / "paper.yaml").read_text())))
+    cfg = validate_config(deep_merge(base, yaml.safe_load((root / "paper.yaml").read_text())))
     moco2, moco3, mae = (ex.settings(cfg, "pretrain", m) for m in ex.METHODS)
     assert (moco2["backbone"], moco2["lr"], moco2["batch_size"]) == ("resnet50", 0.03, 256)
     assert moco2["hparams"]["queue_size"] == 65536 and moco2["hparams"]["momentum"] == 0.999

@@ -243,10 +243,11 @@ def upsample_bilinear(a: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarr
     out = np.empty((flat.shape[0], shape[0], shape[1]), dtype=np.float32)
     for i, img in enumerate(flat):
         valid = np.isfinite(img)
-        if valid.all() and (h * k, w * k) == tuple(shape):  # straight into the result
+        all_valid = bool(valid.all())
+        if all_valid and (h * k, w * k) == tuple(shape):  # straight into the result
             cv2.resize(img, (w * k, h * k), out[i], interpolation=cv2.INTER_LINEAR)
             continue
-        if valid.all():
+        if all_valid:
             up = cv2.resize(img, (w * k, h * k), interpolation=cv2.INTER_LINEAR)
         else:
             num = cv2.resize(np.where(valid, img, 0.0).astype(np.float32), (w * k, h * k),

@@ -282,7 +282,7 @@ class _TSPredictor:
         return pred, lc, t
 
 
-def _ts_records(cfg, method, hp, src, out_dir) -> tuple[list[dict], dict, dict]:
+def _ts_records(cfg, method, hp, src, out_dir) -> tuple[list[dict], dict, dict, np.ndarray | None]:
     kind = hp["kind"]
     store_n = len(src.manifest("test")["inputs"].iloc[0])
     multi = kind == "seq2point" or (kind == "baseline" and hp["baseline"] in ("least_cloudy", "mosaicing"))
@@ -332,7 +332,7 @@ def _ts_records(cfg, method, hp, src, out_dir) -> tuple[list[dict], dict, dict]:
                     **({"lc": lc.astype(np.uint8), "lc_truth": src.landcover(patch).astype(np.uint8)}
                        if lc is not None else {}),
                 }
-    return records, cms, panels
+    return records, cms, panels, seen
 
 
 # -------------------------------------------------------------------------------- Planet-CR
@@ -455,12 +455,12 @@ def evaluate(cfg: dict[str, Any], method: str, dataset: str, *, out_dir: str | P
     t0 = time.perf_counter()
     panels: dict = {}
     if dataset == "timeseries":
-        records, cms, panels = _ts_records(cfg, method, hp, src, out)
+        records, cms, panels, seen = _ts_records(cfg, method, hp, src, out)
         if cms:
             keys = list(cms)
             np.savez_compressed(out / "lc_confusion.npz", n_inputs=np.array([k[0] for k in keys]),
                                 sample_ids=np.array([k[1] for k in keys]), cms=np.stack(list(cms.values())),
-                                train_classes=train_classes(src))
+                                train_classes=seen)
     elif hp["kind"] == "segmentation":
         records = _semantic_recovery(cfg, method, src, out)
     else:

@@ -24,13 +24,12 @@ it to ``cloudyeo ... --config-json`` so the job reads exactly what its params sa
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from cloudyeo.config import ConfigError, Paths, load_schema, paths, validate_config
+from cloudyeo.config import ConfigError, Paths, deep_merge, load_schema, paths, validate_config
 
 METHODS = ("moco2", "moco3", "mae")
 SETS = ("ben", "cben")
@@ -38,16 +37,6 @@ STAGES = ("pretrain", "finetune", "evaluate")
 SECTION = "cben_experiments"
 # Config keys outside ``cben_experiments`` that locate stores and results.
 _LOCATION_KEYS = ("archive", "resources_dir", "results_dir")
-
-
-def _merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def _check_method(method: str) -> None:
@@ -82,7 +71,7 @@ def settings(cfg: dict[str, Any], stage: str, method: str) -> dict[str, Any]:
     if stage not in ("pretrain", "finetune"):
         raise ValueError(f"stage must be pretrain or finetune, got {stage!r}")
     block = cfg[SECTION][stage]
-    merged = _merge(block["common"], block.get(method) or {})
+    merged = deep_merge(block["common"], block.get(method) or {})
     _validate_merged(merged, stage, method)
     return merged
 

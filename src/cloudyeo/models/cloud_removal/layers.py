@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _groups(channels: int) -> int:
+def norm_groups(channels: int) -> int:
+    """GroupNorm group count for ``channels``: 8, 4 or 2 groups of at least 2 channels, else 1."""
     for g in (8, 4, 2):
         if channels % g == 0 and channels // g >= 2:
             return g
@@ -40,7 +41,7 @@ class ConvNormAct(nn.Sequential):
     def __init__(self, cin: int, cout: int, stride: int = 1):
         super().__init__(
             nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
-            nn.GroupNorm(_groups(cout), cout),
+            nn.GroupNorm(norm_groups(cout), cout),
             nn.ReLU(inplace=True),
         )
 

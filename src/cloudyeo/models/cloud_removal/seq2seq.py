@@ -17,22 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cloudyeo.models.cloud_removal.layers import Conv3x3x3
-
-
-def _groups(c: int) -> int:
-    for g in (8, 4, 2):
-        if c % g == 0 and c // g >= 2:
-            return g
-    return 1
+from cloudyeo.models.cloud_removal.layers import Conv3x3x3, norm_groups
 
 
 class _Double3d(nn.Sequential):
     def __init__(self, cin: int, cout: int):
         super().__init__(
-            Conv3x3x3(cin, cout, bias=False), nn.GroupNorm(_groups(cout), cout),
+            Conv3x3x3(cin, cout, bias=False), nn.GroupNorm(norm_groups(cout), cout),
             nn.LeakyReLU(0.1, inplace=True),
-            Conv3x3x3(cout, cout, bias=False), nn.GroupNorm(_groups(cout), cout),
+            Conv3x3x3(cout, cout, bias=False), nn.GroupNorm(norm_groups(cout), cout),
             nn.LeakyReLU(0.1, inplace=True),
         )
 
