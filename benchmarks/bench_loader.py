@@ -5,7 +5,8 @@ Side by side in one run, each returning identical dicts of tensors (``s2`` float
 [12, 120, 120] reflectance, ``s1`` float32 [2, 120, 120] dB, ``label`` float32 [19], ``index``,
 ``cloud_fraction``):
 
-(a) ``CBENDataset`` over the Zarr v3 store (one chunk per sample, :mod:`cloudyeo.store`);
+(a) ``CBENDataset`` over the Zarr v3 store (one chunk per sample, in memory-mapped shards of
+    samples, :mod:`cloudyeo.store`);
 (b) the reBEN per-band GeoTIFF layout
     (``BigEarthNet-S2/<product>/<patch_id>/<patch_id>_<Bxx>.tif``, 20 m bands 60x60 and 60 m
     bands 20x20; ``BigEarthNet-S1/<product>/<s1_name>/<s1_name>_VV.tif``/``_VH.tif``), one
@@ -15,7 +16,7 @@ Side by side in one run, each returning identical dicts of tensors (``s2`` float
     decoded and upsampled per sample;
 (d) an uncompressed numpy memmap (N, 14, 120, 120) float32 + in-memory labels;
 (d') uncompressed memmaps in the store's own encoding (int16 S2, float32 S1), decoded like (a):
-    the same bytes and arithmetic as (a), without the per-sample chunk files.
+    the same bytes and arithmetic as (a), without Zarr's shard indexes.
 
 Upsampling is nearest neighbour (pixel repeat by 2 for 20 m, 6 for 60 m bands) everywhere;
 GDAL's nearest ``out_shape`` read is identical to the repeat.  Reflectance is
@@ -34,6 +35,7 @@ and random reads per store).  Targets are printed, not asserted.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import sys
@@ -47,6 +49,7 @@ import numpy as np
 import torch
 
 from cloudyeo import store
+from cloudyeo.config import load_schema
 from cloudyeo.datasets.cben_torch import CBENDataset
 from cloudyeo.sentinel import BEN19_CLASSES, S1_POLARIZATIONS, S2_BAND_GSD, S2_L2A_BANDS
 from cloudyeo.store import SampleChunkReader, VariableSpec
@@ -58,6 +61,9 @@ SCALE = np.float32(1e-4)
 S2_ATTRS = {"scale_factor": 1e-4, "_FillValue": -32768, "units": "1",
             "long_name": "surface reflectance"}  # fmt: skip
 TARGETS = {"geotiff": 20.0, "lmdb": 1.5, "memmap": 0.5}
+# the CBEN store's defaults (config schema: cben.store_codec, cben.store_shard_samples)
+_CBEN = load_schema()["properties"]["cben"]["properties"]
+CODEC, SHARD = _CBEN["store_codec"]["default"], _CBEN["store_shard_samples"]["default"]
 S2_FILL = -32768  # the CBEN store's int16 fill
 
 
@@ -244,13 +250,15 @@ def encoded_arrays(w: World) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_cben_zarr(path: Path, w: World, s2: np.ndarray, s1: np.ndarray, codec: str,
-                    *, shard: int = 64) -> float:  # fmt: skip
-    """The CBEN layout via cloudyeo.store, written shard by shard like the pipeline; seconds."""
+                    *, shard: int | None = SHARD, batch: int = 64) -> float:  # fmt: skip
+    """The CBEN layout via cloudyeo.store (``shard`` samples per shard file, None: a file per
+    sample), written batch by batch like the pipeline's extract jobs, then packed; seconds."""
     n = len(s2)
     variables = {
-        "s2": VariableSpec(("band", "y", "x"), (12, PX, PX), "int16", S2_ATTRS),
+        "s2": VariableSpec(("band", "y", "x"), (12, PX, PX), "int16", S2_ATTRS,
+                           samples_per_shard=shard),
         "s1": VariableSpec(("polarization", "y", "x"), (2, PX, PX), "float32",
-                           {"_FillValue": float("nan"), "units": "dB"}),
+                           {"_FillValue": float("nan"), "units": "dB"}, samples_per_shard=shard),
         "labels": VariableSpec(("label",), (19,), "uint8", {}),
     }  # fmt: skip
     coords = {
@@ -264,8 +272,8 @@ def write_cben_zarr(path: Path, w: World, s2: np.ndarray, s1: np.ndarray, codec:
     t0 = time.perf_counter()
     store.create_store(path, n, variables, coords, {"benchmark": True}, codec=codec)
     labels = w.labels.astype(np.uint8)
-    for lo in range(0, n, shard):
-        hi = min(n, lo + shard)
+    for lo in range(0, n, batch):
+        hi = min(n, lo + batch)
         store.write_samples(path, lo, {"s2": s2[lo:hi], "s1": s1[lo:hi], "labels": labels[lo:hi]})
     store.mark_complete(path)
     return time.perf_counter() - t0
@@ -485,6 +493,7 @@ def warm_rates(factories: dict, order, warmup: int, max_seconds: float, rounds: 
 
 def cold_rate(make, paths: list[Path], m: int, seed: int, max_seconds: float) -> tuple[float, int]:
     """Each sample once in random order, after evicting the layout's files from the cache."""
+    gc.collect()  # unmap shards of dropped readers: mapped pages cannot be evicted
     for p in paths:
         evict(p)
     loader = make()  # fresh: no mapping or handle keeps pages alive
@@ -586,6 +595,7 @@ def main(argv: list[str] | None = None) -> None:
             raw1 = SampleChunkReader(zarr_path, "s1")
             s2_enc = np.stack([raw2.read(int(i)) for i in w.store_index])
             s1_enc = np.stack([raw1.read(int(i)) for i in w.store_index])
+            del raw2, raw1  # their mapped shards would keep the pages in the cache
             print(f"real data: {len(w.samples)} samples of {zarr_path} (variant {variant}) "
                   f"matched under {args.reben}")  # fmt: skip
         else:
@@ -595,8 +605,8 @@ def main(argv: list[str] | None = None) -> None:
             s2_dirs, s1_dirs = write_reben(workdir / "reben", w)
             s2_enc, s1_enc = encoded_arrays(w)
             zarr_path = workdir / "cben.zarr"
-            secs = write_cben_zarr(zarr_path, w, s2_enc, s1_enc, store.DEFAULT_CODEC)
-            print(f"  zarr ({store.DEFAULT_CODEC}) written in {secs:.1f} s")
+            secs = write_cben_zarr(zarr_path, w, s2_enc, s1_enc, CODEC)
+            print(f"  zarr ({CODEC}, {SHARD} samples per shard) written in {secs:.1f} s")
         write_lmdb(workdir / "ben.lmdb", w)
         write_memmap(workdir / "ben.npy", w)
         write_memmap_encoded(workdir / "enc", s2_enc, s1_enc)
@@ -695,14 +705,17 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  {row[0]:24s} {row[1]:11s} {row[2]:6.2f} {row[3]:10.2f} {row[4]:10.3f}")
             print("\ncodec comparison, end to end (CBEN store of these samples, CBENDataset reads;"
                   " best of rounds warm, one pass cold):")  # fmt: skip
-            print(f"  {'codec':24s} {'MB alloc':>9s} {'kB/sample':>10s} {'write s':>8s} "
+            print(f"  {'codec (sharded unless noted)':30s} {'MB alloc':>9s} {'kB/sample':>10s} {'write s':>8s} "
                   f"{'warm/s':>8s} {'vs memmap':>10s} {'cold/s':>8s} "
                   f"{'vs memmap':>10s}")  # fmt: skip
             paths = {}
-            for codec in store.CODECS:
-                paths[codec] = workdir / f"codec-{codec}.zarr"
-                secs = write_cben_zarr(paths[codec], w, s2_enc, s1_enc, codec)
-                paths[codec] = (paths[codec], secs)
+            layouts = [(codec, SHARD) for codec in store.CODECS]
+            layouts += [("none", None), (store.DEFAULT_CODEC, None)]
+            for codec, shard in layouts:
+                label = codec if shard else f"{codec}, file/sample"
+                p = workdir / f"codec-{codec}-{shard}.zarr"
+                secs = write_cben_zarr(p, w, s2_enc, s1_enc, codec, shard=shard)
+                paths[label] = (p, secs)
             lw = _local(w)
             fac = {c: (lambda p=p: ZarrLoader(p, lw, "cben")) for c, (p, _) in paths.items()}
             fac[D] = factories[D]
@@ -713,10 +726,10 @@ def main(argv: list[str] | None = None) -> None:
                     cr = cold_rate(fac[codec], [p / "s2", p / "s1"], m, args.seed + 2,
                                    args.max_seconds)[0]  # fmt: skip
                 _, alloc, _ = disk_usage(p)
-                mark = "  <- default" if codec == store.DEFAULT_CODEC else ""
+                mark = "  <- CBEN default" if codec == CODEC else ""
                 cold_txt = (f"{cr:8.0f} {cr / cold[D][0]:9.0%}" if D in cold
                             else f"{'-':>8s} {'-':>9s}")  # fmt: skip
-                print(f"  {codec:24s} {alloc / 1e6:9.1f} {alloc / 1e3 / m:10.1f} {secs:8.2f} "
+                print(f"  {codec:30s} {alloc / 1e6:9.1f} {alloc / 1e3 / m:10.1f} {secs:8.2f} "
                       f"{wr[codec][0]:8.0f} {wr[codec][0] / wr[D][0]:9.0%} {cold_txt}{mark}")
                 shutil.rmtree(p)
         print(f"\ntotal {time.perf_counter() - t_start:.0f} s")

@@ -257,3 +257,172 @@ def test_aligned_empty_starts_on_the_boundary(align):
         assert a.__array_interface__["data"][0] % align == 0
         a[...] = 3
         assert (a == 3).all()
+
+
+# --------------------------------------------------------------------------- sharded variables
+
+PER_SHARD = 4  # N = 6 samples: shard 0 holds samples 0-3, shard 1 samples 4-5
+
+
+def _sharded() -> dict[str, VariableSpec]:
+    from dataclasses import replace
+
+    v = _variables()
+    return {k: replace(s, samples_per_shard=PER_SHARD) if k != "labels" else s for k, s in v.items()}
+
+
+@pytest.fixture()
+def sharded(tmp_path):
+    p = tmp_path / "sharded.zarr"
+    store.create_store(p, N, _sharded(), _coords(), ROOT_ATTRS, codec="none")  # CBEN's default
+    return p
+
+
+def _shard_inodes(path, name="s2") -> dict[str, int]:
+    return {f.name: f.stat().st_ino for f in (path / name).glob("c.*")}
+
+
+def test_sharded_writes_are_staged_then_packed(sharded):
+    import zarr
+
+    data = _payload(N)
+    data["s2"][1, 0, 0, 0] = -32768
+    store.write_samples(sharded, 1, {k: v[1:4] for k, v in data.items()})
+    # extraction writes one file per sample, never a shard
+    assert sorted(f.name for f in (sharded / "_staging" / "s2").glob("c.*")) == [
+        "c.1.0.0.0", "c.2.0.0.0", "c.3.0.0.0"
+    ]  # fmt: skip
+    assert not _shard_inodes(sharded)
+    assert store.pack_shards(sharded) == {"s1": [0], "s2": [0]}
+    assert not list((sharded / "_staging" / "s2").glob("c.*"))
+    assert set(_shard_inodes(sharded)) == {"c.0.0.0.0"}  # shard 1 has no data: no file
+    assert store.pack_shards(sharded) == {}  # nothing left to pack
+    store.write_samples(sharded, 0, {k: v[[0, 4, 5]][:1] for k, v in data.items()})
+    store.write_samples(sharded, 4, {k: v[4:] for k, v in data.items()})
+    store.mark_complete(sharded)  # packs what is staged
+    assert set(_shard_inodes(sharded)) == {"c.0.0.0.0", "c.1.0.0.0"}
+
+    g = zarr.open_group(str(sharded), mode="r")
+    assert g["s2"].shards == (PER_SHARD, 3, 8, 8) and g["s2"].chunks == (1, 3, 8, 8)
+    ds = store.open_store(sharded)
+    assert set(ds.data_vars) == {"s2", "s1", "labels"}  # the staging group stays invisible
+    valid = data["s2"] != -32768
+    np.testing.assert_allclose(ds.s2.values[valid], data["s2"][valid] * 1e-4, rtol=1e-12)
+    assert np.isnan(ds.s2.values[1, 0, 0, 0])
+    np.testing.assert_array_equal(ds.s1.values, data["s1"])
+    for name in ("s2", "s1"):
+        reader = store.SampleChunkReader(sharded, name)
+        assert reader.fast and reader.per_shard == PER_SHARD
+        for i in range(N):
+            np.testing.assert_array_equal(reader.read(i), data[name][i])
+            view = reader.view(i)
+            np.testing.assert_array_equal(view, data[name][i])
+            assert not view.flags.writeable  # a window on the mapped file
+
+
+def test_pack_rebuilds_only_the_shards_of_restaged_samples(sharded):
+    data = _payload(N)
+    store.write_samples(sharded, 0, data)
+    store.mark_complete(sharded)
+    before = _shard_inodes(sharded)
+    changed = {k: v[5:] + 1 for k, v in data.items()}
+    store.write_samples(sharded, 5, changed)
+    assert not store.is_complete(sharded)
+    assert store.pack_shards(sharded) == {"s1": [1], "s2": [1]}
+    after = _shard_inodes(sharded)
+    assert after["c.0.0.0.0"] == before["c.0.0.0.0"]  # untouched
+    assert after["c.1.0.0.0"] != before["c.1.0.0.0"]  # replaced whole, by rename
+    store.mark_complete(sharded)
+    ds = store.open_store(sharded)
+    np.testing.assert_array_equal(ds.s1.values[:5], data["s1"][:5])  # kept from the old shard
+    np.testing.assert_array_equal(ds.s1.values[5], changed["s1"][0])
+
+
+def test_killed_pack_keeps_the_staged_samples_and_finishes_next_time(sharded, monkeypatch):
+    data = _payload(N)
+    store.write_samples(sharded, 0, data)
+    real_replace = store.os.replace
+
+    def die_after_first_shard(src, dst):
+        real_replace(src, dst)
+        if str(dst) == str(sharded / "s2" / "c.0.0.0.0"):  # not zarr's own temp-file renames
+            raise KeyboardInterrupt  # killed after the first shard landed
+
+    monkeypatch.setattr(store.os, "replace", die_after_first_shard)
+    with pytest.raises(KeyboardInterrupt):
+        store.mark_complete(sharded)
+    monkeypatch.undo()
+    assert not store.is_complete(sharded)
+    with pytest.raises(IncompleteStoreError):
+        store.open_store(sharded)
+    assert (sharded / "_staging" / "s2" / "c.5.0.0.0").is_file()  # not yet in a shard
+    store.mark_complete(sharded)
+    ds = store.open_store(sharded)
+    np.testing.assert_array_equal(ds.s1.values, data["s1"])
+    np.testing.assert_allclose(ds.s2.values, data["s2"] * 1e-4, rtol=1e-12)
+
+
+def test_parallel_disjoint_writes_to_a_sharded_store(sharded):
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(sharded), str(s), "3"])
+        for s in (0, 3)  # samples 0-2 and 3-5: both processes touch shard 0's samples
+    ]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    store.mark_complete(sharded)
+    ds = store.open_store(sharded)
+    for i in range(N):
+        np.testing.assert_allclose(ds.s2.values[i], (i + 1) * 1e-4)
+        assert (ds.s1.values[i] == -i).all()
+
+
+def test_a_corrupt_shard_is_named(sharded):
+    store.write_samples(sharded, 0, _payload(N))
+    store.mark_complete(sharded)
+    shard = sharded / "s2" / "c.0.0.0.0"
+    raw = bytearray(shard.read_bytes())
+    raw[-10] ^= 0xFF  # inside the index
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=f"{shard}.*checksum"):
+        store.SampleChunkReader(sharded, "s2").read(0)
+    shard.write_bytes(bytes(raw[:40]))  # truncated
+    with pytest.raises(ValueError, match=f"{shard}.*shorter"):
+        store.SampleChunkReader(sharded, "s2").read(0)
+
+
+@pytest.mark.parametrize("codec", ["blosc-lz4hc", "blosc-zstd1"])
+def test_sharded_compressed_reads_match_zarr(tmp_path, codec):
+    import zarr
+
+    p = tmp_path / f"{codec}.zarr"
+    store.create_store(p, N, _sharded(), {}, {}, codec=codec)
+    store.write_samples(p, 1, {k: v[1:] for k, v in _payload(N).items()})  # sample 0: fill
+    store.mark_complete(p)
+    for name in ("s2", "s1"):
+        reader = store.SampleChunkReader(p, name)
+        assert reader.fast
+        z = zarr.open_array(str(p / name), mode="r")
+        for i in range(N):
+            np.testing.assert_array_equal(reader.read(i), z[i])
+            np.testing.assert_array_equal(reader.view(i), z[i])
+
+
+def test_samples_per_shard_is_validated():
+    with pytest.raises(ValueError, match="samples_per_shard"):
+        VariableSpec(("y",), (4,), "int16", samples_per_shard=0)
+    with pytest.raises(ValueError, match="samples_per_shard"):
+        VariableSpec(("t", "y"), (2, 4), "int16", inner_chunks=(1, 4), samples_per_shard=8)
+
+
+def test_map_readonly(tmp_path):
+    f = tmp_path / "bytes.bin"
+    f.write_bytes(bytes(range(256)) * 20)
+    m = store.map_readonly(f)
+    assert m.dtype == np.uint8 and m.size == 5120 and not m.flags.writeable
+    np.testing.assert_array_equal(m[:256], np.arange(256))
+    part = m[100:200]
+    del m  # the slice keeps the mapping alive
+    assert part[0] == 100
+    (tmp_path / "empty.bin").write_bytes(b"")
+    assert store.map_readonly(tmp_path / "empty.bin").size == 0
+    with pytest.raises(FileNotFoundError):
+        store.map_readonly(tmp_path / "missing.bin")

@@ -63,7 +63,7 @@ def _cben_extract(args):
 def _cben_finalize(args):
     from .datasets import cben
 
-    cben.finalize(_load(args))
+    cben.finalize(_load(args), progress=not args.quiet)
 
 
 def _ssl4eo(verb):

@@ -18,9 +18,13 @@ from cloudyeo.reben import ReBEN
 from cloudyeo.sentinel import BEN19_CLASSES, S2_L2A_BANDS
 
 
+SHARD = 8  # samples per shard: several shards, some shared by two products
+
+
 @pytest.fixture(scope="module")
 def built(tiny_world, tmp_path_factory):
-    cfg = dict(tiny_world, results_dir=str(tmp_path_factory.mktemp("results")))
+    cfg = dict(tiny_world, results_dir=str(tmp_path_factory.mktemp("results")),
+               cben=dict(tiny_world["cben"], store_shard_samples=SHARD))
     cben.write_plan(cfg)
     cben.init_store(cfg)
     manifest = cben.read_manifest(paths(cfg).cben_manifest)
@@ -156,12 +160,20 @@ def test_rerun_one_product_marks_incomplete_until_finalized(built):
     manifest = cben.read_manifest(p.cben_manifest)
     product = manifest.loc[manifest["skip_reason"].isna(), "product"].iloc[0]
     before = xr.open_zarr(p.cben_store)["s2"].values.copy()
+    shards = {f.name: f.stat().st_ino for f in (p.cben_store / "s2").glob("c.*")}
+    assert len(shards) > 1
     cben.extract_product(built, product, progress=False)
     with pytest.raises(Exception, match="complete"):
         store.open_store(p.cben_store)
     cben.finalize(built)
     after = store.open_store(p.cben_store)["s2"].values
     assert np.array_equal(before, after, equal_nan=True)
+    # only the shards holding this product's samples were rewritten
+    patches = pd.read_parquet(p.cben_patches)
+    mine = {f"c.{k}.0.0.0" for k in patches.loc[patches["product"] == product, "sample"] // SHARD}
+    now = {f.name: f.stat().st_ino for f in (p.cben_store / "s2").glob("c.*")}
+    assert now.keys() == shards.keys()
+    assert {k for k in now if now[k] != shards[k]} == mine
 
 
 def test_corrupt_cog_error_names_the_file(tiny_world, tmp_path):
@@ -193,5 +205,6 @@ def test_s1_closest_to_the_cloudy_scene(tiny_world, tmp_path):
     assert part["s1_id"].str.startswith("S1").all() and part["s1_id"].nunique() == 1
     dt_days = (pd.to_datetime(part["s1_datetime"]) - pd.Timestamp(row["scene_datetime"])).dt.total_seconds() / 86400
     assert (dt_days.abs() <= 14).all()
+    store.pack_shards(paths(cfg).cben_store)  # what finalize does first
     s1 = store.open_store(paths(cfg).cben_store, require_complete=False)["s1"][int(part["sample"].iloc[0])].values
     assert np.isfinite(s1).mean() > 0.99 and -40 < np.nanmedian(s1) < 5  # dB, not linear

@@ -237,13 +237,17 @@ def init_store(cfg: dict[str, Any]) -> None:
         units="1", long_name="surface reflectance", scale_factor=S2_SCALE, add_offset=0.0,
         _FillValue=S2_FILL, resampling_to_10m=RESAMPLING,
     )
+    shard = cfg["cben"]["store_shard_samples"]
     variables = {
         "s2": store.VariableSpec(("band", "y", "x"), (12, PATCH_PX, PATCH_PX), "int16",
-                                 dict(s2_vars, description="cloudy Sentinel-2 L2A, BOA_ADD_OFFSET applied")),
+                                 dict(s2_vars, description="cloudy Sentinel-2 L2A, BOA_ADD_OFFSET applied"),
+                                 samples_per_shard=shard),
         "s2_reference": store.VariableSpec(("band", "y", "x"), (12, PATCH_PX, PATCH_PX), "int16",
-                                           dict(s2_vars, description="clear reBEN reference Sentinel-2 L2A")),
+                                           dict(s2_vars, description="clear reBEN reference Sentinel-2 L2A"),
+                                           samples_per_shard=shard),
         "s1": store.VariableSpec(("polarization", "y", "x"), (2, PATCH_PX, PATCH_PX), "float32",
-                                 dict(units="dB", long_name="Sentinel-1 GRD backscatter", _FillValue=np.nan)),
+                                 dict(units="dB", long_name="Sentinel-1 GRD backscatter", _FillValue=np.nan),
+                                 samples_per_shard=shard),
         # Known at plan time and written once here, so one chunk for all samples.
         "labels": store.VariableSpec(("label",), (len(BEN19_CLASSES),), "uint8",
                                      dict(long_name="BigEarthNet 19-class multi-hot labels"),
@@ -287,6 +291,7 @@ def init_store(cfg: dict[str, Any]) -> None:
         s1_source=cfg["cben"]["s1_source"],
         archive=cfg["archive"],
         store_codec=cfg["cben"]["store_codec"],
+        store_shard_samples=shard,
         build_config=json.dumps(cfg, sort_keys=True),
         code_version=code_version("cben"),
     )
@@ -295,7 +300,7 @@ def init_store(cfg: dict[str, Any]) -> None:
         store.write_samples(p.cben_store, 0, {"labels": _multi_hot(list(rows["labels"]))})
     # A new store is empty: every extraction reruns after it.
     write_creation_record(p.cben_store_created, store=str(p.cben_store), n_samples=int(len(rows)),
-                          codec=cfg["cben"]["store_codec"])
+                          codec=cfg["cben"]["store_codec"], shard_samples=shard)
 
 
 def _utc64(values: pd.Series) -> np.ndarray:
@@ -453,8 +458,9 @@ def _extract_s1(cfg, archive, reference, patches, scene, epsg, t10, outline):
 # ------------------------------------------------------------------------------- finalize
 
 
-def finalize(cfg: dict[str, Any]) -> dict[str, Path]:
-    """Gather the parts, write per-sample coordinates, statistics, index and card; mark done."""
+def finalize(cfg: dict[str, Any], *, progress: bool = False) -> dict[str, Path]:
+    """Pack the staged samples into shards; gather the parts, write per-sample coordinates,
+    statistics, index and card; mark done."""
     from ..report import cards, figures
 
     p = paths(cfg)
@@ -470,6 +476,7 @@ def finalize(cfg: dict[str, Any]) -> dict[str, Path]:
     if not (parts["patch_id"].to_numpy() == rows["patch_id"].to_numpy()).all():
         raise RuntimeError(f"{p.cben}/parts disagree with {p.cben_patches} on sample order")
 
+    store.pack_shards(p.cben_store, progress=progress)  # the statistics below read the data
     sample = ("sample",)
     store.write_coords(p.cben_store, {
         "cloud_fraction": (sample, parts["cloud_fraction"].to_numpy(np.float32)),
