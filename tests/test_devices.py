@@ -3,7 +3,17 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from cloudyeo import devices
+
+
+@pytest.fixture(autouse=True)
+def _release_claims():
+    """Claims in this process last for its life; a test's claims end with the test."""
+    yield
+    while devices._held:
+        devices._held.pop().close()
 
 
 def _claim_in_subprocess(lock_dir, n, hold_seconds=0.0):
@@ -29,7 +39,7 @@ def test_concurrent_jobs_get_distinct_gpus_and_locks_free_on_exit(tmp_path):
     third = _claim_in_subprocess(tmp_path, 2)
     assert third.communicate(timeout=30)[0].startswith("ERR all 2 GPUs are claimed")
     for p in holders:
-        p.wait(timeout=30)
+        p.communicate(timeout=30)  # waits, and closes the pipe
     again = _claim_in_subprocess(tmp_path, 2)
     assert again.communicate(timeout=30)[0].split()[0] == "0"
 
