@@ -705,8 +705,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  {row[0]:24s} {row[1]:11s} {row[2]:6.2f} {row[3]:10.2f} {row[4]:10.3f}")
             print("\ncodec comparison, end to end (CBEN store of these samples, CBENDataset reads;"
                   " best of rounds warm, one pass cold):")  # fmt: skip
-            print(f"  {'codec (sharded unless noted)':30s} {'MB alloc':>9s} {'kB/sample':>10s} {'write s':>8s} "
-                  f"{'warm/s':>8s} {'vs memmap':>10s} {'cold/s':>8s} "
+            print(f"  {'codec (sharded unless noted)':30s} {'MB alloc':>9s} {'kB/sample':>10s} "
+                  f"{'write s':>8s} {'warm/s':>8s} {'vs memmap':>10s} {'cold/s':>8s} "
                   f"{'vs memmap':>10s}")  # fmt: skip
             paths = {}
             layouts = [(codec, SHARD) for codec in store.CODECS]

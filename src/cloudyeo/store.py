@@ -9,8 +9,8 @@ A dataset store is one Zarr v3 group that ``xarray.open_zarr`` opens directly:
   disjoint sample ranges never touch the same chunk.
 * **optional shards of samples** (``VariableSpec.samples_per_shard``): the chunks of S
   consecutive samples live in one Zarr v3 ``sharding_indexed`` file, which readers map into
-  memory once and then read without a system call per sample (a warm random read of a CBEN
-  sample drops from ~115 to ~65 us, see ``benchmarks/bench_loader.py``).  A shard shared by two
+  memory once and then read without a system call per sample (warm random reads of the demo
+  CBEN store: 9,100-11,900 instead of 6,800-8,300 samples/s, ``benchmarks/bench_loader.py``).  A shard shared by two
   jobs would be a write race, so :func:`write_samples` never writes shards: it stages one
   chunk file per sample under ``_staging/<variable>`` (exactly the unsharded layout), and
   :func:`pack_shards` (run by :func:`mark_complete`, i.e. by the single finalize job) rebuilds
@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import json
 import os
 import shutil
@@ -446,9 +447,9 @@ def write_samples(path: str | os.PathLike, start: int, data: dict[str, np.ndarra
         raise ValueError(f"start must be >= 0, got {start}")
     arrays = {}
     for name, values in data.items():
-        target = path / name
-        if _is_sharded(target):
-            target = path / STAGING_NAME / name  # never write a shard here: see pack_shards
+        target = path / STAGING_NAME / name  # exists for sharded variables: see pack_shards
+        if not (target / "zarr.json").is_file():
+            target = path / name
         try:
             arr = zarr.open_array(str(target), mode="r+", zarr_format=3)
         except Exception as exc:  # noqa: BLE001 - report the variable, not zarr's internals
@@ -495,14 +496,6 @@ def mark_incomplete(path: str | os.PathLike) -> None:
         marker.parent.rmdir()
     except OSError:  # already gone, or another process is re-creating it
         pass
-
-
-def _is_sharded(array_path: Path) -> bool:
-    try:
-        meta = json.loads((array_path / "zarr.json").read_text())
-    except FileNotFoundError:
-        return False
-    return _sharding(meta) is not None
 
 
 def _sharding(meta: dict) -> dict | None:
@@ -734,9 +727,12 @@ class SampleChunkReader:
         key = i // self.per_shard if self.per_shard else i
         return f"{self._base}{key}{self._suffix}"
 
-    def _check(self, i: int, out: np.ndarray | None) -> np.ndarray:
+    def _check_index(self, i: int) -> None:
         if not 0 <= i < self.shape[0]:
             raise IndexError(f"sample {i} outside [0, {self.shape[0]}) of {self.name!r}")
+
+    def _check(self, i: int, out: np.ndarray | None) -> np.ndarray:
+        self._check_index(i)
         if out is None:
             return np.empty(self.sample_shape, dtype=self.dtype)
         if out.shape != self.sample_shape or out.dtype != self.dtype or not out.flags.c_contiguous:
@@ -786,8 +782,7 @@ class SampleChunkReader:
         (sharded, uncompressed), else :meth:`read` into ``out``.  Do not keep it: its values
         are those of the shard file at mapping time."""
         if self.fast and self.per_shard and not self._decoders:
-            if not 0 <= i < self.shape[0]:
-                raise IndexError(f"sample {i} outside [0, {self.shape[0]}) of {self.name!r}")
+            self._check_index(i)
             chunk = self._shard_chunk(i)
             if chunk is not None:
                 return chunk.view(self.dtype).reshape(self.sample_shape)
@@ -894,25 +889,21 @@ def map_readonly(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(buf, dtype=np.uint8)
 
 
-_LIBC: list = []
-
-
+@functools.cache
 def _libc():
     """libc with ``mmap``/``munmap`` typed for ctypes, or None (e.g. Windows)."""
-    if not _LIBC:
-        try:
-            import ctypes
+    try:
+        import ctypes
 
-            lib = ctypes.CDLL(None, use_errno=True)
-            lib.mmap.restype = ctypes.c_void_p
-            lib.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                                 ctypes.c_int, ctypes.c_int64]  # fmt: skip
-            lib.munmap.restype = ctypes.c_int
-            lib.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-        except (OSError, AttributeError, TypeError):
-            lib = None
-        _LIBC.append(lib)
-    return _LIBC[0]
+        lib = ctypes.CDLL(None, use_errno=True)
+        lib.mmap.restype = ctypes.c_void_p
+        lib.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                             ctypes.c_int, ctypes.c_int64]  # fmt: skip
+        lib.munmap.restype = ctypes.c_int
+        lib.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    except (OSError, AttributeError, TypeError):
+        return None
+    return lib
 
 
 _V3_DTYPES = {

@@ -9,8 +9,9 @@ coordinates ``patch_id``, ``split``, ``cloud_fraction`` ...
 
 Each item reads one chunk per image variable (see :class:`cloudyeo.store.SampleChunkReader`:
 a slice of a memory-mapped shard, or one chunk file in unsharded stores); labels, split and
-cloud fractions are loaded into memory once, in ``__init__``.  Values equal xarray's CF-decoded values (``s2`` computed in
-float32: within one float32 ulp of xarray's float64 ``value * 1e-4``).
+cloud fractions are loaded into memory once, in ``__init__``.  Values equal xarray's
+CF-decoded values (``s2`` computed in float32: within one float32 ulp of xarray's float64
+``value * 1e-4``).
 """
 
 from __future__ import annotations
