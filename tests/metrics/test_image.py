@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -27,6 +30,34 @@ SKIMAGE_SSIM = {
     "channel_axis": 0,
 }
 TOL = 1e-4
+EPS64 = float(np.finfo(np.float64).eps)
+# float64 SSIM against skimage's float64 SSIM: the same sums in another order; the rounding of the
+# local variances (E[x^2] - E[x]^2, values <= 1, about one eps per term of the 11-tap window in
+# each of the two passes) is divided by at most C2 = (0.03 * data_range)^2 in the SSIM quotient.
+SSIM_TOL64 = 4 * 11 * EPS64 / 0.03**2
+
+
+def _sam_tol(n_bands: int) -> float:
+    """Bound on the float64 rounding of the atan2 spectral angle, in radians.
+
+    Each 2 x 2 minor and the dot product are sums of ``n_bands`` rounded products: absolute
+    errors of ``~2 n_bands eps |x| |y|`` in ``|x ^ y|`` and ``n_bands eps`` relative in
+    ``<x, y>``, so at most ``(2 + pi) n_bands eps`` in the angle.
+    """
+    return (2 + math.pi) * n_bands * EPS64
+
+
+def _exact_sam_rad(a: np.ndarray, b: np.ndarray) -> float:
+    """Spectral angle of two float64 spectra from exact rational sums (rounded once at the end)."""
+    fa = [Fraction(float(v)) for v in a]
+    fb = [Fraction(float(v)) for v in b]
+    dot = sum(x * y for x, y in zip(fa, fb))
+    na2 = sum(x * x for x in fa)
+    nb2 = sum(y * y for y in fb)
+    if na2 == 0 or nb2 == 0:
+        return math.pi / 2
+    wedge2 = na2 * nb2 - dot * dot  # Lagrange's identity, exact in rationals
+    return math.atan2(math.sqrt(float(wedge2)), float(dot))
 
 
 def _pairs():
@@ -66,7 +97,7 @@ def test_ssim_and_psnr_match_skimage(k):
     assert psnr(pred, target) == pytest.approx(ref_psnr, abs=TOL)
     # float64 inputs agree to rounding, not just within the tolerance
     if target.dtype == np.float64:
-        assert abs(ssim(pred, target) - ref_ssim) < 1e-10
+        assert abs(ssim(pred, target) - ref_ssim) < SSIM_TOL64
 
 
 @pytest.mark.parametrize("k", range(len(PAIRS)))
@@ -107,16 +138,15 @@ def test_masked_nrmse_mae_sam_match_direct_numpy(k):
     n = sel_t.size
     direct_nrmse = np.sqrt(((sel_p - sel_t) ** 2).sum() / n)
     direct_mae = np.abs(sel_p - sel_t).sum() / n
-    angles = []
-    for i in range(sel_t.shape[1]):
-        a, b = sel_p[:, i], sel_t[:, i]
-        cos = a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
-        angles.append(np.arccos(np.clip(cos, -1, 1)))
+    # SAM from exact rational sums: arccos of a float cosine is off by sqrt(eps) (~2e-8 rad) for
+    # near-identical spectra, which is why the metric uses atan2
+    angles = [_exact_sam_rad(sel_p[:, i], sel_t[:, i]) for i in range(sel_t.shape[1])]
     direct_sam_rad = float(np.mean(angles))
+    tol = _sam_tol(target.shape[0])
     assert nrmse(pred, target, mask) == pytest.approx(direct_nrmse, rel=1e-12)
     assert mae(pred, target, mask) == pytest.approx(direct_mae, rel=1e-12)
-    assert sam(pred, target, mask, degrees=False) == pytest.approx(direct_sam_rad, rel=1e-10)
-    assert sam(pred, target, mask) == pytest.approx(np.degrees(direct_sam_rad), rel=1e-10)
+    assert sam(pred, target, mask, degrees=False) == pytest.approx(direct_sam_rad, abs=tol)
+    assert sam(pred, target, mask) == pytest.approx(np.degrees(direct_sam_rad), abs=np.degrees(tol))
     # unmasked = all pixels and bands
     assert nrmse(pred, target) == pytest.approx(np.sqrt(np.mean((pred - target) ** 2)), rel=1e-12)
     assert mae(pred, target) == pytest.approx(np.mean(np.abs(pred - target)), rel=1e-12)
@@ -179,7 +209,7 @@ def test_clipping_edge_cases_and_errors():
     assert nrmse(over, y) == pytest.approx(0.5)  # clipped to 1
     assert nrmse(over, y, clip=False) == pytest.approx(1.2)
     assert psnr(y, y) == np.inf
-    assert sam(y, y) == pytest.approx(0.0, abs=1e-5)
+    assert sam(y, y) == 0.0  # exactly: every 2 x 2 minor of identical spectra is 0
     assert np.isnan(nrmse(over, y, np.zeros((12, 12), bool)))  # empty mask -> NaN
     # SAM is scale-invariant and 90 degrees for orthogonal spectra
     a = np.zeros((2, 12, 12))
@@ -187,7 +217,7 @@ def test_clipping_edge_cases_and_errors():
     b = np.zeros((2, 12, 12))
     b[1] = 0.4
     assert sam(a, b) == pytest.approx(90.0)
-    assert sam(a, 0.5 * a) == pytest.approx(0.0, abs=1e-5)
+    assert sam(a, 0.5 * a) == 0.0
     with pytest.raises(ValueError, match="at least 11"):
         ssim(np.zeros((1, 8, 8)), np.zeros((1, 8, 8)))
     with pytest.raises(ValueError, match="mask has shape"):
@@ -215,3 +245,70 @@ def test_torch_ssim_loss_matches_numpy_and_has_gradients():
     l1 = masked_l1(torch.tensor(pred), t, m)
     expected = np.abs(pred - target)[np.broadcast_to(masks[:, None], pred.shape)].mean()
     assert float(l1) == pytest.approx(expected, rel=1e-12)
+
+
+def test_sam_is_exact_for_identical_and_accurate_for_nearly_parallel_spectra():
+    rng = np.random.default_rng(11)
+    y = rng.uniform(0.05, 0.9, (13, 12, 12))
+    assert sam(y, y) == 0.0 and sam(y, y, degrees=False) == 0.0
+    for dtype in (np.float32, np.float64):  # float32 inputs are computed in float64
+        y32 = y.astype(dtype)
+        assert sam(y32, y32) == 0.0
+    # nearly parallel spectra: rotate each pixel's spectrum by a known tiny angle within [0, 1]
+    theta = 1e-9
+    x = y.reshape(13, -1)
+    u = rng.standard_normal(x.shape)
+    u -= (u * x).sum(0) / (x * x).sum(0) * x  # orthogonal to x
+    u /= np.linalg.norm(u, axis=0)
+    xn = x / np.linalg.norm(x, axis=0)
+    p = (np.cos(theta) * xn + np.sin(theta) * u) * 0.8
+    pred = p.reshape(y.shape)
+    exact = np.mean([_exact_sam_rad(pred[:, i, j], y[:, i, j]) for i in range(12) for j in range(12)])
+    assert exact == pytest.approx(theta, rel=1e-5)  # the construction itself (rounding of p)
+    got = sam(pred, y, degrees=False)
+    assert got == pytest.approx(exact, abs=_sam_tol(13))
+    # the arccos form this replaced is off by ~sqrt(eps) here, orders above the bound
+    cos = (pred * y).sum(0) / (np.linalg.norm(pred, axis=0) * np.linalg.norm(y, axis=0))
+    assert abs(np.arccos(np.clip(cos, -1, 1)).mean() - exact) > 100 * _sam_tol(13)
+
+
+def test_data_range_refuses_images_in_another_scale():
+    rng = np.random.default_rng(12)
+    y = rng.uniform(0.0, 1.0, (4, 16, 16))
+    x = np.clip(y + 0.05 * rng.standard_normal(y.shape), 0, 1)
+    # target in digital numbers: refused, naming its min/max and the data_range
+    with pytest.raises(ValueError, match=r"target values span \[.*\].*data_range=1\b"):
+        nrmse(x, y * 10000)
+    with pytest.raises(ValueError, match="target values span"):
+        batch_image_metrics(x[None], y[None] * 255)
+    with pytest.raises(ValueError, match=r"target values span \[-0.4"):
+        sam(x, y - 0.5, clip=False)
+    # a prediction in percent is no overshoot: refused; one overshooting by less than the range
+    # is clipped (the documented behaviour)
+    with pytest.raises(ValueError, match=r"prediction values span \[.*100.*data_range=1"):
+        psnr(x * 100, y)
+    with pytest.raises(ValueError, match="prediction values span"):
+        image_metrics(-1.5 * x - 0.1, y)
+    assert nrmse(np.minimum(x + 0.9, 1.9), y) == pytest.approx(
+        nrmse(np.minimum(x + 0.9, 1.0), y), rel=1e-12
+    )
+    # the same images in their own scale, with the matching data_range, give the same scores
+    for name in ("psnr", "ssim", "sam"):
+        scaled = image_metrics(x * 10000, y * 10000, metrics=[name], data_range=10000)[name]
+        assert scaled == pytest.approx(image_metrics(x, y, metrics=[name])[name], rel=1e-9), name
+    # NaN (no data) is not a range violation
+    y_nan = y.copy()
+    y_nan[0, 0, 0] = np.nan
+    assert np.isfinite(mae(x, y_nan, np.arange(256).reshape(16, 16) > 0))
+    # the bound is widened by the input dtype's rounding and no more
+    one_up32 = np.nextafter(np.float32(1), np.float32(2))  # 1 + eps(float32)
+    y32 = y.astype(np.float32)
+    y32[0, 0, 0] = one_up32
+    assert np.isfinite(nrmse(x.astype(np.float32), y32))
+    y64 = y.copy()
+    y64[0, 0, 0] = float(one_up32)  # the same value is no rounding in float64
+    with pytest.raises(ValueError, match="target values span"):
+        nrmse(x, y64)
+    for bad in (0.0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="data_range must be a positive"):
+            mae(x, y, data_range=bad)

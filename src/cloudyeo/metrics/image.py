@@ -5,6 +5,15 @@ Conventions shared by every function here
 * An image is a ``(C, H, W)`` array of reflectance scaled to ``[0, data_range]`` (``data_range``
   is 1: Sentinel-2 digital numbers divided by 10 000). The ``batch_*`` functions take
   ``(N, C, H, W)`` and return one value per image.
+* ``data_range`` is checked, as scikit-image checks an image against its dtype's range, so that
+  an image in another scale (digital numbers, percent, 8-bit) is refused instead of being
+  clipped into nonsense. The *target* (the reference, read from a store) must lie in
+  ``[0, data_range]``; the *prediction* (a model output, which may overshoot) must lie in
+  ``[-data_range, 2 data_range]``, i.e. overshoot by less than the range itself: a prediction in
+  another scale exceeds that by orders of magnitude (x 100, x 255, x 10 000), an overshooting
+  model output does not. Both bounds are widened by the rounding of the input's dtype
+  (``eps * data_range``) and NaN is ignored. A violation raises ``ValueError`` naming the
+  offending minimum/maximum and the ``data_range``.
 * ``clip=True`` (the default) clips prediction and target to ``[0, data_range]`` before anything
   is computed, as a model output may overshoot; pass ``clip=False`` to score raw values.
 * Arithmetic is float64 whatever the input dtype. Torch tensors are accepted (detached, moved to
@@ -33,10 +42,14 @@ Definitions (``x`` prediction, ``y`` target, ``P`` the scored pixels, ``C`` the 
   the same map over the masked pixels that are not in the 5-pixel border (so an all-true mask
   gives the unmasked value); the statistics themselves still come from the full image.
   Images must be at least 11 x 11.
-* **SAM** (spectral angle mapper): per pixel ``arccos(<x, y> / max(|x| |y|, eps))`` over bands,
-  the cosine clipped to ``[-1, 1]``, ``eps = 1e-12``; the mean over scored pixels, in degrees
-  (``degrees=False`` gives radians). A pixel whose spectrum is all zeros in either image scores
-  90 degrees.
+* **SAM** (spectral angle mapper): per pixel the angle between the spectra ``x`` and ``y``,
+  ``atan2(|x ^ y|, <x, y>)`` with ``|x ^ y|^2 = sum_{i<j} (x_i y_j - x_j y_i)^2`` (Lagrange's
+  identity; the norm of the wedge product, the cross product's generalisation to ``C`` bands);
+  the mean over scored pixels, in degrees (``degrees=False`` gives radians). This equals
+  ``arccos(<x, y> / (|x| |y|))`` mathematically but is accurate to a few ulp at every angle,
+  where ``arccos`` loses half the digits near 0 (an error of ``sqrt(eps)``, ~2e-8 rad in float64)
+  and near 180 degrees; identical spectra give exactly 0. A pixel whose spectrum is all zeros in
+  either image scores 90 degrees.
 """
 
 from __future__ import annotations
@@ -52,7 +65,6 @@ SSIM_TRUNCATE = 3.5  # 3.5 sigma -> radius int(3.5 * 1.5 + 0.5) = 5 -> an 11 x 1
 SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
-SAM_EPS = 1e-12
 
 METRIC_NAMES = ("nrmse", "psnr", "ssim", "sam", "mae")
 
@@ -76,8 +88,34 @@ def _as_mask(mask) -> np.ndarray | None:
     return np.asarray(mask).astype(bool, copy=False)
 
 
+def _dtype_eps(a) -> float:
+    """Machine epsilon of the input's float dtype (0 for integers; float64 for lists)."""
+    if hasattr(a, "detach"):  # torch.Tensor: already imported by whoever made it
+        import torch
+
+        return float(torch.finfo(a.dtype).eps) if a.is_floating_point() else 0.0
+    dtype = np.asarray(a).dtype if not hasattr(a, "dtype") else np.dtype(a.dtype)
+    return float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.floating) else 0.0
+
+
+def _check_range(original, a: np.ndarray, data_range: float, what: str, lo: float, hi: float) -> None:
+    """Refuse an image outside ``[lo, hi]`` (widened by the input dtype's rounding); NaN ignored."""
+    if not a.size or np.isnan(a).all():
+        return
+    amin, amax = float(np.nanmin(a)), float(np.nanmax(a))
+    tol = _dtype_eps(original) * float(data_range)
+    if amin < lo - tol or amax > hi + tol:
+        raise ValueError(
+            f"{what} values span [{amin:g}, {amax:g}], outside [{lo:g}, {hi:g}] allowed for "
+            f"data_range={data_range:g}: the image is in another scale (e.g. digital numbers "
+            f"instead of reflectance / 10000); rescale it or pass the data_range it is in"
+        )
+
+
 def _prepare(pred, target, mask, *, ndim: int, clip: bool, data_range: float):
     """Validate shapes, convert to float64 and clip; returns (x, y, mask broadcast to bands)."""
+    if not (np.isfinite(data_range) and data_range > 0):
+        raise ValueError(f"data_range must be a positive finite number, got {data_range!r}")
     x = _as_float_array(pred)
     y = _as_float_array(target)
     if x.shape != y.shape:
@@ -85,6 +123,8 @@ def _prepare(pred, target, mask, *, ndim: int, clip: bool, data_range: float):
     kind = "(C, H, W)" if ndim == 3 else "(N, C, H, W)"
     if x.ndim != ndim:
         raise ValueError(f"expected a {kind} array, got shape {x.shape}")
+    _check_range(pred, x, data_range, "prediction", -float(data_range), 2.0 * float(data_range))
+    _check_range(target, y, data_range, "target", 0.0, float(data_range))
     if clip:
         x = np.clip(x, 0.0, data_range)
         y = np.clip(y, 0.0, data_range)
@@ -134,9 +174,17 @@ def _psnr(x, y, m, data_range):
 
 def _sam(x, y, m, degrees):
     dot = (x * y).sum(axis=-3)
-    norms = np.sqrt((x * x).sum(axis=-3)) * np.sqrt((y * y).sum(axis=-3))
-    cos = np.clip(dot / np.maximum(norms, SAM_EPS), -1.0, 1.0)
-    angle = np.arccos(cos)
+    # |x ^ y|^2 by Lagrange's identity: each 2 x 2 minor is exactly 0 for identical spectra and
+    # accurate to rounding for nearly parallel ones (|x|^2 |y|^2 - dot^2 would cancel to sqrt(eps))
+    wedge2 = np.zeros_like(dot)
+    n_bands = x.shape[-3]
+    for i in range(n_bands - 1):
+        xi, yi = x[..., i, :, :], y[..., i, :, :]
+        minors = xi[..., None, :, :] * y[..., i + 1 :, :, :] - x[..., i + 1 :, :, :] * yi[..., None, :, :]
+        wedge2 += (minors * minors).sum(axis=-3)
+    angle = np.arctan2(np.sqrt(wedge2), dot)
+    zero = ~((x != 0).any(axis=-3) & (y != 0).any(axis=-3))
+    angle = np.where(zero, np.pi / 2, angle)
     value = _reduce_mean(angle, m, axes=(-2, -1))
     return np.degrees(value) if degrees else value
 
