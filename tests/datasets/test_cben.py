@@ -12,6 +12,7 @@ import xarray as xr
 from affine import Affine
 
 from cloudyeo import store
+from cloudyeo.archives.reading import read_windows
 from cloudyeo.config import paths
 from cloudyeo.datasets import cben
 from cloudyeo.reben import ReBEN
@@ -80,8 +81,9 @@ def _clear_mask_10m(cfg, scene_id, when, tile, epsg, transform):
     from cloudyeo.archives import open_archive
     from cloudyeo.grids import scaled_transform
 
-    scene = cben._find_scene(open_archive(cfg), cben.L2A, scene_id, when, tile)
-    scl = cben._read_windows(scene.assets["SCL"].href, epsg, [scaled_transform(transform, 2)], (60, 60), "test")[0]
+    archive = open_archive(cfg)
+    scene = cben._find_scene(archive, cben.L2A, scene_id, when, tile)
+    scl = read_windows(archive, scene, "SCL", epsg=epsg, transforms=[scaled_transform(transform, 2)], shape=(60, 60))[0]
     clear = binary_erosion(np.isin(scl, (4, 5, 6)), iterations=1)
     return np.kron(clear, np.ones((2, 2), bool))
 
@@ -125,7 +127,7 @@ def test_offset_applied_for_reprocessed_scenes(tiny_world):
                 continue
             new = float(scene.processing_baseline) >= 4.0
             assert scene.radiometric_offset == (-1000.0 if new else 0.0)
-            cut = cben._read_windows(scene.assets["B04"].href, grid.epsg, [grid.transform], (120, 120), "t")[0]
+            cut = read_windows(archive, scene, "B04", epsg=grid.epsg, transforms=[grid.transform], shape=(120, 120))[0]
             cloudy = cben._encode_reflectance(cut, scene.radiometric_offset, scene.quantification, 1) * 1e-4
             clear = cben._encode_reflectance(ref.read_s2(pid, ["B04"])["B04"], 0.0, 1e4, 1) * 1e-4
             assert abs(np.median(cloudy - clear)) < 0.01, scene.id

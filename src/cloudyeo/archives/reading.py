@@ -1,16 +1,28 @@
-"""Read one band of a scene on a target 10 m grid, whatever the archive.
+"""The one raster-reading layer: every pixel a dataset stores comes through here.
 
-``read_band(archive, record, band, epsg=..., transform=..., shape=...)`` returns float32 in the
-archive's native units (Sentinel-2 DN, Sentinel-1 as ``record.sar_units``) with nodata as NaN:
+Entry points (float32 in the archive's native units, nodata as NaN):
 
-* adapters that download pixels themselves (Earth Engine, Sentinel Hub) implement
-  ``read_window(record, bands, epsg=, transform=, shape=, resampling=)`` and are asked directly;
-* otherwise the asset is opened with rasterio. When the raster shares the target CRS and its
-  pixels tile the target grid exactly (same origin lattice, pixel size an integer multiple of
-  the target's), the covering window is read and upsampled **bilinearly on pixel centres**
-  (:func:`cloudyeo.grids.upsample_bilinear`; the same resampling as CBEN). Anything else is
-  warped onto the target grid with GDAL (``resampling``: bilinear for reflectance/backscatter,
-  nearest for classes), stated in the dataset attributes by the callers.
+* ``read_band(archive, record, band, epsg=, transform=, shape=, resampling=)`` -- one band of a
+  scene on a target grid;
+* ``read_windows(archive, record, band, epsg=, transforms=, shape=, exact=)`` -- many windows of
+  one band (e.g. all patches of a CBEN product), decoding the raster once;
+* ``read_asset_on_grid(archive, record, band, ...)`` and ``read_raster(href, ...)`` -- multi-band or
+  non-scene rasters (land cover, Planet assets) on a grid;
+* ``open_raster(archive, href)`` -- the only ``rasterio.open`` of the package's datasets, inside the
+  one ``rasterio.Env`` built by :func:`_gdal_options` (the place for GDAL HTTP retries, timeouts
+  and auth headers of an archive).
+
+The pixel protocol: adapters that download pixels themselves (Earth Engine via
+``computePixels``, Sentinel Hub via the Process API) implement
+``read_window(record, bands, epsg=, transform=, shape=, resampling=)`` and are asked directly;
+every other archive (local STAC, STAC APIs) is read here with rasterio/GDAL windows.
+
+Resampling of the rasterio path: when the raster shares the target CRS and its pixels tile the
+target grid exactly (same origin lattice, pixel size an integer multiple of the target's), the
+covering window is read and upsampled **bilinearly on pixel centres**
+(:func:`cloudyeo.grids.upsample_bilinear`; the same resampling as CBEN). Anything else is warped
+onto the target grid with GDAL (``resampling``: bilinear for reflectance/backscatter, nearest for
+classes), stated in the dataset attributes by the callers.
 
 A target pixel outside the raster reads as NaN, so partial coverage is visible to the caller.
 """
@@ -18,7 +30,8 @@ A target pixel outside the raster reads as NaN, so partial coverage is visible t
 from __future__ import annotations
 
 import math
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import rasterio
@@ -28,20 +41,64 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from cloudyeo.archives.base import SceneRecord
-from cloudyeo.grids import upsample_bilinear
+from cloudyeo.grids import GridMismatch, union_window, upsample_bilinear, window_for
 from cloudyeo.http import redact
 
 _TOL = 1e-6
+# A read_window adapter is asked for the union box of many windows when that box holds at most
+# this many times the pixels of the windows themselves (else: one request per window).
+UNION_MAX_RATIO = 2.0
 
 
 class ReadError(RuntimeError):
     """A band could not be read; the message names the scene, the band and the (redacted) file."""
 
 
+# ------------------------------------------------------------------------- opening rasters
+
+
+def _gdal_options(archive: Any, href: str) -> dict[str, Any]:
+    """GDAL configuration options for reading ``href`` of ``archive`` (``None`` for rasters
+    that belong to no archive, e.g. land-cover maps).
+
+    The one place for remote-read settings: HTTP retries and timeouts
+    (``GDAL_HTTP_MAX_RETRY``, ``GDAL_HTTP_RETRY_DELAY``, ``GDAL_HTTP_TIMEOUT``) from the
+    archive's config and auth headers (``GDAL_HTTP_HEADERS``) for the archive's own origin.
+    Every read of every dataset runs inside ``rasterio.Env(**_gdal_options(...))``. None are
+    set yet: GDAL's defaults apply.
+    """
+    return {}
+
+
+@contextmanager
+def open_raster(archive: Any, href: str, *, what: str = "raster") -> Iterator[Any]:
+    """``rasterio.open(href)`` inside the archive's GDAL environment (:func:`_gdal_options`).
+
+    ``href`` may be signed: errors (also those raised while reading the open dataset inside the
+    ``with`` block) become :class:`ReadError` naming ``what`` and the redacted href, never
+    chained to GDAL's raw message.
+    """
+    try:
+        with rasterio.Env(**_gdal_options(archive, href)), rasterio.open(href) as src:
+            yield src
+    except rasterio.errors.RasterioError as exc:
+        raise ReadError(f"cannot read {what} from {redact(href)}: {redact(str(exc))}") from None
+
+
 def _href(archive: Any, record: SceneRecord, band: str) -> str:
     from cloudyeo.archives import readable_href
 
     return readable_href(archive, record, band)
+
+
+def _affine(t: Any) -> Affine:
+    return t if isinstance(t, Affine) else Affine(*tuple(t)[:6])
+
+
+def reads_pixels_itself(archive: Any) -> bool:
+    """True for adapters that serve pixels through ``read_window`` (their records list no
+    files to open)."""
+    return hasattr(archive, "read_window")
 
 
 def _aligned_factor(src_t: Affine, dst_t: Affine) -> int | None:
@@ -59,33 +116,175 @@ def _aligned_factor(src_t: Affine, dst_t: Affine) -> int | None:
     return int(round(k))
 
 
+# ------------------------------------------------------------------------- scene bands
+
+
 def read_band(archive: Any, record: SceneRecord, band: str, *, epsg: int, transform: Affine,
               shape: tuple[int, int], resampling: str = "bilinear") -> np.ndarray:
     """One band of ``record`` on the target grid (float32, native units, NaN = nodata)."""
-    transform = Affine(*transform[:6]) if not isinstance(transform, Affine) else transform
-    if hasattr(archive, "read_window"):
+    transform = _affine(transform)
+    if reads_pixels_itself(archive):
         arr = archive.read_window(record, [band], epsg=epsg, transform=tuple(transform)[:6],
                                   shape=tuple(shape), resampling=resampling)
         return np.asarray(arr, dtype=np.float32)[0]
     if band not in record.assets:
         raise ReadError(f"scene {record.id} has no asset for band {band}")
     return read_raster(_href(archive, record, band), epsg=epsg, transform=transform, shape=shape,
-                       resampling=resampling, what=f"{band} of scene {record.id}")
+                       resampling=resampling, what=f"{band} of scene {record.id}", archive=archive)
+
+
+def read_windows(archive: Any, record: SceneRecord, band: str, *, epsg: int,
+                 transforms: Sequence[Any], shape: tuple[int, int], resampling: str = "nearest",
+                 exact: bool = True, what: str | None = None) -> list[np.ndarray]:
+    """Many windows (same ``shape``, one per transform) of one band of ``record``.
+
+    float32 in native units, NaN = nodata. Rasterio archives open the file once and decode
+    the union of the windows once. With ``exact`` every window must sit on the raster's own
+    grid (same CRS, pixel size, corners on pixel corners) and inside it, else
+    :class:`ReadError`; without, off-grid windows are resampled like :func:`read_band`.
+    ``read_window`` adapters are asked for the union box when the windows share a lattice and
+    the box is compact (:data:`UNION_MAX_RATIO`), else once per window (``resampling``; with
+    windows on the service's native grid ``nearest`` returns the stored pixels).
+    """
+    transforms = [_affine(t) for t in transforms]
+    what = what or f"{band} of scene {record.id}"
+    if not transforms:
+        return []
+    if reads_pixels_itself(archive):
+        return _adapter_windows(archive, record, band, epsg, transforms, tuple(shape), resampling)
+    if band not in record.assets:
+        raise ReadError(f"scene {record.id} has no asset for band {band}")
+    href = _href(archive, record, band)
+    name = redact(href)
+    with open_raster(archive, href, what=what) as src:
+        try:
+            if src.crs is None or src.crs.to_epsg() != epsg:
+                raise GridMismatch(f"CRS {src.crs} differs from the target EPSG:{epsg}")
+            windows = [window_for(src.transform, t, shape) for t in transforms]
+        except GridMismatch as exc:
+            if exact:
+                raise ReadError(f"{name}: {what} not on the raster's grid: {exc}") from None
+            return [_read_src(src, epsg, t, shape, resampling) for t in transforms]
+        whole = union_window(windows)
+        inside = (whole.col_off >= 0 and whole.row_off >= 0 and whole.col_off + whole.width <= src.width
+                  and whole.row_off + whole.height <= src.height)
+        if exact and not inside:
+            raise ReadError(f"{name}: windows of {what} fall outside the raster")
+        nodata = src.nodata
+        block = src.read(1, window=whole, boundless=not inside,
+                         fill_value=nodata if nodata is not None else 0).astype(np.float32)
+        invalid = _outside(src, whole) if not inside else np.zeros(block.shape, dtype=bool)
+    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+        invalid |= block == np.float32(nodata)
+    block[invalid] = np.nan
+    return [
+        block[w.row_off - whole.row_off: w.row_off - whole.row_off + shape[0],
+              w.col_off - whole.col_off: w.col_off - whole.col_off + shape[1]].copy()
+        for w in windows
+    ]
+
+
+def _adapter_windows(archive: Any, record: SceneRecord, band: str, epsg: int,
+                     transforms: list[Affine], shape: tuple[int, int], resampling: str) -> list[np.ndarray]:
+    def ask(t: Affine, shp: tuple[int, int]) -> np.ndarray:
+        arr = archive.read_window(record, [band], epsg=epsg, transform=tuple(t)[:6], shape=shp,
+                                  resampling=resampling)
+        return np.asarray(arr, dtype=np.float32)[0]
+
+    t0 = transforms[0]
+    try:
+        offsets = [window_for(t0, t, shape) for t in transforms]
+    except GridMismatch:
+        offsets = None
+    if offsets is not None:
+        whole = union_window(offsets)
+        if whole.width * whole.height <= UNION_MAX_RATIO * len(offsets) * shape[0] * shape[1]:
+            block = ask(t0 * Affine.translation(whole.col_off, whole.row_off), (whole.height, whole.width))
+            return [block[w.row_off - whole.row_off: w.row_off - whole.row_off + shape[0],
+                          w.col_off - whole.col_off: w.col_off - whole.col_off + shape[1]].copy()
+                    for w in offsets]
+    return [ask(t, shape) for t in transforms]
+
+
+# ------------------------------------------------------------------------- any raster
 
 
 def read_raster(href: str, *, epsg: int, transform: Affine, shape: tuple[int, int],
-                resampling: str = "bilinear", what: str = "raster") -> np.ndarray:
-    """Band 1 of any raster (path or URL) on the target grid; see the module docstring."""
-    transform = Affine(*transform[:6]) if not isinstance(transform, Affine) else transform
-    try:
-        with rasterio.open(href) as src:
-            nodata = src.nodata
-            k = _aligned_factor(src.transform, transform) if src.crs and src.crs.to_epsg() == epsg else None
-            if k is not None and (k == 1 or resampling == "bilinear"):
-                return _read_aligned(src, transform, shape, k, nodata)
-            return _read_warped(src, epsg, transform, shape, resampling, nodata)
-    except rasterio.errors.RasterioError as exc:
-        raise ReadError(f"cannot read {what} from {redact(href)}: {redact(str(exc))}") from exc
+                resampling: str = "bilinear", what: str = "raster", archive: Any = None) -> np.ndarray:
+    """Band 1 of any raster (path or URL) on the target grid; see the module docstring.
+
+    ``archive``: the archive the raster belongs to (its GDAL options), None for others.
+    """
+    transform = _affine(transform)
+    with open_raster(archive, href, what=what) as src:
+        return _read_src(src, epsg, transform, shape, resampling)
+
+
+def _read_src(src, epsg: int, transform: Affine, shape: tuple[int, int], resampling: str) -> np.ndarray:
+    nodata = src.nodata
+    k = _aligned_factor(src.transform, transform) if src.crs and src.crs.to_epsg() == epsg else None
+    if k is not None and (k == 1 or resampling == "bilinear"):
+        return _read_aligned(src, transform, shape, k, nodata)
+    return _read_warped(src, epsg, transform, shape, resampling, nodata)
+
+
+def read_on_grid(archive: Any, href: str, *, epsg: int, transform: Any, shape: tuple[int, int],
+                 bands: list[int] | None = None, resampling: str = "nearest", fill: float = 0,
+                 what: str = "raster") -> np.ndarray:
+    """Bands of a raster on a target grid, in the raster's values (nodata kept as stored): a
+    window read when the raster lies on the grid's lattice (same CRS and pixel size, corner on
+    a pixel corner), else a GDAL warp (``resampling``). Returns (bands, rows, cols); pixels
+    outside the raster are ``fill``.
+    """
+    transform = _affine(transform)
+    with open_raster(archive, href, what=what) as src:
+        idx = bands or list(range(1, src.count + 1))
+        src_epsg = src.crs.to_epsg() if src.crs else None
+        try:
+            if src_epsg != epsg:
+                raise GridMismatch("CRS differs")
+            win = window_for(src.transform, transform, shape)
+        except GridMismatch:
+            with WarpedVRT(src, crs=f"EPSG:{epsg}", transform=transform, width=shape[1],
+                           height=shape[0], resampling=Resampling[resampling], src_nodata=src.nodata,
+                           nodata=fill) as vrt:
+                return vrt.read(idx)
+        return src.read(idx, window=win, boundless=True, fill_value=fill)
+
+
+def read_exact_window(archive: Any, href: str, *, epsg: int, transform: Any, shape: tuple[int, int],
+                      bands: list[int], fill: float = 0, what: str = "raster") -> np.ndarray:
+    """An exact window (no resampling) of ``bands``: its transform must be on the raster's
+    lattice in the same CRS and overlap the raster; the part past the raster's edge is ``fill``.
+    """
+    transform = _affine(transform)
+    with open_raster(archive, href, what=what) as f:
+        name = redact(href)
+        if (f.crs.to_epsg() if f.crs else None) != epsg:
+            raise ReadError(f"{name}: CRS {f.crs} differs from the sample's EPSG:{epsg} ({what})")
+        try:
+            win = window_for(f.transform, transform, shape)
+        except GridMismatch as exc:
+            raise ReadError(f"{name}: {what} window not on the raster's grid: {exc}") from None
+        if (win.col_off + shape[1] <= 0 or win.row_off + shape[0] <= 0 or win.col_off >= f.width
+                or win.row_off >= f.height):
+            raise ReadError(f"{name}: {what} window falls outside the raster")
+        return f.read(bands, window=win, boundless=True, fill_value=fill)
+
+
+def read_asset_on_grid(archive: Any, record: SceneRecord, band: str, *, epsg: int, transform: Any,
+                       shape: tuple[int, int], resampling: str = "nearest", fill: float = 0) -> np.ndarray:
+    """Band 1 of a scene asset on a grid as :func:`read_on_grid` gives it (stored values,
+    ``fill`` outside); ``read_window`` adapters answer instead, their no-data as ``fill``."""
+    if reads_pixels_itself(archive):
+        v = read_band(archive, record, band, epsg=epsg, transform=transform, shape=shape,
+                      resampling=resampling)
+        return np.where(np.isfinite(v), v, np.float32(fill)).astype(np.float32)
+    if band not in record.assets:
+        raise ReadError(f"scene {record.id} has no asset for band {band}")
+    return read_on_grid(archive, _href(archive, record, band), epsg=epsg, transform=transform,
+                        shape=shape, bands=[1], resampling=resampling, fill=fill,
+                        what=f"{band} of scene {record.id}")[0]
 
 
 def _read_aligned(src, transform: Affine, shape: tuple[int, int], k: int, nodata) -> np.ndarray:

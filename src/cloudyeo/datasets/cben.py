@@ -27,21 +27,20 @@ import dask
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import rasterio
 from affine import Affine
 from shapely.ops import unary_union
 from tqdm import tqdm
 
 from .. import store
 from ..atomic import write_creation_record, write_parquet
-from ..archives import open_archive, readable_href
+from ..archives import open_archive
+from ..archives.reading import ReadError, read_windows
 from ..archives.base import Archive, SceneRecord, SearchQuery
 from ..climatology import Climatology
 from ..config import paths
-from ..http import redact
 from ..provenance import code_version
-from ..grids import footprint, geojson, scaled_transform, to_lonlat, union_window, upsample_bilinear, window_for
-from ..reben import ReBEN, parse_product, s1_datetime
+from ..grids import footprint, geojson, scaled_transform, to_lonlat, upsample_bilinear
+from ..reben import ReBEN, ReferenceDataError, parse_product, s1_datetime
 from ..sentinel import (
     BEN19_CLASSES, S1_POLARIZATIONS, S2_BAND_GSD, S2_CENTRAL_WAVELENGTH_NM, S2_L2A_BANDS,
     S2_QUANTIFICATION, SCL_CIRRUS, SCL_CLOUD, SCL_SHADOW,
@@ -58,6 +57,10 @@ S2_FILL = -32768
 S2_SCALE = 1e-4
 RESAMPLING = "bilinear on pixel centres (20 m x2, 60 m x6), edges clamped"
 SAME_ACQUISITION = dt.timedelta(hours=1)
+# Every asset a CBEN scene must have (checked at plan time where the archive lists assets).
+SCENE_ASSETS: tuple[str, ...] = (*S2_L2A_BANDS, "SCL")
+NO_VALID_PIXEL = "no valid pixel: the cloudy scene's SCL is no data over the whole patch"
+EXCLUDED_SPLIT = "excluded"
 
 
 class ExtractionError(RuntimeError):
@@ -95,24 +98,45 @@ def choose_scene(
     )
 
 
+def missing_assets(scene: SceneRecord) -> list[str]:
+    """The CBEN assets a scene lacks; none when the archive lists no assets (Sentinel Hub
+    serves pixels through its Process API only)."""
+    if not scene.assets:
+        return []
+    return [b for b in SCENE_ASSETS if b not in scene.assets]
+
+
 def select_scene(
     archive: Archive, tile: str, reference_time: dt.datetime, low: float, high: float, mean: float,
     search_days: int, max_search_days: int,
 ) -> Selection:
-    """Search +-search_days, widening by search_days up to max_search_days."""
+    """Search +-search_days, widening by search_days up to max_search_days.
+
+    A scene lacking one of :data:`SCENE_ASSETS` is never chosen: the next candidate is.
+    """
     days, attempts = search_days, 0
+    incomplete: dict[str, list[str]] = {}
     while True:
         attempts += 1
         span = dt.timedelta(days=days)
         found = archive.search(SearchQuery(L2A, reference_time - span, reference_time + span, tile=tile))
-        scene = choose_scene(found, reference_time, low, high, mean)
+        complete = []
+        for rec in found:
+            lacks = missing_assets(rec)
+            if lacks:
+                incomplete[rec.id] = lacks
+            else:
+                complete.append(rec)
+        scene = choose_scene(complete, reference_time, low, high, mean)
         if scene is not None:
             return Selection(scene, attempts, days, None)
         if days >= max_search_days:
+            lacking = (f" ({len(incomplete)} scene(s) lacking assets, e.g. {next(iter(incomplete))} "
+                       f"without {', '.join(next(iter(incomplete.values())))})" if incomplete else "")
             return Selection(
                 None, attempts, days,
                 f"no L2A scene of tile {tile} with cloud cover in [{low:.1f}, {high:.1f}] % "
-                f"within +-{days} days",
+                f"within +-{days} days{lacking}",
             )
         days = min(days + search_days, max_search_days)
 
@@ -136,7 +160,12 @@ def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     for product in tqdm(products, desc="cben plan", unit="product"):
         name = parse_product(product)
         patches = reference.patches(product)
-        grids = {pid: reference.grid(pid) for pid in patches["patch_id"]}
+        try:
+            grids = {pid: reference.grid(pid) for pid in patches["patch_id"]}
+        except ReferenceDataError as exc:
+            # One missing patch folder skips its product, not the whole plan.
+            rows.append(_reference_skip(product, name, len(patches), exc))
+            continue
         epsgs = {g.epsg for g in grids.values()}
         if len(epsgs) != 1:
             raise ValueError(f"product {product}: patches in several CRSs {sorted(epsgs)}")
@@ -184,7 +213,7 @@ def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
 
     manifest = gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")
     manifest["skip_reason"] = manifest["skip_reason"].astype(object).where(manifest["skip_reason"].notna(), None)
-    patches = pd.DataFrame(patch_rows)
+    patches = pd.DataFrame(patch_rows, columns=PATCH_COLUMNS)
     # Sample indices: selected products in manifest order, patches sorted by id.
     chosen = manifest.loc[manifest["skip_reason"].isna(), "product"]
     order = {prod: i for i, prod in enumerate(chosen)}
@@ -198,6 +227,21 @@ def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     first = patches[patches["sample"] >= 0].groupby("product")["sample"].min()
     manifest["sample_start"] = manifest["product"].map(first).fillna(-1).astype(np.int64)
     return manifest, patches
+
+
+def _reference_skip(product: str, name, n_patches: int, exc: Exception) -> dict[str, Any]:
+    return dict(
+        product=product, tile=name.tile, reference_datetime=name.datetime,
+        clim_month=name.datetime.month, clim_mean=np.nan, clim_sd=np.nan,
+        window_low=np.nan, window_high=np.nan, scene_id=None, scene_datetime=pd.NaT,
+        cloud_cover=np.nan, processing_baseline=None, delta_days=np.nan,
+        search_attempts=0, search_days=0, n_patches=n_patches,
+        skip_reason=f"reference data unreadable: {exc}", geometry=None,
+    )
+
+
+PATCH_COLUMNS = ["patch_id", "product", "split", "labels", "s1_name", "epsg", "transform", "height",
+                 "width", "clim_mean", "clim_sd"]
 
 
 def write_plan(cfg: dict[str, Any]) -> None:
@@ -318,37 +362,21 @@ def _find_scene(archive: Archive, collection: str, scene_id: str, when: dt.datet
     raise ExtractionError(f"scene {scene_id} no longer found in archive {archive.name}")
 
 
-def _read_windows(href: str, epsg: int, transforms: list[Affine], shape: tuple[int, int], what: str) -> list[np.ndarray]:
-    """Read one window per patch from one raster, decoding their union once.
-
-    ``href`` may be signed: messages carry the redacted form only.
-    """
-    name = redact(href)
+def _cut(archive: Archive, scene: SceneRecord, band: str, epsg: int, transforms: list[Affine],
+         shape: tuple[int, int], what: str) -> list[np.ndarray]:
+    """One window per patch of ``band`` on the scene's own grid (float32, NaN = no data),
+    through the reading layer (rasterio archives decode the windows' union once)."""
     try:
-        with rasterio.open(href) as src:
-            if src.crs is None or src.crs.to_epsg() != epsg:
-                raise ExtractionError(f"{name}: CRS {src.crs} differs from the reference EPSG:{epsg}")
-            windows = [window_for(src.transform, t, shape) for t in transforms]
-            whole = union_window(windows)
-            if (whole.col_off < 0 or whole.row_off < 0 or whole.col_off + whole.width > src.width
-                    or whole.row_off + whole.height > src.height):
-                raise ExtractionError(f"{name}: patches of {what} fall outside the raster")
-            for w, t in zip(windows, transforms):
-                if not src.window_transform(w).almost_equals(t):
-                    raise ExtractionError(f"{name}: window transform differs from the reference patch")
-            block = src.read(1, window=whole)
-    except rasterio.errors.RasterioError as exc:
-        raise ExtractionError(f"cannot read {name} for {what}: {redact(str(exc))}") from exc
-    return [
-        block[w.row_off - whole.row_off: w.row_off - whole.row_off + shape[0],
-              w.col_off - whole.col_off: w.col_off - whole.col_off + shape[1]]
-        for w in windows
-    ]
+        return read_windows(archive, scene, band, epsg=epsg, transforms=transforms, shape=shape,
+                            resampling="nearest", exact=True, what=what)
+    except ReadError as exc:
+        raise ExtractionError(f"{what}: {exc}") from None
 
 
 def _encode_reflectance(dn: np.ndarray, offset: float, quantification: float, factor: int,
                         nodata: int | None = 0) -> np.ndarray:
-    """DNs at native resolution -> int16 reflectance * 1e4 at 10 m (fill for nodata)."""
+    """DNs at native resolution -> int16 reflectance * 1e4 at 10 m (fill for nodata: NaN or
+    ``nodata``)."""
     refl = (dn.astype(np.float32) + offset) / quantification
     if nodata is not None:
         refl[dn == nodata] = np.nan
@@ -394,10 +422,8 @@ def extract_product(cfg: dict[str, Any], product: str, *, progress: bool = True)
     for b, band in enumerate(bar):
         factor = S2_BAND_GSD[band] // 10
         size = PATCH_PX // factor
-        if band not in scene.assets:
-            raise ExtractionError(f"scene {scene.id} has no asset for band {band}")
-        cuts = _read_windows(readable_href(archive, scene, band), epsg, [scaled_transform(t, factor) for t in t10], (size, size),
-                             f"{product} {band}")
+        cuts = _cut(archive, scene, band, epsg, [scaled_transform(t, factor) for t in t10], (size, size),
+                    f"{product} {band}")
         for i, cut in enumerate(cuts):
             s2[i, b] = _encode_reflectance(cut, scene.radiometric_offset, scene.quantification, factor)
     for i, pid in enumerate(patches["patch_id"]):
@@ -406,10 +432,8 @@ def extract_product(cfg: dict[str, Any], product: str, *, progress: bool = True)
             s2_ref[i, b] = _encode_reflectance(ref_bands[band], REFERENCE_OFFSET_DN, S2_QUANTIFICATION,
                                                S2_BAND_GSD[band] // 10)
 
-    if "SCL" not in scene.assets:
-        raise ExtractionError(f"scene {scene.id} has no SCL asset")
-    scl = _read_windows(readable_href(archive, scene, "SCL"), epsg, [scaled_transform(t, 2) for t in t10], (PATCH_PX // 2,) * 2,
-                        f"{product} SCL")
+    scl = _cut(archive, scene, "SCL", epsg, [scaled_transform(t, 2) for t in t10], (PATCH_PX // 2,) * 2,
+               f"{product} SCL")
     fractions = np.array([_scl_fractions(c) for c in scl], dtype=np.float32)
 
     s1, s1_ids, s1_times = _extract_s1(cfg, archive, reference, patches, scene, epsg, t10, row["geometry"])
@@ -418,14 +442,21 @@ def extract_product(cfg: dict[str, Any], product: str, *, progress: bool = True)
         patch_id=patches["patch_id"].to_numpy(), sample=patches["sample"].to_numpy(),
         cloud_fraction=fractions[:, 0], shadow_fraction=fractions[:, 1], cirrus_fraction=fractions[:, 2],
         valid_fraction=fractions[:, 3], s1_id=s1_ids, s1_datetime=s1_times,
+        skip_reason=[None if f > 0 else NO_VALID_PIXEL for f in fractions[:, 3]],
     ))
     write_parquet(part, p.cben_part(product))
     return p.cben_part(product)
 
 
 def _scl_fractions(scl: np.ndarray) -> tuple[float, float, float, float]:
-    valid = scl != 0
-    n = max(int(valid.sum()), 1)
+    """(cloud, shadow, cirrus, valid) fractions of a patch's SCL (0 or NaN = no data).
+
+    Without a single valid pixel the cover fractions are NaN (unknown), never 0 (clear).
+    """
+    valid = np.isfinite(scl) & (scl != 0)
+    n = int(valid.sum())
+    if n == 0:
+        return np.nan, np.nan, np.nan, 0.0
     cloud = np.isin(scl, SCL_CLOUD).sum() / n
     shadow = np.isin(scl, SCL_SHADOW).sum() / n
     cirrus = np.isin(scl, SCL_CIRRUS).sum() / n
@@ -446,9 +477,7 @@ def _extract_s1(cfg, archive, reference, patches, scene, epsg, t10, outline):
     s1_scene = min(found, key=lambda r: (abs((r.datetime - scene.datetime).total_seconds()), r.id))
     layers = []
     for pol in S1_POLARIZATIONS:
-        if pol not in s1_scene.assets:
-            raise ExtractionError(f"S1 scene {s1_scene.id} has no {pol} asset")
-        cuts = _read_windows(readable_href(archive, s1_scene, pol), epsg, t10, (PATCH_PX, PATCH_PX), f"S1 {pol}")
+        cuts = _cut(archive, s1_scene, pol, epsg, t10, (PATCH_PX, PATCH_PX), f"S1 {s1_scene.id} {pol}")
         stack = np.stack(cuts).astype(np.float32)
         layers.append(stack if s1_scene.sar_units == "dB" else _to_db(stack))
     s1 = np.stack(layers, axis=1)
@@ -475,6 +504,16 @@ def finalize(cfg: dict[str, Any], *, progress: bool = False) -> dict[str, Path]:
     parts = parts.set_index("sample").loc[rows["sample"]].reset_index()
     if not (parts["patch_id"].to_numpy() == rows["patch_id"].to_numpy()).all():
         raise RuntimeError(f"{p.cben}/parts disagree with {p.cben_patches} on sample order")
+    # A sample without one valid pixel has unknown cover: recorded, and kept out of the splits.
+    if "skip_reason" not in parts:
+        parts["skip_reason"] = None
+    parts["skip_reason"] = parts["skip_reason"].astype(object).where(parts["skip_reason"].notna(), None)
+    skipped = parts["skip_reason"].notna().to_numpy()
+    split = rows["split"].to_numpy(dtype=object).copy()
+    split[skipped] = EXCLUDED_SPLIT
+    if skipped.any():
+        log.warning("%d samples without a valid pixel are excluded from the splits: %s", int(skipped.sum()),
+                    ", ".join(parts.loc[skipped, "patch_id"].astype(str)[:5]))
 
     store.pack_shards(p.cben_store, progress=progress)  # the statistics below read the data
     sample = ("sample",)
@@ -483,13 +522,15 @@ def finalize(cfg: dict[str, Any], *, progress: bool = False) -> dict[str, Path]:
         "shadow_fraction": (sample, parts["shadow_fraction"].to_numpy(np.float32)),
         "cirrus_fraction": (sample, parts["cirrus_fraction"].to_numpy(np.float32)),
         "valid_fraction": (sample, parts["valid_fraction"].to_numpy(np.float32)),
+        "skip_reason": (sample, parts["skip_reason"].fillna("").to_numpy(dtype=str)),
+        "split": (sample, split.astype(str)),
         "s1_id": (sample, parts["s1_id"].to_numpy(dtype=str)),
         "s1_datetime": (sample, _utc64(parts["s1_datetime"])),
     })
     ds = store.open_store(p.cben_store, require_complete=False)
     index = pd.DataFrame({
         "sample": rows["sample"], "patch_id": rows["patch_id"], "product": rows["product"],
-        "split": rows["split"], "labels": rows["labels"],
+        "split": split, "skip_reason": parts["skip_reason"], "labels": rows["labels"],
         "s2_scene_id": ds["s2_scene_id"].values, "s2_datetime": ds["s2_datetime"].values,
         "s2_reference_datetime": ds["s2_reference_datetime"].values,
         "s1_id": parts["s1_id"], "s1_datetime": ds["s1_datetime"].values,
@@ -508,13 +549,14 @@ def finalize(cfg: dict[str, Any], *, progress: bool = False) -> dict[str, Path]:
         "card": p.cben / "dataset_card.md",
     }
     write_parquet(index, out["index"])
-    table_ii = cloud_statistics(index)
-    table_iii = time_differences(index)
+    usable = index[index["skip_reason"].isna()]
+    table_ii = cloud_statistics(usable)
+    table_iii = time_differences(usable)
     band_stats = band_statistics(ds)
     table_ii.to_csv(out["table_ii"], index=False, float_format="%.3f")
     table_iii.to_csv(out["table_iii"], index=False, float_format="%.3f")
     band_stats.to_csv(out["band_stats"], index=False, float_format="%.6g")
-    figures.cloud_cover_histogram(index, manifest, out["histogram"])
+    figures.cloud_cover_histogram(usable, manifest, out["histogram"])
     cards.write_dataset_card(
         out["card"], title="CBEN - cloudy BigEarthNet", cfg=cfg, manifest=manifest, index=index,
         tables={"Table II analogue - cloud, shadow and cirrus cover per patch (%)": table_ii,
@@ -525,6 +567,7 @@ def finalize(cfg: dict[str, Any], *, progress: bool = False) -> dict[str, Path]:
     store.mark_complete(p.cben_store, {
         "n_samples": int(len(index)),
         "split_counts": {k: int(v) for k, v in index["split"].value_counts().items()},
+        "n_skipped": int(skipped.sum()),
         "band_statistics": json.loads(band_stats.to_json(orient="records")),
     })
     return out

@@ -40,18 +40,16 @@ import numpy as np
 import pandas as pd
 import rasterio
 from affine import Affine
-from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from shapely.geometry import box
 
 from ..atomic import write_creation_record, write_parquet
 from .. import store
 from ..archives.base import SceneRecord, SearchQuery
+from ..archives.reading import ReadError, open_raster, read_asset_on_grid, read_exact_window
 from ..archives.planet import ASSETS_KEY, PL_API_KEY_ENV, PlanetAssetMissing
 from ..config import paths, stage_config
-from ..grids import GridMismatch, footprint, to_lonlat, window_for
-from ..http import redact
+from ..grids import footprint, to_lonlat
 from ..landcover import CLASSES, IGNORE_INDEX, class_fractions, remap_table_attrs, remap_worldcover
 from ..provenance import code_version
 
@@ -254,40 +252,19 @@ class Source:
         return str(self.planet.download_asset(record, asset_type, dest, poll_s=self.poll_s,
                                               timeout_s=self.activation_timeout_s))
 
-    def stac_href(self, record: SceneRecord, band: str) -> str:
-        from ..archives import readable_href
-
-        return readable_href(self.stac, record, band)
-
 
 # ------------------------------------------------------------------------------- raster io
 
 
-def read_on_grid(href: str, transform: Affine, shape: tuple[int, int], epsg: int, *,
-                 bands: list[int] | None = None, resampling: Resampling = Resampling.nearest,
-                 fill: float = 0, what: str = "") -> np.ndarray:
-    """Bands of a raster on a target grid: a window read when the raster lies on the grid's
-    lattice (same CRS and pixel size, corner on a pixel corner), else a warped read.
-
-    Returns (bands, rows, cols); pixels outside the raster are ``fill``.
-    """
-    name = redact(href)
+def _stac_on_grid(src: "Source", record: SceneRecord, band: str, transform: Affine, shape: tuple[int, int],
+                  epsg: int, *, resampling: str = "nearest", fill: float = 0) -> np.ndarray:
+    """Band ``band`` of a STAC scene (S1, WorldCover) on the AOI grid, through the reading layer:
+    a window read on the raster's lattice, else a warp; ``fill`` outside the raster."""
     try:
-        with rasterio.open(href) as src:
-            idx = bands or list(range(1, src.count + 1))
-            src_epsg = src.crs.to_epsg() if src.crs else None
-            try:
-                if src_epsg != epsg:
-                    raise GridMismatch("CRS differs")
-                win = window_for(src.transform, transform, shape)
-            except GridMismatch:
-                with WarpedVRT(src, crs=f"EPSG:{epsg}", transform=transform, width=shape[1],
-                               height=shape[0], resampling=resampling, src_nodata=src.nodata,
-                               nodata=fill) as vrt:
-                    return vrt.read(idx)
-            return src.read(idx, window=win, boundless=True, fill_value=fill)
-    except rasterio.errors.RasterioError as exc:
-        raise ExtractionError(f"cannot read {name} ({what}): {redact(str(exc))}") from exc
+        return read_asset_on_grid(src.stac, record, band, epsg=epsg, transform=transform, shape=shape,
+                                  resampling=resampling, fill=fill)
+    except ReadError as exc:
+        raise ExtractionError(f"{record.id} {band}: {exc}") from None
 
 
 # ------------------------------------------------------------------------------ alignment
@@ -509,7 +486,7 @@ def plan_aoi(src: Source, work: AoiWork, s: Settings) -> tuple[list[dict], list[
             row["skip_reason"] = f"no UDM2 asset ({src.udm2_asset}): usable-data mask unavailable"
             continue
         row["has_udm2"] = True
-        with rasterio.open(udm_path) as f:
+        with open_raster(src.planet, udm_path, what=f"UDM2 of {rec.id}") as f:
             epsg3 = f.crs.to_epsg() if f.crs else None
             row["epsg"] = epsg3
             if epsg3 != aoi.epsg:
@@ -555,8 +532,7 @@ def plan_aoi(src: Source, work: AoiWork, s: Settings) -> tuple[list[dict], list[
     wc = src.worldcover(work)
     lc = None
     if wc is not None:
-        codes = read_on_grid(src.stac_href(wc, "map"), t10, aoi.shape, aoi.epsg, bands=[1],
-                             what=f"WorldCover {wc.id}")[0]
+        codes = _stac_on_grid(src, wc, "map", t10, aoi.shape, aoi.epsg)
         lc = remap_worldcover(codes)
     s1 = src.s1_scenes(work, s.max_s1_days)
 
@@ -858,24 +834,17 @@ def _to_db(linear: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read_window(href: str, t_window: Affine, size: int, epsg: int, bands: list[int], what: str) -> np.ndarray:
-    """An exact window (no resampling): its transform must be on the raster's lattice."""
-    name = redact(href)
+def _read_window(archive: Any, href: str, t_window: Affine, size: int, epsg: int, bands: list[int],
+                 what: str) -> np.ndarray:
+    """An exact window (no resampling): its transform must be on the raster's lattice.
+
+    A window reaching past the scene edge reads as nodata (0), as the plan's UDM2 did.
+    """
     try:
-        with rasterio.open(href) as f:
-            if (f.crs.to_epsg() if f.crs else None) != epsg:
-                raise ExtractionError(f"{name}: CRS {f.crs} differs from the sample's EPSG:{epsg} ({what})")
-            try:
-                win = window_for(f.transform, t_window, (size, size))
-            except GridMismatch as exc:
-                raise ExtractionError(f"{name}: {what} window not on the raster's grid: {exc}") from None
-            if (win.col_off + size <= 0 or win.row_off + size <= 0 or win.col_off >= f.width
-                    or win.row_off >= f.height):
-                raise ExtractionError(f"{name}: {what} window falls outside the raster")
-            # A window reaching past the scene edge reads as nodata (0), as the plan's UDM2 did.
-            return f.read(bands, window=win, boundless=True, fill_value=0)
-    except rasterio.errors.RasterioError as exc:
-        raise ExtractionError(f"cannot read {name} ({what}): {redact(str(exc))}") from exc
+        return read_exact_window(archive, href, epsg=epsg, transform=t_window, shape=(size, size),
+                                 bands=bands, fill=0, what=what)
+    except ReadError as exc:
+        raise ExtractionError(str(exc)) from None
 
 
 def extract_batch(cfg: dict[str, Any], batch: str, *, progress: bool = True) -> Path:
@@ -914,8 +883,7 @@ def extract_batch(cfg: dict[str, Any], batch: str, *, progress: bool = True) -> 
         if wc is None or wc.id != group["worldcover_id"].iloc[0]:
             raise ExtractionError(f"batch {batch}, AOI {aoi_id}: WorldCover item "
                                   f"{group['worldcover_id'].iloc[0]} no longer found")
-        codes = read_on_grid(src.stac_href(wc, "map"), aoi.transform, aoi.shape, aoi.epsg, bands=[1],
-                             what=f"WorldCover {wc.id}")[0]
+        codes = _stac_on_grid(src, wc, "map", aoi.transform, aoi.shape, aoi.epsg)
         lc_aoi = remap_worldcover(codes)
         s1_cache: dict[str, np.ndarray] = {}
         for i, row in group.iterrows():
@@ -932,12 +900,12 @@ def extract_batch(cfg: dict[str, Any], batch: str, *, progress: bool = True) -> 
                 check_alignment(t10, n10, t3c, n3, s.max_offset_m, aoi.epsg, epsg)
             except AlignmentError as exc:
                 raise ExtractionError(f"batch {batch}, sample {sid}: {exc}") from None
-            opt_c = _read_window(src.planet_path(cloudy, src.optical_asset), t3, n3, epsg, [1, 2, 3, 4],
-                                 f"sample {sid} cloudy optical")
-            opt_r = _read_window(src.planet_path(clear, src.optical_asset), t3c, n3, epsg, [1, 2, 3, 4],
-                                 f"sample {sid} clear optical")
-            udm = _read_window(src.planet_path(cloudy, src.udm2_asset), t3, n3, epsg, list(range(1, 9)),
-                               f"sample {sid} UDM2")
+            opt_c = _read_window(src.planet, src.planet_path(cloudy, src.optical_asset), t3, n3, epsg,
+                                 [1, 2, 3, 4], f"sample {sid} cloudy optical")
+            opt_r = _read_window(src.planet, src.planet_path(clear, src.optical_asset), t3c, n3, epsg,
+                                 [1, 2, 3, 4], f"sample {sid} clear optical")
+            udm = _read_window(src.planet, src.planet_path(cloudy, src.udm2_asset), t3, n3, epsg,
+                               list(range(1, 9)), f"sample {sid} UDM2")
             mask = cloud_mask(udm2_layers(udm, s.cloud_classes))
             optical_nodata = np.all(opt_c == 0, axis=0)
             if optical_nodata.all():
@@ -951,11 +919,8 @@ def extract_batch(cfg: dict[str, Any], batch: str, *, progress: bool = True) -> 
                 s1_rec = _find(s1_recs, row["s1_id"], "Sentinel-1 scene")
                 layers = []
                 for pol in S1_POLARIZATIONS:
-                    if pol not in s1_rec.assets:
-                        raise ExtractionError(f"S1 scene {s1_rec.id} has no {pol} asset")
-                    arr = read_on_grid(src.stac_href(s1_rec, pol), aoi.transform, aoi.shape, aoi.epsg,
-                                       bands=[1], resampling=Resampling.bilinear, fill=np.nan,
-                                       what=f"S1 {s1_rec.id} {pol}")[0].astype(np.float32)
+                    arr = _stac_on_grid(src, s1_rec, pol, aoi.transform, aoi.shape, aoi.epsg,
+                                        resampling="bilinear", fill=np.nan).astype(np.float32)
                     layers.append(arr if s1_rec.sar_units == "dB" else _to_db(arr))
                 s1_cache[row["s1_id"]] = np.stack(layers)
             r0, c0 = int(row["row_10m"]), int(row["col_10m"])

@@ -406,7 +406,8 @@ def _landcover(cfg: dict[str, Any], roi: Roi) -> np.ndarray:
     if cfg["archive"] == "demo":
         href = str(paths(cfg).demo_timeseries / "landcover" / f"{roi.name}.tif")
     elif lc["source"] == "worldcover":
-        href = "/vsicurl/" + lc["url_template"].format(tile=worldcover_tile(roi.lon, roi.lat))
+        # A URL (GDAL reads http(s) through /vsicurl/) or a path of a local WorldCover copy.
+        href = lc["url_template"].format(tile=worldcover_tile(roi.lon, roi.lat))
     else:
         raise ConfigError("invalid configuration:\n  timeseries.landcover.source: 'demo' needs archive: demo")
     arr = read_raster(href, epsg=roi.epsg, transform=roi.affine, shape=roi.shape, resampling="nearest",
