@@ -154,6 +154,67 @@ def test_redact_urls_and_headers():
     assert "very-private" not in redact("the body said very-private-value-42 twice")
 
 
+def test_redact_keeps_the_words_around_a_secret():
+    # Each secret goes, exactly; the neighbouring words stay.
+    cases = {
+        "Authorization: Bearer abc.def.ghi then the request failed":
+            "Authorization: REDACTED then the request failed",
+        "Ocp-Apim-Subscription-Key: k3y-value was refused by host":
+            "Ocp-Apim-Subscription-Key: REDACTED was refused by host",
+        "sent Bearer eyJhbGciOi.JIUzI1NiJ9.sig to the server":
+            "sent Bearer REDACTED to the server",
+        "GET https://h/a.tif?se=2025-01-01&sp=rl&sig=AbC%2F&x=1 failed: timeout":
+            "GET https://h/a.tif?se=REDACTED&sp=REDACTED&sig=REDACTED&x=1 failed: timeout",
+        "url http://alice:s3cret@host:8080/x?limit=5 is down":
+            "url http://REDACTED@host:8080/x?limit=5 is down",
+        "password=hunter2, then more words": "password=REDACTED, then more words",
+        "(token=abc123) and access_token=xyz987 end": "(token=REDACTED) and access_token=REDACTED end",
+        '{"access_token": "abc123", "expires_in": 300}': '{"access_token": "REDACTED", "expires_in": 300}',
+        "X-Amz-Signature=f00d&X-Amz-Date=20240101 ok": "X-Amz-Signature=REDACTED&X-Amz-Date=20240101 ok",
+    }
+    for text, want in cases.items():
+        assert redact(text) == want, text
+    # Prose that merely mentions credentials is left alone.
+    for text in ("the token expired; basic authentication failed; bearer tokens are used",
+                 "exit code=3 while reading key=B04", "config key stac.url is missing",
+                 "monkey=3 keyboard=us sig nature"):
+        assert redact(text) == text
+    # ... but the same short keys in a URL query are secrets.
+    assert redact("https://h/cb?code=abc&key=zz&state=1") == "https://h/cb?code=REDACTED&key=REDACTED&state=1"
+
+
+def test_handler_redaction_covers_every_logger_and_chained_tracebacks():
+    import io
+
+    from cloudyeo.http import install_handler_redaction
+
+    stream = io.StringIO()
+    logger = logging.getLogger("cloudyeo.test.handler_redaction")
+    logger.propagate = False
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    logger.addHandler(handler)
+    try:
+        install_handler_redaction(logger)
+        install_handler_redaction(logger)  # idempotent
+        href = "https://pc.blob.core.windows.net/c/B04.tif?st=1&sig=CHAINEDSECRET99"
+        logger.warning("GDAL says %s", href)
+        try:
+            try:
+                raise OSError(f"403 for {href}")
+            except OSError as exc:
+                raise RuntimeError("could not read B04") from exc
+        except RuntimeError:
+            logger.exception("product failed near %s", "B04")
+        text = stream.getvalue()
+        assert "CHAINEDSECRET99" not in text
+        assert "GDAL says https://pc.blob.core.windows.net/c/B04.tif?st=1&sig=REDACTED" in text
+        assert "OSError: 403 for https://pc.blob" in text and "direct cause" in text
+        assert "product failed near B04" in text
+    finally:
+        logger.removeHandler(handler)
+
+
 def test_parse_retry_after():
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None

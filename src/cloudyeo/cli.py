@@ -284,12 +284,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log to stderr with every record redacted, whichever logger wrote it.
+
+    Signed URLs (Planetary Computer ``sig=``), bearer tokens and keys reach log files through
+    third-party loggers (``rasterio._err`` relays GDAL's messages, which name the URL) and
+    through tracebacks of chained exceptions. Hence: a redacting filter and formatter on the
+    root handlers (message, args and traceback text, chained causes included), Python warnings
+    routed through logging, and an ``excepthook`` that prints uncaught tracebacks redacted.
+    """
+    from .http import install_handler_redaction, redacting_excepthook
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    install_handler_redaction(logging.getLogger())
+    logging.captureWarnings(True)
+    sys.excepthook = redacting_excepthook
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.config is None and args.config_json is None and Path("config/config.yaml").exists():
         args.config = "config/config.yaml"
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    configure_logging()
     try:
         args.func(args)
     except ConfigError as exc:

@@ -112,20 +112,45 @@ REDACTED = "REDACTED"
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 
-# Query-string / form keys whose values are secrets. Azure SAS tokens put the signature in
-# ``sig`` and the signing key's identity in ``sk*``; AWS presigned URLs in ``X-Amz-*``.
-_SECRET_KEY_RE = re.compile(
-    r"(?i)^(sig|signature|.*token.*|.*key.*|.*secret.*|.*passw(or)?d.*|.*auth.*|"
-    r".*credential.*|x-amz-[a-z-]+|x-goog-[a-z-]+|sk(oid|tid|t|e|s|v)|code|session|sessionid)$"
-)
-_KV_RE = re.compile(r"(?P<pre>(?:^|[?&;\s,\"'(]))(?P<key>[A-Za-z0-9_.\-]+)=(?P<val>[^&;\s,\"')#]*)")
-_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/@\s:]+(?::[^/@\s]*)?@")
+# Query-string / form / JSON keys whose values are secrets (matched on the whole key, case-
+# insensitively, ``-`` read as ``_``). Azure SAS tokens carry the signature in ``sig`` and its
+# expiry/permissions/signing-key identity in ``se``/``sp``/``sk*``; AWS and Google presigned URLs
+# use ``X-Amz-*``/``X-Goog-*``; OAuth redirects carry ``code``.
+_SECRET_KEYS = frozenset({
+    "sig", "signature", "se", "sp", "skoid", "sktid", "skt", "ske", "sks", "skv",
+    "token", "access_token", "refresh_token", "id_token", "auth_token", "session_token",
+    "security_token", "sas_token", "bearer", "code",
+    "key", "api_key", "apikey", "access_key", "secret_key", "private_key", "account_key",
+    "subscription_key", "ocp_apim_subscription_key", "client_secret", "secret",
+    "password", "passwd", "pwd", "authorization", "auth",
+    "x_amz_signature", "x_amz_credential", "x_amz_security_token",
+    "x_goog_signature", "x_goog_credential",
+})
+# Short or common words that are secrets only as URL query parameters (``?code=``, ``&se=``),
+# not in prose such as "exit code=3".
+_QUERY_ONLY_KEYS = frozenset({"code", "se", "sp", "key", "auth"})
+# ``key=value`` where the key starts a token (start, whitespace, ``?&;,("'`` before it). The
+# value stops at whitespace, ``& ; , # ) ] > " '`` so that the words around it survive.
+_KV_RE = re.compile(
+    r"(?P<pre>(?:^|[?&;\s,\"'(\[{]))(?P<key>[A-Za-z0-9_.\-]+)=(?P<val>[^&;\s,\"')\]>#}]+)")
+# JSON / repr of a mapping: "key": "value" (both quote styles).
+_JSON_KV_RE = re.compile(
+    r"(?P<q>[\"'])(?P<key>[A-Za-z0-9_.\-]+)(?P=q)(?P<sep>\s*:\s*)(?P<vq>[\"'])(?P<val>[^\"'\n\r]*)(?P=vq)")
+_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/@\s:?#]+(?::[^/@\s?#]*)?@")
+# A credential-bearing header: its value is an optional auth scheme plus ONE token.
 _HEADER_RE = re.compile(
-    r"(?i)(?P<name>authorization|proxy-authorization|ocp-apim-subscription-key|x-api-key|"
-    r"api-key|apikey|cookie|set-cookie|x-amz-security-token|x-auth-token|private-token)"
-    r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<val>[^\"'\n\r,}]+)"
+    r"(?i)(?P<name>\b(?:proxy-)?authorization|ocp-apim-subscription-key|x-api-key|api-key|apikey|"
+    r"x-amz-security-token|x-auth-token|private-token)"
+    r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)"
+    r"(?P<val>(?:(?:bearer|basic|api-key|token|sharedaccesssignature)\s+)?[^\s\"',;}\])]+)"
 )
-_SCHEME_TOKEN_RE = re.compile(r"(?i)\b(bearer|basic|token|sharedaccesssignature)\s+[A-Za-z0-9._~+/=\-]{6,}")
+# Cookies are lists of pairs: the whole header value goes (up to a quote or the line end).
+_COOKIE_RE = re.compile(r"(?i)(?P<name>\b(?:set-)?cookie)(?P<sep>[\"']?\s*:\s*[\"']?)(?P<val>[^\"'\n\r]+)")
+# ``Bearer <token>`` in free text. A token has >= 8 characters and at least one character that
+# is not a lower-case letter, so that "basic authentication" or "bearer tokens" stay readable.
+_SCHEME_TOKEN_RE = re.compile(
+    r"\b(?P<scheme>(?i:bearer|basic|sharedaccesssignature))\s+"
+    r"(?P<val>(?=[A-Za-z0-9._~+/=\-]*[^a-z\s])[A-Za-z0-9._~+/=\-&%]{8,})")
 
 _SENSITIVE_HEADERS = frozenset(
     {
@@ -151,12 +176,22 @@ def register_secret(value: str | None) -> None:
             _secrets.add(value)
 
 
+def _is_secret_key(key: str, pre: str) -> bool:
+    k = key.lower().replace("-", "_")
+    if k not in _SECRET_KEYS:
+        return False
+    return k not in _QUERY_ONLY_KEYS or pre in ("?", "&", ";")
+
+
 def redact(text: Any) -> str:
     """Return ``text`` (URL, header dump, message) with secrets replaced by ``REDACTED``.
 
-    Removes: values of secret-looking query/form keys (``sig``, ``token``, ``*key*``,
-    ``X-Amz-*`` …), URL user-info, ``Authorization``/subscription-key header values,
-    ``Bearer <token>``, and any value registered with :func:`register_secret`.
+    Removes exactly the secret and nothing around it: values of secret query/form/JSON keys
+    (``sig``, ``se``, ``sp``, ``sk*``, ``token``, ``access_token``, ``key``, ``api_key``,
+    ``X-Amz-Signature`` ...; the value ends at ``&``, whitespace or punctuation), URL user-info
+    (``user:pass@``), the one token after ``Authorization:`` / subscription-key headers (with
+    its ``Bearer``/``Basic`` scheme), ``Bearer <token>`` in prose, and any value registered
+    with :func:`register_secret`. Words next to a secret survive.
     """
     if text is None:
         return ""
@@ -167,14 +202,22 @@ def redact(text: Any) -> str:
         if secret in s:
             s = s.replace(secret, REDACTED)
     s = _USERINFO_RE.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", s)
+    s = _COOKIE_RE.sub(lambda m: f"{m.group('name')}{m.group('sep')}{REDACTED}", s)
     s = _HEADER_RE.sub(lambda m: f"{m.group('name')}{m.group('sep')}{REDACTED}", s)
-    s = _SCHEME_TOKEN_RE.sub(lambda m: f"{m.group(1)} {REDACTED}", s)
+    s = _SCHEME_TOKEN_RE.sub(lambda m: f"{m.group('scheme')} {REDACTED}", s)
+
+    def _json_kv(m: re.Match[str]) -> str:
+        if m.group("val") and _is_secret_key(m.group("key"), "&") and m.group("val") != REDACTED:
+            return (f"{m.group('q')}{m.group('key')}{m.group('q')}{m.group('sep')}"
+                    f"{m.group('vq')}{REDACTED}{m.group('vq')}")
+        return m.group(0)
 
     def _kv(m: re.Match[str]) -> str:
-        if _SECRET_KEY_RE.match(m.group("key")) and m.group("val"):
+        if _is_secret_key(m.group("key"), m.group("pre")):
             return f"{m.group('pre')}{m.group('key')}={REDACTED}"
         return m.group(0)
 
+    s = _JSON_KV_RE.sub(_json_kv, s)
     return _KV_RE.sub(_kv, s)
 
 
@@ -197,18 +240,52 @@ def strip_query(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
+def _redact_exception_text(record: logging.LogRecord, formatter: logging.Formatter) -> None:
+    """Render the record's traceback (chained causes included) once, redacted, into exc_text."""
+    if record.exc_info and record.exc_info[0] is not None:
+        record.exc_text = redact(formatter.formatException(record.exc_info))
+    elif record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts the formatted message of every record it sees."""
+    """A logging filter that redacts a record: its message (``msg`` % ``args``), and its
+    traceback text including every chained ``__cause__``/``__context__``.
+
+    Attached to a *handler* it sees every record the handler writes, whichever logger emitted
+    it (``rasterio._err`` with GDAL's message naming a signed URL, urllib3, our own).
+    """
+
+    _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:  # noqa: A003
         try:
             msg = record.getMessage()
         except Exception:  # pragma: no cover - malformed record: leave it alone
-            return True
-        red = redact(msg)
-        if red != msg:
-            record.msg, record.args = red, None
+            msg = None
+        if msg is not None:
+            red = redact(msg)
+            if red != msg:
+                record.msg, record.args = red, None
+        _redact_exception_text(record, self._formatter)
         return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """Wraps a formatter and redacts everything it produces (message, traceback, stack)."""
+
+    def __init__(self, inner: logging.Formatter | None = None):
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:  # noqa: A003
+        _redact_exception_text(record, self.inner)
+        return redact(self.inner.format(record))
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802
+        return redact(self.inner.formatException(ei))
 
 
 _FILTER = RedactingFilter()
@@ -217,16 +294,43 @@ _FILTER = RedactingFilter()
 def install_log_redaction(names: Iterable[str] = ("urllib3", "urllib3.connectionpool",
                                                    "urllib3.util.retry", "pystac_client",
                                                    "pystac_client.stac_api_io", "requests",
+                                                   "rasterio._err", "rasterio._env",
                                                    __name__)) -> None:
     """Attach :class:`RedactingFilter` to third-party loggers that print request URLs.
 
     urllib3 and pystac-client log full URLs (and pystac-client request headers) at DEBUG
-    level; with the filter those lines are redacted too. Idempotent.
+    level, rasterio relays GDAL's error messages (which name the opened URL); with the filter
+    those lines are redacted too. Idempotent. Logger filters do not see records of child
+    loggers: :func:`install_handler_redaction` covers every logger at the handler level.
     """
     for name in names:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def install_handler_redaction(logger: logging.Logger | None = None) -> None:
+    """Redact every record written by the handlers of ``logger`` (default: the root logger).
+
+    Each handler gets :class:`RedactingFilter` (message, args, traceback with chained causes)
+    and its formatter is wrapped in :class:`RedactingFormatter` (the final text). Call it
+    after configuring logging (the CLI does); idempotent.
+    """
+    logger = logger or logging.getLogger()
+    for handler in logger.handlers:
+        if _FILTER not in handler.filters:
+            handler.addFilter(_FILTER)
+        if not isinstance(handler.formatter, RedactingFormatter):
+            handler.setFormatter(RedactingFormatter(handler.formatter))
+
+
+def redacting_excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """``sys.excepthook`` that prints the traceback (chained causes included) redacted."""
+    import sys
+    import traceback
+
+    sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
+    sys.stderr.flush()
 
 
 install_log_redaction()
@@ -746,9 +850,12 @@ __all__ = [
     "LoggingRetry",
     "REDACTED",
     "RETRY_STATUSES",
+    "RedactingFilter",
+    "RedactingFormatter",
     "RetryPolicy",
     "auth_error",
     "download",
+    "install_handler_redaction",
     "install_log_redaction",
     "parse_retry_after",
     "provenance_path",
@@ -756,6 +863,7 @@ __all__ = [
     "redact",
     "redact_headers",
     "redact_url",
+    "redacting_excepthook",
     "register_secret",
     "strip_query",
 ]
