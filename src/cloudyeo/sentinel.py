@@ -65,12 +65,47 @@ BEN19_CLASSES: tuple[str, ...] = (
 BEN_PATCH_METRES = 1200
 
 
-def baseline_offset(processing_baseline: str | None) -> float:
-    """BOA_ADD_OFFSET / RADIO_ADD_OFFSET (DN) implied by a processing baseline string."""
+def _baseline_number(processing_baseline: str | None) -> float | None:
     if not processing_baseline:
-        return 0.0
+        return None
     try:
-        major = float(processing_baseline)
+        return float(processing_baseline)
     except ValueError as exc:
         raise ValueError(f"unparseable processing baseline {processing_baseline!r}") from exc
-    return S2_OFFSET_SINCE_BASELINE_04 if major >= 4.0 else 0.0
+
+
+def baseline_offset(processing_baseline: str | None) -> float:
+    """BOA_ADD_OFFSET / RADIO_ADD_OFFSET (DN) implied by a processing baseline string."""
+    number = _baseline_number(processing_baseline)
+    if number is None:
+        return 0.0
+    return S2_OFFSET_SINCE_BASELINE_04 if number >= 4.0 else 0.0
+
+
+def radiometric_offset(
+    processing_baseline: str | None,
+    *,
+    offset_applied: bool = False,
+    band_offset_dn: float | None = None,
+) -> float:
+    """The one rule for a Sentinel-2 scene's BOA_ADD_OFFSET / RADIO_ADD_OFFSET, in DN.
+
+    reflectance = (DN + offset) / quantification. First hit wins:
+
+    1. ``offset_applied``: the service declares it already shifted the DNs back (Earth Search
+       ``earthsearch:boa_offset_applied`` / ``sentinel:boa_offset_applied`` true; Earth
+       Engine ``*_HARMONIZED``; Sentinel Hub ``harmonizeValues``) -> 0, whatever the band
+       metadata says (Earth Search keeps ``offset: -0.1`` on such items).
+    2. A processing baseline below 04.00 -> 0: those products have no offset, so band
+       metadata claiming one (e.g. a collection-wide ``-0.1`` copied onto old items) is wrong.
+    3. The band metadata (``raster:bands`` ``offset`` / ``scale``, converted to DN) -> it.
+    4. The baseline rule: 04.00 or later -> -1000; baseline unknown -> 0.
+    """
+    if offset_applied:
+        return 0.0
+    number = _baseline_number(processing_baseline)
+    if number is not None and number < 4.0:
+        return 0.0
+    if band_offset_dn is not None:
+        return float(band_offset_dn) + 0.0  # no negative zero
+    return baseline_offset(processing_baseline)

@@ -103,6 +103,9 @@ def s1_item(item_id: str, when: str, *, unit: str | None = None, lon: float = 12
             "platform": "sentinel-1a",
             "sar:instrument_mode": "IW",
             "sar:polarizations": ["VV", "VH"],
+            # calibrated and on a map grid, like the demo world (stac_items.s1_physics)
+            "cloudyeo:sar_radiometry": "sigma0",
+            "cloudyeo:sar_geometry": "terrain",
             "sat:relative_orbit": 117,
             "sat:orbit_state": "ascending",
             "proj:epsg": 32633,

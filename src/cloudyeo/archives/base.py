@@ -34,8 +34,18 @@ class SceneRecord:
 
     Radiometry: physical value = (DN + ``radiometric_offset``) / ``quantification``
     for optical data (Sentinel-2 BOA_ADD_OFFSET / RADIO_ADD_OFFSET, in DN; 0 before
-    processing baseline 04.00). SAR values are in ``sar_units`` ("linear" or "dB").
+    processing baseline 04.00, see :func:`cloudyeo.sentinel.radiometric_offset`).
     Percentages are 0-100 or None when the archive does not say.
+
+    Sentinel-1 physics, as the service declares it (the same for every asset of a record; one
+    product is one measurement): ``sar_radiometry`` (a key of :data:`SAR_RADIOMETRY`:
+    amplitude DN, beta0, sigma0, gamma0 or terrain-flattened gamma0; None when the service
+    does not say), ``sar_geometry`` (a key of :data:`SAR_GEOMETRY`: GCP-only radar geometry,
+    ellipsoid-corrected or terrain-corrected; None when unknown) and ``sar_units`` ("linear"
+    or "dB"; "linear" for amplitude DN means the DN themselves). ``source_collection`` is the
+    service's own collection id (``sentinel-1-rtc``, ``COPERNICUS/S1_GRD``), while
+    ``collection`` is the logical name the query used. Only records for which
+    :func:`sar_physics_problem` is None may be stored as backscatter.
     """
 
     id: str
@@ -55,11 +65,117 @@ class SceneRecord:
     instrument_mode: str | None = None
     polarizations: tuple[str, ...] = ()
     sar_units: str | None = None
+    sar_radiometry: str | None = None
+    sar_geometry: str | None = None
     assets: dict[str, AssetInfo] = field(default_factory=dict)  # band name -> asset
+    source_collection: str | None = None
 
     @property
     def date(self) -> dt.date:
         return self.datetime.date()
+
+
+# Sentinel-1 radiometry: what a pixel value measures.
+SAR_RADIOMETRY: dict[str, str] = {
+    "amplitude_dn": "uncalibrated amplitude digital numbers (Level-1 GRD measurement files)",
+    "beta0": "radar brightness beta0 (calibrated, not normalised to the ground)",
+    "sigma0": "backscatter coefficient sigma0 (calibrated, ellipsoid incidence angle)",
+    "gamma0": "backscatter coefficient gamma0 (calibrated, ellipsoid incidence angle)",
+    "gamma0_terrain": "terrain-flattened gamma0 (radiometric terrain correction, RTC)",
+}
+# Sentinel-1 geometry: where a pixel is.
+SAR_GEOMETRY: dict[str, str] = {
+    "gcp": "radar (ground-range) geometry, georeferenced only by ground control points",
+    "ellipsoid": "geocoded onto a map grid on the ellipsoid (no DEM)",
+    "terrain": "terrain-corrected (orthorectified with a DEM) onto a map grid",
+}
+# What a dataset may store as Sentinel-1 backscatter.
+STORABLE_SAR_RADIOMETRY = frozenset({"sigma0", "gamma0", "gamma0_terrain"})
+STORABLE_SAR_GEOMETRY = frozenset({"ellipsoid", "terrain"})
+SAR_UNITS = frozenset({"linear", "dB"})
+
+
+class SarPhysicsError(Exception):
+    """Sentinel-1 data whose physics cloudyeo must not store as backscatter (raw GRD, unknown).
+
+    Deliberately not a ValueError: adapters skip unusable items on ValueError, and a refused
+    collection must stop the build instead of being skipped item by item.
+    """
+
+
+def sar_physics_problem(radiometry: str | None, geometry: str | None, units: str | None) -> str | None:
+    """Why SAR data with this physics cannot be stored as backscatter (None when it can)."""
+    if radiometry not in STORABLE_SAR_RADIOMETRY:
+        what = SAR_RADIOMETRY.get(radiometry or "", "radiometry not declared by the service")
+        return f"radiometry {radiometry or 'unknown'} ({what}) is not calibrated backscatter"
+    if geometry not in STORABLE_SAR_GEOMETRY:
+        what = SAR_GEOMETRY.get(geometry or "", "geometry not declared by the service")
+        return f"geometry {geometry or 'unknown'} ({what}) is not on a map grid"
+    if units not in SAR_UNITS:
+        return f"units {units!r} are neither linear nor dB"
+    return None
+
+
+@dataclass(frozen=True)
+class S1Product:
+    """What a service's Sentinel-1 product holds (from its documentation and metadata)."""
+
+    radiometry: str | None  # key of SAR_RADIOMETRY
+    geometry: str | None  # key of SAR_GEOMETRY
+    units: str | None  # "linear" | "dB"
+    note: str = ""
+
+    @property
+    def problem(self) -> str | None:
+        return sar_physics_problem(self.radiometry, self.geometry, self.units)
+
+    def attrs(self, source_collection: str | None, source: str) -> dict[str, str]:
+        """Store attributes describing a dataset's Sentinel-1 input (one vocabulary for all)."""
+        return {
+            "s1_radiometry": self.radiometry or "unknown",
+            "s1_radiometry_description": SAR_RADIOMETRY.get(self.radiometry or "", "unknown"),
+            "s1_geometry": self.geometry or "unknown",
+            "s1_geometry_description": SAR_GEOMETRY.get(self.geometry or "", "unknown"),
+            "s1_source_units": self.units or "unknown",
+            "s1_source_collection": source_collection or "unknown",
+            "s1_source_archive": source,
+            "s1_source_note": self.note,
+        }
+
+
+def is_sar(record: SceneRecord) -> bool:
+    return record.collection.startswith("sentinel-1") or record.platform.startswith("sentinel-1")
+
+
+def refuse_unstorable_sar(records: Iterable[SceneRecord], source: str, config_key: str) -> None:
+    """Raise :class:`SarPhysicsError` for the first Sentinel-1 record that is not storable.
+
+    The message names the scene, the service's collection, what is wrong and the config key
+    to change (``config_key``).
+    """
+    for r in records:
+        if not is_sar(r):
+            continue
+        problem = sar_physics_problem(r.sar_radiometry, r.sar_geometry, r.sar_units)
+        if problem:
+            raise SarPhysicsError(
+                f"{source} Sentinel-1 scene {r.id} of collection "
+                f"{r.source_collection or r.collection!r}: {problem}; cloudyeo stores only "
+                f"calibrated backscatter (sigma0/gamma0) on a map grid and refuses to "
+                f"store it as sigma0. Change config key {config_key} so that Sentinel-1 comes "
+                f"from a calibrated, terrain-corrected collection (e.g. stac.preset: "
+                f"planetary-computer, which maps it to sentinel-1-rtc), or use archive: "
+                f"earthengine (COPERNICUS/S1_GRD) or archive: sentinelhub.")
+
+
+# The config key to change when an adapter's Sentinel-1 collection is refused.
+SAR_CONFIG_KEYS: dict[str, str] = {
+    "STAC": "stac.collections.sentinel-1-grd (or stac.preset)",
+    "Earth Engine": "earthengine.collections.sentinel-1-grd",
+    "Sentinel Hub": "sentinelhub.preset",
+    "local": "archive (or declare cloudyeo:sar_radiometry / cloudyeo:sar_geometry on the "
+             "catalog's Sentinel-1 items)",
+}
 
 
 @dataclass(frozen=True)
@@ -129,7 +245,9 @@ def normalise_and_filter(
             records.append(to_record(item))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("skipping unusable %s item %s: %s", source, redact(item.get("id")), exc)
-    return apply_filters(records, query)
+    out = apply_filters(records, query)
+    refuse_unstorable_sar(out, source, SAR_CONFIG_KEYS.get(source, "archive"))
+    return out
 
 
 def by_id(records: Sequence[SceneRecord]) -> dict[str, SceneRecord]:

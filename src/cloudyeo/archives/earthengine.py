@@ -40,15 +40,20 @@ tile                ``MGRS_TILE`` (S2), else ``_T<tile>`` in the id / ``PRODUCT_
 cloud_cover         ``CLOUDY_PIXEL_PERCENTAGE``
 shadow / cirrus     ``CLOUD_SHADOW_PERCENTAGE`` / ``THIN_CIRRUS_PERCENTAGE`` (L2A only)
 processing_baseline ``PROCESSING_BASELINE`` ("04.00"), else ``_Nxxyy_`` in ``PRODUCT_ID``
-radiometric_offset  **0**: the ``*_HARMONIZED`` collections already shifted the DNs of
+radiometric_offset  **0** for the ``*_HARMONIZED`` collections: they already shifted the DNs of
                     baseline >= 04.00 scenes back by the -1000 ``BOA/RADIO_ADD_OFFSET``, so
-                    reflectance = DN / 10000 for every scene (``quantification`` 10000)
+                    reflectance = DN / 10000 for every scene (``quantification`` 10000);
+                    other collections: :func:`cloudyeo.sentinel.radiometric_offset`
 platform            ``SPACECRAFT_NAME`` ("Sentinel-2A") | ``"sentinel-1" + platform_number``
 relative_orbit      ``SENSING_ORBIT_NUMBER`` (S2) | ``relativeOrbitNumber_start`` (S1)
 orbit_state         ``SENSING_ORBIT_DIRECTION`` (S2) | ``orbitProperties_pass`` (S1), lower
 polarizations       ``transmitterReceiverPolarisation`` (S1)
-sar_units           ``"dB"``: ``COPERNICUS/S1_GRD`` is calibrated, terrain-corrected sigma0
-                    already converted to decibels (``quantification`` 1)
+sar_units,          from :data:`S1_PRODUCTS` by the Earth Engine collection id:
+sar_radiometry,     ``COPERNICUS/S1_GRD`` is sigma0 in dB (``quantification`` 1), processed by
+sar_geometry        Google with the Sentinel-1 Toolbox (thermal noise removal, radiometric
+                    calibration, terrain correction with SRTM 30 m / ASTER GDEM above 60 deg N):
+                    ``sigma0``, ``terrain``, ``dB``; ``COPERNICUS/S1_GRD_FLOAT`` the same in
+                    linear power. Any other collection: unknown (None), refused on search.
 assets              one :class:`AssetInfo` per band, keyed by the project's band names
                     (``B1`` -> ``B01``, ``B8A``, ``SCL``, ``VV`` ...; other bands keep their
                     Earth Engine name) with the band's native EPSG, transform and shape;
@@ -92,9 +97,16 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from cloudyeo.archives.base import AssetInfo, SceneRecord, SearchQuery, normalise_and_filter
+from cloudyeo.archives.base import (
+    AssetInfo,
+    S1Product,
+    SceneRecord,
+    SearchQuery,
+    normalise_and_filter,
+)
 from cloudyeo.archives.stac_items import normalise_platform, normalise_tile, parse_number
 from cloudyeo.http import AuthError, HttpError, redact, register_secret
+from cloudyeo.sentinel import radiometric_offset
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +115,16 @@ COLLECTIONS: dict[str, str] = {
     "sentinel-2-l2a": "COPERNICUS/S2_SR_HARMONIZED",
     "sentinel-1-grd": "COPERNICUS/S1_GRD",
 }
+# Sentinel-1 collections of Earth Engine and what their pixels are (the catalog pages of
+# COPERNICUS/S1_GRD and COPERNICUS/S1_GRD_FLOAT).
+_EE_S1_PROCESSING = ("Earth Engine: GRD processed with the Sentinel-1 Toolbox (orbit file, "
+                     "border and thermal noise removal, radiometric calibration to sigma0, "
+                     "terrain correction with SRTM 30 m or ASTER GDEM above 60 deg N)")
+S1_PRODUCTS: dict[str, S1Product] = {
+    "COPERNICUS/S1_GRD": S1Product("sigma0", "terrain", "dB", _EE_S1_PROCESSING + "; 10*log10"),
+    "COPERNICUS/S1_GRD_FLOAT": S1Product("sigma0", "terrain", "linear", _EE_S1_PROCESSING),
+}
+UNKNOWN_S1 = S1Product(None, None, None)
 KEY_ENVS: tuple[str, ...] = ("EE_SERVICE_ACCOUNT_KEY", "GOOGLE_APPLICATION_CREDENTIALS")
 CONFIG_KEY = "earthengine.service_account_key"
 S2_QUANTIFICATION = 10000.0
@@ -206,6 +228,7 @@ def image_to_record(info: Mapping[str, Any], collection: str, collection_id: str
             pols = [pols]
         rel = parse_number(props.get("relativeOrbitNumber_start"))
         orbit = props.get("orbitProperties_pass")
+        product = S1_PRODUCTS.get(collection_id, UNKNOWN_S1)
         return SceneRecord(
             id=str(index),
             collection=collection,
@@ -216,10 +239,13 @@ def image_to_record(info: Mapping[str, Any], collection: str, collection_id: str
             orbit_state=str(orbit).lower() if orbit else None,
             instrument_mode=props.get("instrumentMode"),
             polarizations=tuple(str(p).upper() for p in pols),
-            sar_units="dB",  # COPERNICUS/S1_GRD holds 10*log10(sigma0)
+            sar_units=product.units,
+            sar_radiometry=product.radiometry,
+            sar_geometry=product.geometry,
             radiometric_offset=0.0,
             quantification=1.0,
             assets=assets,
+            source_collection=collection_id,
         )
     product_id = str(props.get("PRODUCT_ID") or "")
     tile = normalise_tile(props.get("MGRS_TILE"))
@@ -228,6 +254,7 @@ def image_to_record(info: Mapping[str, Any], collection: str, collection_id: str
         tile = m.group(1) if m else None
     rel = parse_number(props.get("SENSING_ORBIT_NUMBER"))
     orbit = props.get("SENSING_ORBIT_DIRECTION")
+    baseline = _baseline(props)
     return SceneRecord(
         id=str(index),
         collection=collection,
@@ -238,12 +265,16 @@ def image_to_record(info: Mapping[str, Any], collection: str, collection_id: str
         cloud_cover=parse_number(props.get("CLOUDY_PIXEL_PERCENTAGE")),
         shadow_percent=parse_number(props.get("CLOUD_SHADOW_PERCENTAGE")),
         cirrus_percent=parse_number(props.get("THIN_CIRRUS_PERCENTAGE")),
-        processing_baseline=_baseline(props),
-        radiometric_offset=0.0,  # *_HARMONIZED: the baseline-04.00 offset is already removed
+        processing_baseline=baseline,
+        # *_HARMONIZED: Earth Engine already removed the baseline-04.00 offset (rule 1 of
+        # cloudyeo.sentinel.radiometric_offset); other collections follow the baseline rule.
+        radiometric_offset=radiometric_offset(
+            baseline, offset_applied=collection_id.upper().endswith("_HARMONIZED")),
         quantification=S2_QUANTIFICATION,
         relative_orbit=int(rel) if rel is not None else None,
         orbit_state=str(orbit).lower() if orbit else None,
         assets=assets,
+        source_collection=collection_id,
     )
 
 

@@ -8,6 +8,9 @@ Layout written by the demo generator::
 The file is read once and indexed by collection, tile and time; the items a query touches are
 normalised with :func:`cloudyeo.archives.stac_items.item_to_record` (relative hrefs resolved
 against the catalog folder) and filtered with :func:`cloudyeo.archives.base.apply_filters`.
+Sentinel-1 items must declare storable physics (the demo world declares calibrated sigma0,
+terrain-corrected, see :mod:`cloudyeo.demo.stac`); others raise
+:class:`cloudyeo.archives.base.SarPhysicsError` on search, like every other adapter.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from cloudyeo.archives.base import SceneRecord, SearchQuery, apply_filters
+from cloudyeo.archives.base import (
+    SAR_CONFIG_KEYS,
+    SceneRecord,
+    SearchQuery,
+    apply_filters,
+    refuse_unstorable_sar,
+)
 from cloudyeo.archives.stac_items import extract_tile, item_to_record, parse_datetime
 
 ITEMS_FILE = "items.ndjson"
@@ -126,7 +135,9 @@ class LocalStacArchive:
             entries = data.get(query.collection, [])
         candidates = [self._record(lineno, item) for when, lineno, item in entries
                       if query.start <= when <= query.end]
-        return apply_filters(candidates, query)
+        found = apply_filters(candidates, query)
+        refuse_unstorable_sar(found, f"local catalog {self.items_path}", SAR_CONFIG_KEYS["local"])
+        return found
 
     def sign_href(self, href: str, collection: str | None = None) -> str:
         """Local files need no signing."""

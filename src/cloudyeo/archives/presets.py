@@ -16,6 +16,32 @@ custom                 ``stac.url`` (required)           (not sent)          wha
                                                                              advertises (cloud only)
 =====================  ================================  ==================  =====================
 
+Sentinel-1 (logical name ``sentinel-1-grd``: "the Sentinel-1 IW VV/VH backscatter collection"):
+cloudyeo stores only calibrated backscatter on a map grid (see
+:func:`cloudyeo.archives.base.sar_physics_problem`). Each preset lists, in ``s1_collections``,
+the Sentinel-1 collections its service serves and what their files are:
+
+==================  =====================  ===============================================
+preset              collection             files
+==================  =====================  ===============================================
+earth-search        sentinel-1-grd         Level-1 GRD: amplitude DN, GCP-only -> refused
+cdse                sentinel-1-grd         Level-1 GRD: amplitude DN, GCP-only -> refused
+planetary-computer  sentinel-1-rtc         terrain-flattened gamma0 (RTC), linear power,
+                    (the default)          terrain-corrected UTM COGs (signed like S2; the
+                                           collection needs PC_SDK_SUBSCRIPTION_KEY)
+planetary-computer  sentinel-1-grd         Level-1 GRD: amplitude DN, GCP-only -> refused
+==================  =====================  ===============================================
+
+Earth Search and CDSE publish no calibrated, terrain-corrected Sentinel-1 STAC collection,
+so their presets keep ``sentinel-1-grd`` (stating what it is) and a dataset that would draw
+Sentinel-1 from them is refused at plan time (:mod:`cloudyeo.archives.s1_source`), naming
+``stac.collections.sentinel-1-grd`` / ``stac.preset``: take S1 from Planetary Computer,
+Earth Engine (``COPERNICUS/S1_GRD``: sigma0 dB, terrain-corrected) or Sentinel Hub / CDSE
+(``archive: sentinelhub``: sigma0, orthorectified) instead, or from the reBEN reference
+(``cben.s1_source: reference``). A ``custom`` server or a collection not listed here is
+judged item by item from what the items declare (:func:`stac_items.s1_physics`), at the
+first Sentinel-1 search.
+
 Credentials (all optional for searching; only their *names* appear in messages):
 
 * ``CLOUDYEO_STAC_TOKEN`` — bearer token for Earth Search / custom servers that need one.
@@ -31,7 +57,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from cloudyeo.archives.base import S1Product
+
 LOGICAL_COLLECTIONS: tuple[str, ...] = ("sentinel-2-l2a", "sentinel-2-l1c", "sentinel-1-grd")
+
+
+RAW_GRD = S1Product(
+    "amplitude_dn", "gcp", "linear",
+    "Level-1 GRD measurement files: uint16 amplitude digital numbers in radar geometry, "
+    "georeferenced only by ground control points (calibration LUTs in the annotation)")
+PC_RTC = S1Product(
+    "gamma0_terrain", "terrain", "linear",
+    "Planetary Computer sentinel-1-rtc: radiometrically terrain-corrected gamma0 (terrain-"
+    "flattened, linear power, float32) on UTM grids, derived from the Level-1 GRD")
 
 
 @dataclass(frozen=True)
@@ -49,6 +87,7 @@ class Preset:
     max_page_size: int | None = None
     notes: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    s1_collections: Mapping[str, S1Product] = field(default_factory=dict)  # server id -> files
 
     def tile_value(self, tile: str) -> str:
         return self.tile_format.format(tile=tile)
@@ -68,8 +107,10 @@ PRESETS: dict[str, Preset] = {
         tile_format="MGRS-{tile}",
         max_page_size=1000,
         notes="Element 84 Earth Search v1; common-name asset keys (blue, nir08, scl), "
-        "earthsearch:boa_offset_applied; sentinel-1-grd assets are requester-pays on S3. "
-        "Collection-1 reprocessing is 'sentinel-2-c1-l2a' (map it with stac.collections).",
+        "earthsearch:boa_offset_applied; sentinel-1-grd is raw Level-1 GRD (refused) and "
+        "requester-pays on S3. Collection-1 reprocessing is 'sentinel-2-c1-l2a' (map it with "
+        "stac.collections).",
+        s1_collections={"sentinel-1-grd": RAW_GRD},
     ),
     "cdse": Preset(
         name="cdse",
@@ -85,14 +126,17 @@ PRESETS: dict[str, Preset] = {
         credential_env="CDSE_ACCESS_TOKEN",
         max_page_size=1000,
         notes="Copernicus Data Space Ecosystem STAC v1; asset keys like B02_10m / SCL_20m, "
-        "shadow/cirrus nested in properties.statistics, baseline in processing:version.",
+        "shadow/cirrus nested in properties.statistics, baseline in processing:version; "
+        "sentinel-1-grd is raw Level-1 GRD (refused: use archive: sentinelhub with preset "
+        "cdse for calibrated, orthorectified Sentinel-1).",
+        s1_collections={"sentinel-1-grd": RAW_GRD},
     ),
     "planetary-computer": Preset(
         name="planetary-computer",
         url="https://planetarycomputer.microsoft.com/api/stac/v1",
         collections={
             "sentinel-2-l2a": "sentinel-2-l2a",
-            "sentinel-1-grd": "sentinel-1-grd",
+            "sentinel-1-grd": "sentinel-1-rtc",
         },
         filter_mode="filter",
         tile_property="s2:mgrs_tile",
@@ -103,7 +147,9 @@ PRESETS: dict[str, Preset] = {
         sas_url="https://planetarycomputer.microsoft.com/api/sas/v1",
         max_page_size=1000,
         notes="Microsoft Planetary Computer; asset hrefs need a SAS token (signed at read "
-        "time, never stored); no Sentinel-2 L1C collection.",
+        "time, never stored); no Sentinel-2 L1C collection; Sentinel-1 from sentinel-1-rtc "
+        "(terrain-flattened gamma0, terrain-corrected), not the raw sentinel-1-grd.",
+        s1_collections={"sentinel-1-rtc": PC_RTC, "sentinel-1-grd": RAW_GRD},
     ),
     "custom": Preset(
         name="custom",
@@ -169,8 +215,10 @@ def build_query(
 
 __all__ = [
     "LOGICAL_COLLECTIONS",
+    "PC_RTC",
     "PRESETS",
     "Preset",
+    "RAW_GRD",
     "build_cql2_filter",
     "build_query",
     "get_preset",

@@ -242,8 +242,13 @@ def item_to_record(item: Mapping[str, Any], collection: str) -> SceneRecord:
             orbit_state=str(orbit).lower() if orbit else None,
             instrument_mode=props.get("sar:instrument_mode"),
             polarizations=tuple(pols),
-            sar_units="linear",  # the Process API request asks LINEAR_POWER sigma0
+            # What process_body asks: backCoeff SIGMA0_ELLIPSOID, orthorectify on COPERNICUS_30,
+            # units LINEAR_POWER (change these together with the request).
+            sar_units="linear",
+            sar_radiometry="sigma0",
+            sar_geometry="terrain",
             quantification=1.0,
+            source_collection=COLLECTIONS.get(collection, collection),
         )
     m_tile = _TILE_IN_ID_RE.search(item_id)
     m_base = _BASELINE_IN_ID_RE.search(item_id)

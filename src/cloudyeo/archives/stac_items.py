@@ -17,11 +17,24 @@ baseline          ``s2:processing_baseline`` | ``processing:version`` (CDSE) |
                   ``sentinel:processing_baseline`` | ``_Nxxyy_`` in the product id
 EPSG              ``proj:code`` ("EPSG:32633") | ``proj:epsg`` — asset level first, then item
 grid              asset ``proj:transform`` / ``proj:shape`` (item level as a fallback)
-offset (DN)       0 when ``earthsearch:boa_offset_applied`` is true; else the asset's
-                  ``raster:bands[0]`` (or STAC 1.1 ``raster:offset``/``raster:scale``, or
-                  ``bands[0]``) ``offset/scale``; else :func:`sentinel.baseline_offset`
+offset (DN)       :func:`cloudyeo.sentinel.radiometric_offset`, the one precedence rule:
+                  0 when ``earthsearch:boa_offset_applied`` / ``sentinel:boa_offset_applied``
+                  is true (Earth Search); else 0 for a baseline below 04.00, whatever the band
+                  metadata says; else the asset's ``raster:bands[0]`` (or STAC 1.1
+                  ``raster:offset``/``raster:scale``, or ``bands[0]``) ``offset/scale``
+                  (Earth Search, CDSE, the demo); else -1000 from baseline 04.00 (Planetary
+                  Computer, whose items carry no offset), 0 when the baseline is unknown
 quantification    ``1/scale`` when a scale is given, else 10000 (S2) / 1 (S1)
 SAR units         ``raster:bands[0].unit`` of the VV/VH asset ("dB" or "linear"; default linear)
+SAR physics       :func:`s1_physics` (radiometry, geometry) from what the service declares,
+                  first hit wins: ``cloudyeo:sar_radiometry`` / ``cloudyeo:sar_geometry``
+                  (asset, then item; the demo world declares these) | CARD4L
+                  ``card4l:specification`` NRB (terrain-flattened gamma0, terrain-corrected)
+                  or ``card4l:measurement_type`` | the item's own collection id
+                  ``sentinel-1-rtc`` or ``sar:product_type`` RTC/NRB (Planetary Computer
+                  RTC: terrain-flattened gamma0, terrain-corrected) | ``sar:product_type``
+                  GRD or a ``S1x_xx_GRDx_`` id (Level-1 GRD as Earth Search, CDSE and Planetary
+                  Computer serve it: amplitude DN, GCP-only) | unknown (None)
 band names        B01..B12, B8A, SCL from "B02", "B02_10m" (native resolution preferred),
                   Earth Search common names ("blue", "nir08", "scl", ...); "vv"/"vh" -> VV/VH;
                   other raster assets with role "data" (or "demo-truth") keep their own key
@@ -41,8 +54,8 @@ import re
 from typing import Any, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
-from cloudyeo.archives.base import AssetInfo, SceneRecord
-from cloudyeo.sentinel import S2_BAND_GSD, S2_QUANTIFICATION, baseline_offset
+from cloudyeo.archives.base import SAR_GEOMETRY, SAR_RADIOMETRY, AssetInfo, SceneRecord
+from cloudyeo.sentinel import S2_BAND_GSD, S2_QUANTIFICATION, radiometric_offset
 
 # Earth Search v1 (and other stactools-derived catalogs) use common names as asset keys.
 EARTH_SEARCH_ASSET_KEYS: dict[str, str] = {
@@ -67,6 +80,10 @@ _BAND_RE = re.compile(r"^(?P<band>B(?:0[1-9]|1[0-2]|8A)|SCL)(?:_(?P<res>\d+)m)?$
 _BASELINE_IN_ID_RE = re.compile(r"_N(\d{2})(\d{2})_")
 _TILE_RE = re.compile(r"^(\d{1,2})([C-X])([A-Z]{2})$")
 _TILE_IN_ID_RE = re.compile(r"_T(\d{2}[C-X][A-Z]{2})(?:_|$)")
+_S1_GRD_ID_RE = re.compile(r"^S1[A-D]_[A-Z0-9]{2}_GRD[HMF]_", re.IGNORECASE)
+# STAC collections of radiometrically terrain-corrected Sentinel-1 (terrain-flattened gamma0,
+# linear power, on a UTM grid): Planetary Computer's ``sentinel-1-rtc``.
+S1_RTC_COLLECTIONS: frozenset[str] = frozenset({"sentinel-1-rtc"})
 
 
 # --------------------------------------------------------------------------------------
@@ -329,6 +346,46 @@ def extract_baseline(props: Mapping[str, Any], item_id: str = "") -> str | None:
     return None
 
 
+def _declared(key: str, vocabulary: Mapping[str, str], *where: Mapping[str, Any]) -> str | None:
+    for obj in where:
+        value = obj.get(key)
+        if value is not None:
+            value = str(value).strip().lower()
+            return value if value in vocabulary else None  # a bad declaration is unknown
+    return None
+
+
+def s1_physics(item: Mapping[str, Any], data_assets: Iterable[Mapping[str, Any]] = ()
+               ) -> tuple[str | None, str | None]:
+    """(radiometry, geometry) of a Sentinel-1 item, from what the service declares.
+
+    Keys of :data:`cloudyeo.archives.base.SAR_RADIOMETRY` / ``SAR_GEOMETRY``, None where
+    nothing declares it. See the module table for the order of the evidence.
+    """
+    props: Mapping[str, Any] = item.get("properties") or {}
+    assets = [a for a in data_assets if isinstance(a, Mapping)]
+    radiometry = geometry = None
+    for obj in (*assets, props):
+        if radiometry is None:
+            radiometry = _declared("cloudyeo:sar_radiometry", SAR_RADIOMETRY, obj)
+        if geometry is None:
+            geometry = _declared("cloudyeo:sar_geometry", SAR_GEOMETRY, obj)
+    if radiometry and geometry:
+        return radiometry, geometry
+    spec = str(props.get("card4l:specification") or "").strip().upper()
+    product_type = str(props.get("sar:product_type") or "").strip().upper()
+    collection = str(item.get("collection") or "").strip().lower()
+    if spec == "NRB" or product_type in ("RTC", "NRB") or collection in S1_RTC_COLLECTIONS:
+        return radiometry or "gamma0_terrain", geometry or "terrain"
+    measured = str(props.get("card4l:measurement_type") or "").strip().lower()
+    if radiometry is None and measured in ("beta0", "sigma0", "gamma0"):
+        radiometry = measured
+    if radiometry is None and geometry is None and (
+            product_type == "GRD" or _S1_GRD_ID_RE.match(str(item.get("id") or ""))):
+        return "amplitude_dn", "gcp"  # Level-1 GRD measurement files as ESA distributes them
+    return radiometry, geometry
+
+
 def _is_sar(collection: str, platform: str, bands: Iterable[str]) -> bool:
     if collection.startswith("sentinel-1") or platform.startswith("sentinel-1"):
         return True
@@ -417,7 +474,7 @@ def item_to_record(
     sar = _is_sar(coll, platform, assets)
     baseline = None if sar else extract_baseline(props, item_id)
     offset, quant = 0.0, (1.0 if sar else S2_QUANTIFICATION)
-    sar_units = None
+    sar_units = radiometry = geometry = None
     if sar:
         units = None
         for band in ("VV", "VH", "HH", "HV"):
@@ -426,6 +483,8 @@ def item_to_record(
                 if units:
                     break
         sar_units = "dB" if units and units.strip().lower() in ("db", "decibel", "decibels") else "linear"
+        radiometry, geometry = s1_physics(
+            item, [chosen[b][2] for b in ("VV", "VH", "HH", "HV") if b in chosen])
     else:
         scale = off = None
         for band in sorted(chosen):
@@ -436,14 +495,12 @@ def item_to_record(
                 break
         if scale:
             quant = round(1.0 / scale, 6)
-        if props.get("earthsearch:boa_offset_applied") is True or \
-                props.get("sentinel:boa_offset_applied") is True:
-            offset = 0.0  # the archive shifted the DNs already (harmonised)
-        elif off is not None:
-            offset = round(off / scale, 6) if scale else round(off * S2_QUANTIFICATION, 6)
-        else:
-            offset = baseline_offset(baseline)
-        offset = offset + 0.0  # no negative zero
+        applied = props.get("earthsearch:boa_offset_applied") is True or \
+            props.get("sentinel:boa_offset_applied") is True
+        band_dn = None
+        if off is not None:
+            band_dn = round(off / scale, 6) if scale else round(off * S2_QUANTIFICATION, 6)
+        offset = radiometric_offset(baseline, offset_applied=applied, band_offset_dn=band_dn)
 
     pols = props.get("sar:polarizations") or ()
     rel_orbit = props.get("sat:relative_orbit", props.get("s1:relative_orbit"))
@@ -466,7 +523,10 @@ def item_to_record(
         instrument_mode=props.get("sar:instrument_mode") if sar else None,
         polarizations=tuple(str(p).upper() for p in pols) if sar else (),
         sar_units=sar_units,
+        sar_radiometry=radiometry,
+        sar_geometry=geometry,
         assets=assets,
+        source_collection=str(item["collection"]) if item.get("collection") else None,
     )
 
 
@@ -491,6 +551,7 @@ __all__ = [
     "item_to_record",
     "items_to_records",
     "mgrs_tile_bbox",
+    "s1_physics",
     "normalise_platform",
     "normalise_tile",
     "parse_datetime",

@@ -43,6 +43,14 @@ COMMON_NAMES = {
 }
 TRUTH_ROLE = "demo-truth"
 SCL_GSD = 20
+# What the demo world's Sentinel-1 is (cloudyeo.demo.surface.sar_sigma0_db + speckle): sigma0 in
+# linear power, generated directly on the tiles' 10 m UTM grids with no layover or
+# foreshortening, i.e. what a calibrated, terrain-corrected product is. Declared on every S1
+# item with the properties :func:`cloudyeo.archives.stac_items.s1_physics` reads.
+S1_RADIOMETRY = "sigma0"
+S1_GEOMETRY = "terrain"
+S1_UNITS = "linear"
+S1_DECLARATION = {"cloudyeo:sar_radiometry": S1_RADIOMETRY, "cloudyeo:sar_geometry": S1_GEOMETRY}
 
 
 def archive_href(*parts: str) -> str:
@@ -173,6 +181,7 @@ def s1_item(acq: S1Acquisition, tile: TileSpec) -> dict[str, Any]:
         "sar:instrument_mode": "IW",
         "sar:polarizations": ["VV", "VH"],
         "sar:product_type": "GRD",
+        **S1_DECLARATION,
         "sar:frequency_band": "C",
         "sar:center_frequency": 5.405,
         "sar:resolution_range": 20,
@@ -183,7 +192,6 @@ def s1_item(acq: S1Acquisition, tile: TileSpec) -> dict[str, Any]:
         "sat:orbit_state": "ascending",
         "s1:datatake_id": str(acq.datatake_id),
         "s1:resolution": "high",
-        "s1:processing_level": "1",
         "proj:code": f"EPSG:{tile.epsg}",
         "proj:epsg": tile.epsg,
     }
@@ -197,7 +205,7 @@ def s1_item(acq: S1Acquisition, tile: TileSpec) -> dict[str, Any]:
             "sar:polarizations": [pol.upper()],
             "gsd": 10,
             **_grid(tile, 10),
-            "raster:bands": [{"data_type": "float32", "nodata": "nan", "unit": "linear",
+            "raster:bands": [{"data_type": "float32", "nodata": "nan", "unit": S1_UNITS,
                               "spatial_resolution": 10}],
         }
     return _item(acq.scene_id, COLLECTION_S1, tile, props, assets, ["proj", "raster", "sat", "sar"])

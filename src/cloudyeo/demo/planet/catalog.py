@@ -147,6 +147,8 @@ def s1_item(*, scene_id: str, aoi: AoiSpec, start: dt.datetime, platform: str, o
         "end_datetime": iso(start + dt.timedelta(seconds=25)),
         "platform": platform, "constellation": "sentinel-1", "instruments": ["c-sar"], "gsd": 10,
         "sar:instrument_mode": "IW", "sar:polarizations": ["VV", "VH"], "sar:product_type": "GRD",
+        # what the generator writes (see the asset titles); read by stac_items.s1_physics
+        "cloudyeo:sar_radiometry": "sigma0", "cloudyeo:sar_geometry": "terrain",
         "sar:frequency_band": "C", "sar:looks_equivalent_number": 4.4,
         "sat:orbit_state": orbit_state, "sat:relative_orbit": relative_orbit,
         "sat:absolute_orbit": absolute_orbit, "proj:code": f"EPSG:{aoi.epsg}",
