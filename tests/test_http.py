@@ -396,3 +396,48 @@ def test_download_with_plain_session_and_503(server: Server, tmp_path: Path):
     server.script["/file"] = [(503, {"Retry-After": "0"})]
     rec = download(server.url + "/file", tmp_path / "p.bin", session=requests.Session())
     assert rec["size"] == len(PAYLOAD) and rec["retries"] == 1
+
+
+def test_cut_bodies_and_unparsable_json_are_retried(server: Server, caplog):
+    caplog.set_level(logging.WARNING, logger="cloudyeo.http")
+    # Headers, 10 bytes of a longer body, dropped connection; then a 200 whose JSON is cut.
+    server.script["/json"] = [("cut", 10), (200, {"Content-Type": "application/json"})]
+    assert fast_client().get_json(server.url + "/json?token=T0KEN99") == {"ok": True}
+    assert server.count("/json") == 3
+    msgs = [r.getMessage() for r in caplog.records]
+    assert any("ChunkedEncodingError" in m for m in msgs)
+    assert any("truncated or invalid JSON" in m for m in msgs)
+    assert not any("T0KEN99" in m for m in msgs)
+    server.script["/json"] = [(200, {"Content-Type": "application/json"})] * 10
+    with pytest.raises(HttpError, match="did not return JSON") as info:
+        fast_client(retries=2).get_json(server.url + "/json?token=T0KEN99")
+    assert "T0KEN99" not in str(info.value) and server.count("/json") == 6
+
+
+def test_credentials_only_to_their_origin_redirects_included(server: Server):
+    other = Server()
+    try:
+        key = "subscription-key-0123456789"
+        client = HttpClient(RetryPolicy(max_retries=0), auth_origins=[server.url + "/api"],
+                            headers={"Ocp-Apim-Subscription-Key": key, "Accept": "application/json"})
+        assert client.get_json(server.url + "/json") == {"ok": True}
+        server.script["/hop"] = [(302, {"Location": other.url + "/json"})]
+        assert client.get_json(server.url + "/hop") == {"ok": True}
+        assert [h.get("Ocp-Apim-Subscription-Key") for _, h in server.seen] == [key, key]
+        (_, foreign), = other.seen
+        assert "Ocp-Apim-Subscription-Key" not in foreign and foreign.get("Accept") == "application/json"
+        assert key not in str(client.session.headers)
+    finally:
+        other.close()
+
+
+def test_origin_helpers():
+    from cloudyeo.http import ScopedCredentials, origin, same_origin
+
+    assert origin("HTTPS://User:pw@Example.COM/a?b") == ("https", "example.com", 443)
+    assert same_origin("https://h/x", "https://h:443/y") and not same_origin("https://h/", "http://h/")
+    assert not same_origin("https://h/", "https://h:8443/") and not same_origin("https://h.evil/", "https://h/")
+    creds = ScopedCredentials({"Authorization": "Bearer abcdefgh123"}, ["https://h"])
+    assert creds.for_url("https://h/p") == {"Authorization": "Bearer abcdefgh123"}
+    assert creds.for_url("https://other/p") == {} and not ScopedCredentials({}, ["https://h"])
+    assert "abcdefgh123" not in repr(creds) and "abcdefgh123" not in redact("sent abcdefgh123")

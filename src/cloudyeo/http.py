@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from cloudyeo.atomic import write_json
@@ -260,7 +261,7 @@ class RedactingFilter(logging.Filter):
 
     _formatter = logging.Formatter()
 
-    def filter(self, record: logging.LogRecord) -> bool:  # noqa: A003
+    def filter(self, record: logging.LogRecord) -> bool:
         try:
             msg = record.getMessage()
         except Exception:  # pragma: no cover - malformed record: leave it alone
@@ -280,11 +281,11 @@ class RedactingFormatter(logging.Formatter):
         super().__init__()
         self.inner = inner or logging.Formatter()
 
-    def format(self, record: logging.LogRecord) -> str:  # noqa: A003
+    def format(self, record: logging.LogRecord) -> str:
         _redact_exception_text(record, self.inner)
         return redact(self.inner.format(record))
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802
+    def formatException(self, ei: Any) -> str:
         return redact(self.inner.formatException(ei))
 
 
@@ -539,6 +540,150 @@ class LoggingRetry(Retry):
 
 
 # --------------------------------------------------------------------------------------
+# Credentials scoped to origins; bodies read under the retry policy
+# --------------------------------------------------------------------------------------
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of a URL, lower-cased, default port filled in (RFC 6454).
+
+    User-info is ignored, so ``https://u@h/`` and ``https://h:443/x`` share an origin.
+    """
+    parts = urlsplit(str(url))
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port if port is not None else _DEFAULT_PORTS.get(scheme)
+
+
+def same_origin(url: str, other: str) -> bool:
+    """True when both URLs have the same scheme, host and port."""
+    return origin(url) == origin(other)
+
+
+class ScopedCredentials:
+    """Credential headers and the origins (scheme+host+port) they may be sent to.
+
+    ``for_url(url)`` gives the headers for a request to ``url``: all of them on an allowed
+    origin, none elsewhere. Every value is registered with :func:`register_secret`.
+    """
+
+    def __init__(self, headers: Mapping[str, str] | None, origins: Iterable[str]):
+        self.headers = {str(k): str(v) for k, v in (headers or {}).items() if v}
+        self.origins = frozenset(origin(u) for u in origins if u)
+        for value in self.headers.values():
+            register_secret(value)
+            register_secret(value.split(" ", 1)[-1])
+
+    def __bool__(self) -> bool:
+        return bool(self.headers)
+
+    def __repr__(self) -> str:
+        return (f"ScopedCredentials(headers={sorted(self.headers)}, "
+                f"origins={sorted(f'{s}://{h}:{p}' for s, h, p in self.origins)})")
+
+    def allows(self, url: str) -> bool:
+        return bool(self.headers) and origin(url) in self.origins
+
+    def for_url(self, url: str) -> dict[str, str]:
+        return dict(self.headers) if self.allows(url) else {}
+
+
+class IncompleteResponse(requests.exceptions.RequestException):
+    """A response body stayed cut short or unparsable after every retry (message redacted).
+
+    ``problem`` says what was wrong with the body (no URL).
+    """
+
+    def __init__(self, message: str, *, problem: str = "incomplete response body"):
+        super().__init__(message)
+        self.problem = problem
+
+
+_BODY_ERRORS = (
+    requests.exceptions.ChunkedEncodingError,  # connection dropped mid-body / short Content-Length
+    requests.exceptions.ContentDecodingError,
+    requests.exceptions.ConnectionError,  # read timeout while streaming the body
+)
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A ``requests`` transport adapter for services that take credentials.
+
+    * **Credentials go only to their origins.** Before *every* request it sends (redirects and
+      ``next`` page links included) it removes the credential headers and adds them back only
+      when the request's origin is one :class:`ScopedCredentials` allows. Session-wide headers
+      are never used for credentials.
+    * **Status retries** as :class:`LoggingRetry` (429/5xx, connection errors, read timeouts).
+    * **Body retries** (non-streamed requests): the body is read here; a connection cut after
+      the headers, a body shorter than its ``Content-Length``, or (``json_bodies``) a 2xx JSON
+      response that does not parse is retried under the same :class:`RetryPolicy` backoff,
+      then raised as :class:`IncompleteResponse`.
+    """
+
+    def __init__(self, policy: RetryPolicy, credentials: ScopedCredentials | None = None, *,
+                 json_bodies: bool = False, status_retries: bool = True,
+                 logger: logging.Logger | None = None,
+                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any):
+        self.policy = policy
+        self.credentials = credentials or ScopedCredentials({}, ())
+        self.json_bodies = json_bodies
+        self._sleep = sleep
+        # status_retries=False: the caller retries (HttpClient); errors surface unwrapped.
+        retry = policy.urllib3_retry(logger) if status_retries else Retry(0, read=False)
+        super().__init__(max_retries=retry, **kwargs)
+
+    def _scope(self, request: requests.PreparedRequest) -> None:
+        for name in self.credentials.headers:
+            request.headers.pop(name, None)
+        request.headers.update(self.credentials.for_url(request.url or ""))
+
+    def _body_problem(self, resp: requests.Response) -> str | None:
+        try:
+            content = resp.content
+        except _BODY_ERRORS as exc:
+            return f"interrupted response body ({type(exc).__name__})"
+        if self.json_bodies and 200 <= resp.status_code < 300 and \
+                "json" in (resp.headers.get("Content-Type") or "").lower():
+            try:
+                json.loads(content.decode(resp.encoding or "utf-8"))
+            except ValueError:
+                return f"truncated or invalid JSON body ({len(content)} bytes)"
+        return None
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
+             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+        self._scope(request)
+        if stream:
+            return super().send(request, stream=True, timeout=timeout, verify=verify, cert=cert,
+                                proxies=proxies)
+        budget = _RetryBudget(self.policy, sleep=self._sleep)
+        while True:
+            resp = super().send(request, stream=True, timeout=timeout, verify=verify, cert=cert,
+                                proxies=proxies)
+            problem = self._body_problem(resp)
+            if problem is None:
+                return resp
+            resp.close()
+            if not budget.wait(method=request.method or "GET", url=request.url or "",
+                               reason=problem, retry_after=None):
+                raise IncompleteResponse(redact(
+                    f"{request.method} {request.url}: {problem} after {budget.retries + 1} attempts"),
+                    problem=problem)
+
+
+def mount_guarded(session: requests.Session, adapter: GuardedAdapter) -> requests.Session:
+    """Mount ``adapter`` for http:// and https:// on ``session`` (returns the session)."""
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+# --------------------------------------------------------------------------------------
 # The client
 # --------------------------------------------------------------------------------------
 
@@ -556,8 +701,16 @@ class HttpClient:
     headers:
         Extra headers for every request (e.g. an ``Authorization`` header). Their values are
         registered as secrets so they are redacted from logs and errors.
+    auth_origins:
+        When given, credential headers among ``headers`` (``Authorization``, subscription
+        keys ...) are sent only to these origins (scheme+host+port), redirects included,
+        through a :class:`GuardedAdapter`; other headers go everywhere.
     session:
-        An existing ``requests.Session`` to use.
+        An existing ``requests.Session`` to use (its transport adapters are kept, unless
+        ``auth_origins`` is given).
+
+    A response body cut off after its headers (or shorter than its ``Content-Length``) is
+    retried like a 5xx, and so is a JSON body that does not parse in :meth:`get_json`.
     """
 
     def __init__(
@@ -566,19 +719,32 @@ class HttpClient:
         *,
         credential_env: str | None = None,
         headers: Mapping[str, str] | None = None,
+        auth_origins: Iterable[str] | None = None,
         session: requests.Session | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.policy = policy or RetryPolicy()
         self.credential_env = credential_env
+        own_session = session is None
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", USER_AGENT)
+        scoped: dict[str, str] = {}
         for k, v in (headers or {}).items():
             if k.lower() in _SENSITIVE_HEADERS:
                 register_secret(str(v).split(" ", 1)[-1])
                 register_secret(str(v))
+                if auth_origins is not None:
+                    scoped[k] = str(v)
+                    continue
             self.session.headers[k] = v
+        self.credentials = ScopedCredentials(scoped, auth_origins or ())
+        if own_session or auth_origins is not None:
+            # Statuses are retried by request() below; the adapter scopes credentials and
+            # reads bodies (a failed body read surfaces at once and is retried here too).
+            mount_guarded(self.session, GuardedAdapter(
+                RetryPolicy(max_retries=0, timeout=self.policy.timeout), self.credentials,
+                status_retries=False))
         self._rng = rng
         self._sleep = sleep
 
@@ -619,8 +785,10 @@ class HttpClient:
                 resp = self.session.request(method, url, **kwargs)
             except requests.exceptions.SSLError:  # certificate problems do not heal by waiting
                 raise HttpError(f"{method} {redact(url)}: TLS/SSL error", url=url) from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                reason = type(exc).__name__
+            except (requests.ConnectionError, requests.Timeout, IncompleteResponse,
+                    requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError) as exc:
+                reason = getattr(exc, "problem", None) or type(exc).__name__
                 if budget.wait(method=method, url=url, reason=reason, retry_after=None):
                     continue
                 raise HttpError(
@@ -660,12 +828,20 @@ class HttpClient:
         return self.request("POST", url, **kwargs)
 
     def get_json(self, url: str, **kwargs: Any) -> Any:
-        resp = self.request("GET", url, **kwargs)
-        try:
-            return resp.json()
-        except ValueError:
-            raise HttpError(f"GET {redact(url)} did not return JSON", status=resp.status_code,
-                            url=url) from None
+        """GET and parse JSON; a body that does not parse (cut short) is retried."""
+        budget = kwargs.pop("budget", None) or self.budget()
+        while True:
+            resp = self.request("GET", url, budget=budget, **kwargs)
+            try:
+                return resp.json()
+            except ValueError:
+                n = len(resp.content or b"")
+                if budget.wait(method="GET", url=url, reason=f"truncated or invalid JSON ({n} bytes)",
+                               retry_after=None):
+                    continue
+                raise HttpError(f"GET {redact(url)} did not return JSON ({n} bytes) after "
+                                f"{budget.retries + 1} attempts", status=resp.status_code,
+                                url=url) from None
 
 
 # --------------------------------------------------------------------------------------
@@ -845,7 +1021,9 @@ __all__ = [
     "AUTH_STATUSES",
     "AuthError",
     "HttpClient",
+    "GuardedAdapter",
     "HttpError",
+    "IncompleteResponse",
     "IntegrityError",
     "LoggingRetry",
     "REDACTED",
@@ -853,9 +1031,13 @@ __all__ = [
     "RedactingFilter",
     "RedactingFormatter",
     "RetryPolicy",
+    "ScopedCredentials",
     "auth_error",
     "download",
     "install_handler_redaction",
+    "mount_guarded",
+    "origin",
+    "same_origin",
     "install_log_redaction",
     "parse_retry_after",
     "provenance_path",

@@ -236,8 +236,13 @@ class FlakyProxy:
 
     ``plan(path_prefix, *actions)`` queues actions consumed by matching requests, in order:
     ``503`` / ``429`` / ``401`` (status), ``(503, {"Retry-After": "0"})`` (status + headers),
-    ``("slow", seconds)`` (sleep then answer normally). Other requests are forwarded, with the
-    upstream address in bodies rewritten to the proxy's so paging links come back here.
+    ``("slow", seconds)`` (sleep then answer normally), ``("cut", nbytes)`` (forward, send the
+    full ``Content-Length`` but only ``nbytes`` of the body, then drop the connection),
+    ``("truncate", nbytes)`` (forward, send only ``nbytes`` of the body with a matching
+    ``Content-Length``: a truncated JSON page), ``("links-to", url)`` (forward, with links in
+    the body pointing at ``url`` instead of this proxy) and ``("redirect", url)`` (302 to
+    ``url`` + the request path). Other requests are forwarded, with the upstream address in
+    bodies rewritten to the proxy's so paging links come back here.
     """
 
     def __init__(self, upstream: str):
@@ -266,6 +271,11 @@ class FlakyProxy:
                 if isinstance(action, tuple) and action and action[0] == "slow":
                     time.sleep(action[1])
                     action = None
+                mangle = None
+                if isinstance(action, tuple) and action and action[0] in ("cut", "truncate", "links-to"):
+                    mangle, action = action, None
+                if isinstance(action, tuple) and action and action[0] == "redirect":
+                    action = (302, {"Location": action[1].rstrip("/") + self.path})
                 if action is not None:
                     status, headers = (action, {}) if isinstance(action, int) else action
                     payload = json.dumps({"code": "Injected", "description": f"injected {status}",
@@ -294,13 +304,21 @@ class FlakyProxy:
                     except OSError:
                         pass
                     return
-                content = resp.content.replace(proxy.upstream.encode(), proxy.url.encode())
+                link_base = mangle[1] if mangle and mangle[0] == "links-to" else proxy.url
+                content = resp.content.replace(proxy.upstream.encode(), link_base.encode())
+                declared = len(content)
+                if mangle and mangle[0] in ("cut", "truncate"):
+                    content = content[: mangle[1]]
+                    declared = declared if mangle[0] == "cut" else len(content)
                 try:
                     self.send_response(resp.status_code)
                     self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
-                    self.send_header("Content-Length", str(len(content)))
+                    self.send_header("Content-Length", str(declared))
                     self.end_headers()
                     self.wfile.write(content)
+                    if mangle and mangle[0] == "cut":
+                        self.wfile.flush()
+                        self.close_connection = True
                 except OSError:
                     pass
 

@@ -153,3 +153,106 @@ def test_preset_filter_bodies():
     assert "sentinel-2-l1c" not in pc.collections
     with pytest.raises(ValueError, match="stac.collections"):
         StacApiArchive("planetary-computer").server_collection("sentinel-2-l1c")
+
+
+# ---------------------------------------------------------------------------------------
+# credentials stay on the configured origin (G.4); image-read auth (G.6)
+# ---------------------------------------------------------------------------------------
+
+CREDENTIALS = {  # preset -> (environment variable, header it is sent in, header value template)
+    "custom": ("CLOUDYEO_STAC_TOKEN", "Authorization", "Bearer {}"),
+    "cdse": ("CDSE_ACCESS_TOKEN", "Authorization", "Bearer {}"),
+    "planetary-computer": ("PC_SDK_SUBSCRIPTION_KEY", "Ocp-Apim-Subscription-Key", "{}"),
+}
+
+
+def preset_archive(preset: str, url: str, catalog_dir: Path, secret: str, **kw) -> StacApiArchive:
+    env_name = CREDENTIALS[preset][0]
+    return StacApiArchive(preset, url=url, page_size=1, asset_base=str(catalog_dir) + "/",
+                          policy=RetryPolicy(max_retries=2, timeout=5.0, **FAST),
+                          env={env_name: secret}, **kw)
+
+
+def _sent_secret(requests_seen, secret: str) -> list[str]:
+    return [f"{m} {p}" for m, p, headers, _ in requests_seen
+            if any(secret in str(v) for v in headers.values())]
+
+
+@pytest.mark.parametrize("preset", sorted(CREDENTIALS))
+def test_credentials_never_follow_next_links_or_redirects_to_another_host(
+        preset, flaky_proxy, rustac_url: str, catalog_dir: Path, catalog_tools):
+    secret = f"{preset}-s3cr3t-0123456789"
+    _, header, template = CREDENTIALS[preset]
+    other = catalog_tools.FlakyProxy(rustac_url)  # another origin (port) serving the same API
+    try:
+        arch = preset_archive(preset, flaky_proxy.url, catalog_dir, secret)
+        arch._open()
+        flaky_proxy.plan("/search", ("links-to", other.url))  # page 1 links page 2 elsewhere
+        items = arch.search_items(q(start=(2021, 1, 1), end=(2022, 12, 31)))
+        assert len(items) == 8  # every page was still read ...
+        assert other.count("/search") == 7  # ... pages 2-8 from the other host
+        assert _sent_secret(other.requests, secret) == []  # ... which never saw the credential
+        sent = [h.get(header) for m, p, h, _ in flaky_proxy.requests]
+        assert sent and all(v == template.format(secret) for v in sent)  # the endpoint always did
+        # A redirect of the landing page to another host: followed without the credential.
+        n_other = len(other.requests)
+        flaky_proxy.plan("/", ("redirect", other.url))
+        fresh = preset_archive(preset, flaky_proxy.url, catalog_dir, secret)
+        assert len(fresh.search_items(q(tile="33UUP"))) == 4
+        assert len(other.requests) > n_other
+        assert _sent_secret(other.requests, secret) == []
+    finally:
+        other.close()
+
+
+def test_read_auth_only_for_the_configured_origins(flaky_proxy, catalog_dir: Path):
+    token = "cdse-access-token-0123456789"
+    cdse = preset_archive("cdse", flaky_proxy.url, catalog_dir, token)
+    want = {"Authorization": f"Bearer {token}"}
+    dl = "https://download.dataspace.copernicus.eu/odata/v1/Products(abc)/Nodes(B04.jp2)/$value"
+    assert cdse.read_auth(dl) == want
+    assert cdse.read_auth("https://DOWNLOAD.dataspace.copernicus.eu:443/x") == want
+    assert cdse.read_auth(flaky_proxy.url + "/x.tif") == want  # the endpoint's own origin
+    for elsewhere in ("http://download.dataspace.copernicus.eu/x",  # other scheme
+                      "https://download.dataspace.copernicus.eu:8443/x",  # other port
+                      "https://download.dataspace.copernicus.eu.evil.example/x",
+                      "https://evil.example/?u=https://download.dataspace.copernicus.eu/",
+                      "s3://eodata/Sentinel-2/B04.jp2", "/local/B04.tif"):
+        assert cdse.read_auth(elsewhere) is None, elsewhere
+    # Without a token nothing is sent; other presets have no download origins by default.
+    assert StacApiArchive("cdse", env={}).read_auth(dl) is None
+    custom = preset_archive("custom", flaky_proxy.url, catalog_dir, token)
+    assert custom.read_auth(dl) is None and custom.read_auth(flaky_proxy.url + "/a.tif") == want
+    extra = preset_archive("custom", flaky_proxy.url, catalog_dir, token,
+                           read_auth_origins=["https://assets.example:8443"])
+    assert extra.read_auth("https://assets.example:8443/a.tif") == want
+    assert token not in repr(cdse) and token not in repr(cdse.read_credentials)
+
+
+# ---------------------------------------------------------------------------------------
+# responses cut short are retried (G.7)
+# ---------------------------------------------------------------------------------------
+
+
+def test_cut_and_truncated_pages_are_retried(flaky_proxy, catalog_dir: Path, caplog):
+    caplog.set_level(logging.WARNING)
+    arch = archive(flaky_proxy.url, catalog_dir, page_size=2, retries=3)
+    arch._open()
+    # Headers then a dropped connection; a JSON page cut short with a matching Content-Length.
+    flaky_proxy.plan("/search", ("cut", 0), ("cut", 50), ("truncate", 120))
+    ids = [r.id for r in arch.search(q(tile="33UUP"))]
+    assert ids == ["S2A_33UUP_20220301_L2A", "S2A_33UUP_20220306_L2A", "S2A_33UUP_20220311_L2A",
+                   "S2A_33UUP_20220316_L2A"]
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert sum("interrupted response body" in m for m in retries) == 2
+    assert sum("truncated or invalid JSON" in m for m in retries) == 1
+
+
+def test_truncated_pages_are_bounded(flaky_proxy, catalog_dir: Path):
+    arch = archive(flaky_proxy.url, catalog_dir, retries=2)
+    arch._open()
+    flaky_proxy.plan("/search", *([("truncate", 10)] * 10))
+    with pytest.raises(HttpError, match="truncated or invalid JSON") as info:
+        arch.search(q())
+    assert flaky_proxy.count("/search") == 3  # first attempt + 2 retries
+    assert "/search" in str(info.value)

@@ -91,7 +91,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from cloudyeo.archives.base import (
     AssetInfo, SceneRecord, SearchQuery, apply_filters, normalise_and_filter,
@@ -99,6 +99,7 @@ from cloudyeo.archives.base import (
 from cloudyeo.archives.stac_items import format_datetime, parse_datetime, resolve_href
 from cloudyeo.http import (
     AuthError, HttpClient, HttpError, RetryPolicy, download, redact, register_secret,
+    same_origin,
 )
 
 log = logging.getLogger(__name__)
@@ -149,11 +150,6 @@ def _float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def build_filter(
@@ -441,14 +437,13 @@ class PlanetArchive:
                              headers={"Content-Type": "application/json"})
         page = self._json(resp, "POST", url)
         yield page
-        origin = _origin(self.url)
         seen = {url}
         count = 1
         while True:
             nxt = (page.get("_links") or {}).get("_next")
             if not nxt or not page.get("features"):
                 return
-            if _origin(nxt) != origin:
+            if not same_origin(nxt, self.url):
                 raise HttpError(
                     f"Planet quick-search paging link points to another server ({redact(nxt)}); "
                     f"not following it with the {PL_API_KEY_ENV} credentials", url=nxt)
@@ -491,7 +486,7 @@ class PlanetArchive:
     def asset_states(self, record: SceneRecord) -> dict[str, Any]:
         """The item's assets document: asset type -> {status, _links, _permissions, location ...}."""
         url = record.assets[ASSETS_KEY].href
-        if _origin(url) != _origin(self.url):
+        if not same_origin(url, self.url):
             raise HttpError(f"assets URL {redact(url)} is not on the Planet API origin; not sending "
                             f"the {PL_API_KEY_ENV} credentials there", url=url)
         client = self._http()
@@ -537,7 +532,7 @@ class PlanetArchive:
                 if not link:
                     raise HttpError(f"Planet asset {asset_type} of {record.id} has no activate link",
                                     url=self.url)
-                if _origin(link) != _origin(self.url):
+                if not same_origin(link, self.url):
                     raise HttpError(f"activate link {redact(link)} is not on the Planet API origin",
                                     url=link)
                 self._request(self._http(), "POST", link, ok=(202, 204)).close()
@@ -563,7 +558,7 @@ class PlanetArchive:
             return dest
         state = self.activate(record, asset_type, poll_s=poll_s, timeout_s=timeout_s, sleep=sleep)
         location = str(state["location"])
-        same = _origin(location) == _origin(self.url)
+        same = same_origin(location, self.url)
         session = self._http() if same else HttpClient(self.policy)
         download(location, dest, session=session, force=True)
         md5 = state.get("md5_digest")

@@ -63,8 +63,10 @@ class PlanetaryComputerSigner:
         if key:
             register_secret(key)
         if client is None:
+            # The key goes to the SAS API's origin only (not to a host it redirects to).
             client = HttpClient(policy or RetryPolicy(timeout=30.0),
-                                credential_env=PC_SUBSCRIPTION_KEY_ENV, headers=headers)
+                                credential_env=PC_SUBSCRIPTION_KEY_ENV, headers=headers,
+                                auth_origins=[self.sas_url])
         else:
             for k, v in headers.items():
                 client.session.headers[k] = v

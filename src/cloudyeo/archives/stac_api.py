@@ -10,7 +10,13 @@
   and sorted client-side (:func:`apply_filters`), because servers differ (Earth Search ignores
   CQL2 ``filter``, the rustac test server ignores both).
 * Auth: 401/403 -> :class:`cloudyeo.http.AuthError` naming the preset's environment variable.
-  Credentials come from the environment only and are redacted everywhere.
+  Credentials come from the environment only and are redacted everywhere. They are sent only
+  to the configured endpoint's origin (scheme+host+port) -- never to a host that a ``next``
+  link, a landing-page link or a redirect points to (:class:`cloudyeo.http.GuardedAdapter`).
+  Image reads get them through :meth:`StacApiArchive.read_auth`, only for hrefs on the
+  endpoint's origin or the preset's download origins (CDSE: ``download.dataspace.copernicus.eu``).
+* Truncated responses: a body cut off after its headers, shorter than its ``Content-Length``, or
+  a JSON page that does not parse is retried with the same backoff, then reported.
 * Signing: records keep *unsigned* hrefs; call :meth:`StacApiArchive.sign_href` right before
   reading (Planetary Computer SAS tokens expire and are credentials).
 """
@@ -28,14 +34,24 @@ from cloudyeo.archives.stac_items import format_datetime, item_to_record, mgrs_t
 from cloudyeo.http import (
     AUTH_STATUSES,
     AuthError,
+    GuardedAdapter,
     HttpError,
     RetryPolicy,
+    ScopedCredentials,
     auth_error,
+    mount_guarded,
     redact,
     register_secret,
 )
 
 log = logging.getLogger(__name__)
+
+# Origins, besides the STAC endpoint's own, that serve a preset's assets and need its
+# credential. CDSE's STAC v1 lists https asset hrefs on its download service, which requires
+# the same OIDC bearer token as the catalogue.
+READ_AUTH_ORIGINS: dict[str, tuple[str, ...]] = {
+    "cdse": ("https://download.dataspace.copernicus.eu",),
+}
 
 
 class StacApiArchive:
@@ -60,6 +76,10 @@ class StacApiArchive:
         Full retry policy (overrides ``max_retries``/``timeout_s``).
     env:
         Where credentials are read (default ``os.environ``).
+    read_auth_origins:
+        Origins (``scheme://host[:port]``) of asset hrefs that get the credential on image
+        reads (:meth:`read_auth`), in addition to the endpoint's own; default: the preset's
+        (:data:`READ_AUTH_ORIGINS`).
     """
 
     def __init__(
@@ -75,6 +95,7 @@ class StacApiArchive:
         sas_url: str | None = None,
         policy: RetryPolicy | None = None,
         env: Mapping[str, str] | None = None,
+        read_auth_origins: tuple[str, ...] | list[str] | None = None,
     ):
         self.preset: Preset = get_preset(preset)
         self.url = (url or self.preset.url or "").rstrip("/")
@@ -90,6 +111,11 @@ class StacApiArchive:
         self._env = os.environ if env is None else env
         self.credential_env = self.preset.credential_env
         self._headers = self._auth_headers()
+        # Searches: the endpoint's origin only. Reads: the endpoint's and the download origins.
+        self.search_credentials = ScopedCredentials(self._headers, [self.url])
+        if read_auth_origins is None:
+            read_auth_origins = READ_AUTH_ORIGINS.get(self.preset.name, ())
+        self.read_credentials = ScopedCredentials(self._headers, [self.url, *read_auth_origins])
         self._client: Any = None
         self._signer: PlanetaryComputerSigner | None = None
         self._sas_url = sas_url or self.preset.sas_url
@@ -134,13 +160,16 @@ class StacApiArchive:
         from pystac_client.stac_api_io import StacApiIO
 
         stac_io = StacApiIO(
-            headers={**self._headers, "User-Agent": "cloudyeo"},
+            headers={"User-Agent": "cloudyeo"},
             timeout=self.policy.timeout,
             max_retries=self.policy.urllib3_retry(log),
         )
+        # Credentials only for the endpoint's origin (also on next links and redirects);
+        # bodies cut short or unparsable are retried with the policy's backoff.
+        mount_guarded(stac_io.session, GuardedAdapter(self.policy, self.search_credentials,
+                                                      json_bodies=True, logger=log))
         try:
-            self._client = Client.open(self.url, stac_io=stac_io, timeout=self.policy.timeout,
-                                       headers={**self._headers})
+            self._client = Client.open(self.url, stac_io=stac_io, timeout=self.policy.timeout)
         except Exception as exc:  # noqa: BLE001 - translated, redacted
             raise self._translate(exc, self.url) from None
         return self._client
@@ -273,9 +302,13 @@ class StacApiArchive:
             return href
         return signer.sign_href(href, self.server_collection(collection))
 
-    def read_headers(self) -> dict[str, str]:
-        """Headers needed to read assets over HTTP (e.g. CDSE bearer token). Do not log them."""
-        return dict(self._headers)
+    def read_auth(self, href: str) -> dict[str, str] | None:
+        """Headers to send when reading ``href`` (e.g. the CDSE bearer token), or None.
+
+        Only hrefs on the endpoint's origin or the preset's download origins get them; any
+        other host (a public bucket, a CDN, a signed blob URL) gets nothing. Do not log them.
+        """
+        return self.read_credentials.for_url(href) or None
 
 
 __all__ = ["StacApiArchive"]
