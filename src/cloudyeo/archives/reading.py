@@ -199,7 +199,7 @@ def _adapter_windows(archive: Any, record: SceneRecord, band: str, epsg: int,
     if offsets is not None:
         whole = union_window(offsets)
         if whole.width * whole.height <= UNION_MAX_RATIO * len(offsets) * shape[0] * shape[1]:
-            block = ask(t0 * Affine.translation(whole.col_off, whole.row_off), (whole.height, whole.width))
+            block = ask(t0 @ Affine.translation(whole.col_off, whole.row_off), (whole.height, whole.width))
             return [block[w.row_off - whole.row_off: w.row_off - whole.row_off + shape[0],
                           w.col_off - whole.col_off: w.col_off - whole.col_off + shape[1]].copy()
                     for w in offsets]

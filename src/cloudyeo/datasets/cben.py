@@ -34,7 +34,8 @@ from tqdm import tqdm
 from .. import store
 from ..atomic import write_creation_record, write_parquet
 from ..archives import open_archive
-from ..archives.reading import ReadError, read_windows
+from ..archives.s1_source import dataset_s1_source
+from ..archives.reading import ReadError, read_windows, reads_pixels_itself
 from ..archives.base import Archive, SceneRecord, SearchQuery
 from ..climatology import Climatology
 from ..config import paths
@@ -150,6 +151,7 @@ def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     reference = ReBEN(p.reference)
     climatology = Climatology(p.climatology)
     archive = open_archive(cfg)
+    dataset_s1_source(cfg, "cben")  # refuses raw Sentinel-1 GRD before any extraction
     products = cfg["reference"]["products"] or reference.products()
     known = set(reference.products())
     unknown = [x for x in products if x not in known]
@@ -333,6 +335,7 @@ def init_store(cfg: dict[str, Any]) -> None:
         cirrus_fraction_definition="SCL 10 (thin cirrus), per valid 20 m pixel",
         shadow_fraction_definition="SCL 3 (cloud shadow), per valid 20 m pixel",
         s1_source=cfg["cben"]["s1_source"],
+        **dataset_s1_source(cfg, "cben").attrs(),
         archive=cfg["archive"],
         store_codec=cfg["cben"]["store_codec"],
         store_shard_samples=shard,
@@ -418,6 +421,9 @@ def extract_product(cfg: dict[str, Any], product: str, *, progress: bool = True)
     n = len(patches)
     s2 = np.empty((n, len(S2_L2A_BANDS), PATCH_PX, PATCH_PX), dtype=np.int16)
     s2_ref = np.empty_like(s2)
+    # Files hold raw DN with 0 = no data (L2A convention, also where a COG declares no nodata);
+    # read_window services send NaN for no data and may send a harmonized DN of 0 as data.
+    dn_nodata = None if reads_pixels_itself(archive) else 0
     bar = tqdm(S2_L2A_BANDS, desc=f"extract {product}", unit="band", disable=not progress)
     for b, band in enumerate(bar):
         factor = S2_BAND_GSD[band] // 10
@@ -425,7 +431,8 @@ def extract_product(cfg: dict[str, Any], product: str, *, progress: bool = True)
         cuts = _cut(archive, scene, band, epsg, [scaled_transform(t, factor) for t in t10], (size, size),
                     f"{product} {band}")
         for i, cut in enumerate(cuts):
-            s2[i, b] = _encode_reflectance(cut, scene.radiometric_offset, scene.quantification, factor)
+            s2[i, b] = _encode_reflectance(cut, scene.radiometric_offset, scene.quantification, factor,
+                                           nodata=dn_nodata)
     for i, pid in enumerate(patches["patch_id"]):
         ref_bands = reference.read_s2(pid)
         for b, band in enumerate(S2_L2A_BANDS):
