@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cloudyeo.archives import LocalStacArchive, SearchQuery, StacApiArchive, open_archive
+from cloudyeo.archives.base import SarPhysicsError
 
 UTC = dt.timezone.utc
 
@@ -51,6 +52,7 @@ def test_intersects_and_s1(catalog_dir: Path, catalog_tools):
     assert [r.tile for r in arch.search(q(intersects=point))] == ["32TNT", "32TNT"]
     s1 = arch.search(q("sentinel-1-grd", intersects={"type": "Point", "coordinates": [12.5, 48.5]}))
     assert [r.sar_units for r in s1] == ["linear", "dB"]
+    assert {(r.sar_radiometry, r.sar_geometry) for r in s1} == {("sigma0", "terrain")}
     assert s1[0].assets["VV"].href.endswith("s1/S1A_IW_GRDH_20220303/vv.tif")
     assert len(arch) == len(catalog_tools.demo_items())
     assert [c["id"] for c in arch.collections] == ["sentinel-1-grd", "sentinel-2-l1c", "sentinel-2-l2a"]
@@ -85,3 +87,19 @@ def test_open_archive(tmp_path: Path, catalog_tools):
         open_archive({"archive": "stac-api", "stac": {"preset": "custom"}})
     with pytest.raises(ValueError, match="stac.preset"):
         open_archive({"archive": "stac-api", "stac": {"preset": "nope"}})
+
+
+def test_raw_grd_items_are_refused_on_search(tmp_path: Path, catalog_tools):
+    raw = catalog_tools.s1_item("S1A_IW_GRDH_1SDV_20220303T050000_X", "2022-03-03T05:00:00Z")
+    for key in ("cloudyeo:sar_radiometry", "cloudyeo:sar_geometry"):
+        del raw["properties"][key]
+    raw["properties"]["sar:product_type"] = "GRD"
+    catalog_tools.write_catalog(tmp_path, catalog_tools.demo_items()[:2] + [raw])
+    arch = LocalStacArchive(tmp_path)
+    assert len(arch.search(q(tile="33UUP"))) == 2  # Sentinel-2 is unaffected
+    (rec,) = arch.records("sentinel-1-grd")  # listing states what it is ...
+    assert (rec.sar_radiometry, rec.sar_geometry) == ("amplitude_dn", "gcp")
+    with pytest.raises(SarPhysicsError) as err:  # ... searching for it to store it is refused
+        arch.search(q("sentinel-1-grd"))
+    assert "items.ndjson" in str(err.value) and "S1A_IW_GRDH_1SDV_20220303T050000_X" in str(err.value)
+    assert "cloudyeo:sar_radiometry" in str(err.value)

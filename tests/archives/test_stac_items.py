@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pytest
 
+from cloudyeo.archives.base import SarPhysicsError, SearchQuery, normalise_and_filter, sar_physics_problem
 from cloudyeo.archives.stac_items import (
     asset_band_name,
     item_to_record,
     normalise_tile,
     parse_datetime,
     resolve_href,
+    s1_physics,
 )
 
 GEOM = {"type": "Polygon", "coordinates": [[[12, 48], [13, 48], [13, 49], [12, 49], [12, 48]]]}
@@ -176,3 +179,176 @@ def test_other_data_assets_keep_their_keys():
     assert set(rec.assets) == {"B04", "truth_mask", "aot"}
     assert rec.assets["truth_mask"].href == "/r/demo/archive/truth/x.tif"
     assert rec.radiometric_offset == -1000.0 and rec.quantification == 10000.0  # not from AOT
+
+
+# --------------------------------------------------------------------------------------
+# Sentinel-1 physics from what each server declares (item shapes of each server)
+# --------------------------------------------------------------------------------------
+
+S1_ID = "S1A_IW_GRDH_1SDV_20230628T210705_20230628T210730_049191_05EA4D_21D1"
+S1_PROPS = {"platform": "SENTINEL-1A", "constellation": "sentinel-1", "sar:instrument_mode": "IW",
+            "sar:polarizations": ["VV", "VH"], "sar:frequency_band": "C", "sar:product_type": "GRD",
+            "sat:orbit_state": "descending", "sat:relative_orbit": 119}
+
+
+def earth_search_grd_item():
+    """Earth Search v1 sentinel-1-grd: SAFE measurement tiffs (uint16 DN) on requester-pays S3."""
+    base = f"s3://sentinel-s1-l1c/GRD/2023/6/28/IW/DV/{S1_ID[:-5]}_21D1"
+    assets = {pol: {"href": f"{base}/measurement/iw-{pol}.tiff", "type": "image/tiff; application=geotiff",
+                    "roles": ["data"], "sar:polarizations": [pol.upper()],
+                    "raster:bands": [{"nodata": 0, "data_type": "uint16"}]} for pol in ("vv", "vh")}
+    assets["schema-calibration-vv"] = {"href": f"{base}/annotation/calibration/calibration-iw-vv.xml",
+                                       "type": "application/xml", "roles": ["metadata"]}
+    return _item({**S1_PROPS, "s1:processing_level": "1", "storage:requester_pays": True}, assets,
+                 S1_ID, "sentinel-1-grd")
+
+
+def cdse_grd_item():
+    """CDSE STAC v1 sentinel-1-grd: processing:level L1, product:type IW_GRDH_1S, eodata paths."""
+    safe = f"s3://eodata/Sentinel-1/SAR/IW_GRDH_1S/2023/06/28/{S1_ID}.SAFE"
+    assets = {pol: {"href": f"{safe}/measurement/s1a-iw-grd-{pol}-20230628t210705-001.tiff",
+                    "type": "image/tiff; application=geotiff", "roles": ["data"],
+                    "raster:bands": [{"data_type": "uint16"}]} for pol in ("vv", "vh")}
+    assets["product"] = {"href": f"https://download.dataspace.copernicus.eu/odata/v1/Products(x)/$value",
+                         "type": "application/zip", "roles": ["data", "archive"]}
+    props = {**S1_PROPS, "processing:level": "L1", "product:type": "IW_GRDH_1S"}
+    return _item(props, assets, f"{S1_ID}.SAFE", "sentinel-1-grd")
+
+
+def pc_grd_item():
+    """Planetary Computer sentinel-1-grd: COG copies of the measurement tiffs (no proj grid)."""
+    blob = f"https://sentinel1euwest.blob.core.windows.net/s1-grd/GRD/2023/6/28/IW/DV/{S1_ID}"
+    assets = {pol: {"href": f"{blob}/measurement/iw-{pol}.tiff",
+                    "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                    "roles": ["data"], "description": "Actual SAR data that have been processed into an image"}
+              for pol in ("vv", "vh")}
+    return _item({**S1_PROPS, "s1:processing_level": "1", "s1:resolution": "high"}, assets, S1_ID,
+                 "sentinel-1-grd")
+
+
+def pc_rtc_item():
+    """Planetary Computer sentinel-1-rtc: gamma0 RTC COGs on a UTM grid (sar:product_type stays GRD)."""
+    blob = f"https://sentinel1euwestrtc.blob.core.windows.net/sentinel1-grd-rtc/GRD/2023/6/28/IW/DV/{S1_ID}"
+    assets = {pol: {"href": f"{blob}/measurement/iw-{pol}.rtc.tiff",
+                    "type": "image/tiff; application=geotiff; profile=cloud-optimized", "roles": ["data"],
+                    "description": "Terrain-corrected gamma naught values ... with radiometric terrain "
+                                   "correction applied.",
+                    "proj:shape": [21000, 27000], "proj:transform": [10, 0, 399960, 0, -10, 7800040],
+                    "raster:bands": [{"nodata": -32768, "data_type": "float32", "spatial_resolution": 10}]}
+              for pol in ("vv", "vh")}
+    return _item({**S1_PROPS, "proj:epsg": 32751, "s1:processing_level": "1"}, assets, f"{S1_ID}_rtc",
+                 "sentinel-1-rtc")
+
+
+@pytest.mark.parametrize("make", [earth_search_grd_item, cdse_grd_item, pc_grd_item])
+def test_raw_grd_of_every_server_is_amplitude_dn_in_gcp_geometry(make):
+    rec = item_to_record(make(), collection="sentinel-1-grd")
+    assert (rec.sar_radiometry, rec.sar_geometry, rec.sar_units) == ("amplitude_dn", "gcp", "linear")
+    assert rec.source_collection == "sentinel-1-grd" and set(rec.assets) == {"VV", "VH"}
+    assert sar_physics_problem(rec.sar_radiometry, rec.sar_geometry, rec.sar_units) is not None
+
+
+@pytest.mark.parametrize("make", [earth_search_grd_item, cdse_grd_item, pc_grd_item])
+def test_raw_grd_is_refused_at_search_naming_collection_and_config_key(make):
+    query = SearchQuery("sentinel-1-grd", dt.datetime(2023, 6, 1, tzinfo=dt.timezone.utc),
+                        dt.datetime(2023, 6, 30, tzinfo=dt.timezone.utc))
+    to_record = lambda it: item_to_record(it, collection="sentinel-1-grd")  # noqa: E731
+    with pytest.raises(SarPhysicsError) as err:
+        normalise_and_filter([make()], to_record, query, "STAC")
+    msg = str(err.value)
+    assert "'sentinel-1-grd'" in msg and "amplitude_dn" in msg
+    assert "stac.collections.sentinel-1-grd" in msg and "stac.preset" in msg
+
+
+def test_planetary_computer_rtc_is_terrain_flattened_gamma0_and_accepted():
+    query = SearchQuery("sentinel-1-grd", dt.datetime(2023, 6, 1, tzinfo=dt.timezone.utc),
+                        dt.datetime(2023, 6, 30, tzinfo=dt.timezone.utc))
+    (rec,) = normalise_and_filter([pc_rtc_item()], lambda it: item_to_record(it, collection="sentinel-1-grd"),
+                                  query, "STAC")
+    assert rec.collection == "sentinel-1-grd" and rec.source_collection == "sentinel-1-rtc"
+    assert (rec.sar_radiometry, rec.sar_geometry, rec.sar_units) == ("gamma0_terrain", "terrain", "linear")
+    assert rec.assets["VV"].epsg == 32751 and rec.assets["VV"].transform[0] == 10.0
+
+
+def test_demo_world_s1_declares_what_it_generates():
+    from cloudyeo.demo import stac as demo_stac
+    from cloudyeo.demo.schedule import s1_acquisition
+    from cloudyeo.demo.tiles import make_tile
+
+    tile = make_tile("33UUP", 120)
+    item = demo_stac.s1_item(s1_acquisition(tile, 7, 0, dt.date(2022, 3, 3), dt.time(5, 0)), tile)
+    rec = item_to_record(item)
+    assert item["properties"]["sar:product_type"] == "GRD"  # GRD-like, but declared calibrated
+    assert (rec.sar_radiometry, rec.sar_geometry, rec.sar_units) == (
+        demo_stac.S1_RADIOMETRY, demo_stac.S1_GEOMETRY, demo_stac.S1_UNITS) == ("sigma0", "terrain", "linear")
+    assert rec.assets["VV"].epsg == tile.epsg and rec.assets["VV"].transform is not None
+
+
+def test_s1_declarations_card4l_and_unknown():
+    nrb = _item({**S1_PROPS, "card4l:specification": "NRB", "card4l:measurement_type": "gamma0"},
+                {"vv": {"href": "vv.tif"}}, "S1A_NRB", "my-nrb")
+    assert s1_physics(nrb) == ("gamma0_terrain", "terrain")
+    # An explicit declaration wins over the GRD product type; a value outside the vocabulary is
+    # unknown (and so refused), never guessed.
+    declared = _item({**S1_PROPS, "cloudyeo:sar_radiometry": "sigma0", "cloudyeo:sar_geometry": "ellipsoid"},
+                     {"vv": {"href": "vv.tif"}}, S1_ID, "mine")
+    assert s1_physics(declared) == ("sigma0", "ellipsoid")
+    bad = _item({"cloudyeo:sar_radiometry": "sigma-nought", "cloudyeo:sar_geometry": "terrain"},
+                {"vv": {"href": "vv.tif"}}, "X1", "mine")
+    assert s1_physics(bad) == (None, "terrain")
+    assert s1_physics(_item({}, {"vv": {"href": "vv.tif"}}, "X1", "mine")) == (None, None)
+    assert s1_physics(_item({}, {}, S1_ID, "mine")) == ("amplitude_dn", "gcp")  # GRD by its id
+
+
+# --------------------------------------------------------------------------------------
+# BOA/RADIO offset precedence on item shapes of each server
+# --------------------------------------------------------------------------------------
+
+ES_BANDS = ("blue", "green", "red", "nir")
+
+
+def _es_item(baseline, applied, offset=-0.1):
+    rb = [{"nodata": 0, "data_type": "uint16", "scale": 0.0001, "offset": offset}]
+    assets = {k: {"href": f"https://sentinel-cogs/{k}.tif", "raster:bands": rb} for k in ES_BANDS}
+    props = {"platform": "sentinel-2a", "grid:code": "MGRS-33UUP", "s2:processing_baseline": baseline,
+             "eo:cloud_cover": 1.0}
+    if applied is not None:
+        props["earthsearch:boa_offset_applied"] = applied
+    return _item(props, assets, "S2A_33UUP_20211201_0_L2A")
+
+
+def _cdse_item(baseline, offset=-0.1):
+    assets = {f"{b}_10m": {"href": f"s3://eodata/{b}_10m.jp2", "raster:scale": 0.0001, "raster:offset": offset}
+              for b in ("B02", "B03", "B04", "B08")}
+    return _item({"grid:code": "MGRS-33UUP", "processing:version": baseline}, assets, "S2A_MSIL2A_X")
+
+
+def _pc_item(baseline):
+    assets = {b: {"href": f"https://pc/{b}.tif"} for b in ("B02", "B03", "B04", "B08")}
+    return _item({"s2:mgrs_tile": "33UUP", "s2:processing_baseline": baseline}, assets, "S2A_MSIL2A_X")
+
+
+@pytest.mark.parametrize("item, want", [
+    # Earth Search: flag -> 0 whatever raster:bands says
+    (_es_item("04.00", True), 0.0),
+    (_es_item("05.09", True), 0.0),
+    # Earth Search: no flag -> band metadata; a baseline below 04.00 never gets -1000
+    (_es_item("04.00", False), -1000.0),
+    (_es_item("05.09", None), -1000.0),
+    (_es_item("02.14", False), 0.0),
+    (_es_item("03.01", None), 0.0),
+    # band metadata saying 0 for a 04.00 scene is believed over the baseline rule
+    (_es_item("04.00", False, offset=0.0), 0.0),
+    # CDSE: STAC 1.1 raster:offset; baseline from processing:version
+    (_cdse_item("05.11"), -1000.0),
+    (_cdse_item("03.01"), 0.0),
+    (_cdse_item("04.00", offset=-0.2), -2000.0),
+    # Planetary Computer: no raster offset -> the baseline rule
+    (_pc_item("04.00"), -1000.0),
+    (_pc_item("05.10"), -1000.0),
+    (_pc_item("03.00"), 0.0),
+])
+def test_offset_precedence_on_each_server(item, want):
+    rec = item_to_record(item)
+    assert rec.radiometric_offset == want
+    assert math.copysign(1.0, rec.radiometric_offset) == (1.0 if want >= 0 else -1.0)  # no -0.0

@@ -44,6 +44,11 @@ SENTINELHUB_S1 = S1Product(
     "Sentinel Hub Process API: backCoeff SIGMA0_ELLIPSOID, orthorectify on COPERNICUS_30, "
     "units LINEAR_POWER")
 UNDECLARED = S1Product(None, None, None, "decided per item from what the items declare")
+# reBEN BigEarthNet-S1 patches (CBEN with cben.s1_source: reference): GRD preprocessed by the
+# BigEarthNet team with ESA SNAP (calibration to sigma0, Range-Doppler terrain correction,
+# conversion to dB), 120 x 120 px at 10 m.
+REBEN_S1 = S1Product("sigma0", "terrain", "dB",
+                     "reBEN BigEarthNet-S1 patches: sigma0, terrain-corrected, dB (ESA SNAP)")
 
 
 @dataclass(frozen=True)
@@ -119,4 +124,29 @@ def check_s1_source(config: Mapping[str, Any], dataset: str, archive: str | None
     return src
 
 
-__all__ = ["S1Source", "SENTINELHUB_S1", "UNDECLARED", "check_s1_source", "s1_source"]
+def dataset_s1_source(config: Mapping[str, Any], dataset: str) -> S1Source:
+    """The checked Sentinel-1 source of one dataset (``cben``, ``timeseries``, ``ssl4eo``,
+    ``planetcr``): CBEN may take S1 from the reBEN reference, Planet-CR from its demo world or
+    the ``stac`` section; the others from the archive. Raises :class:`SarPhysicsError` for a
+    product known not storable.
+    """
+    if dataset == "cben" and (config.get("cben") or {}).get("s1_source") == "reference":
+        return S1Source("reference (reBEN)", "BigEarthNet-S1", REBEN_S1, "cben.s1_source", True)
+    archive = None
+    if dataset == "planetcr":
+        archive = "demo" if (config.get("planetcr") or {}).get("source", "demo") == "demo" else "stac-api"
+    return check_s1_source(config, dataset, archive)
+
+
+def s1_card_line(attrs: Mapping[str, Any]) -> str:
+    """One dataset-card line saying what the stored Sentinel-1 was at the source."""
+    return (f"- Sentinel-1 at the source: {attrs.get('s1_radiometry', 'unknown')} "
+            f"({attrs.get('s1_radiometry_description', 'unknown')}), "
+            f"{attrs.get('s1_geometry', 'unknown')} ({attrs.get('s1_geometry_description', 'unknown')}), "
+            f"{attrs.get('s1_source_units', 'unknown')}; collection "
+            f"`{attrs.get('s1_source_collection', 'unknown')}` from "
+            f"{attrs.get('s1_source_archive', 'unknown')}. {attrs.get('s1_source_note', '')}".rstrip())
+
+
+__all__ = ["REBEN_S1", "S1Source", "SENTINELHUB_S1", "UNDECLARED", "check_s1_source",
+           "dataset_s1_source", "s1_card_line", "s1_source"]

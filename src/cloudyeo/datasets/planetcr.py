@@ -46,6 +46,7 @@ from shapely.geometry import box
 from ..atomic import write_creation_record, write_parquet
 from .. import store
 from ..archives.base import SceneRecord, SearchQuery
+from ..archives.s1_source import dataset_s1_source
 from ..archives.reading import ReadError, open_raster, read_asset_on_grid, read_exact_window
 from ..archives.planet import ASSETS_KEY, PL_API_KEY_ENV, PlanetAssetMissing
 from ..config import paths, stage_config
@@ -632,6 +633,7 @@ def _evaluate_window(row: dict, ci: dict, near: list[dict], lc: np.ndarray | Non
 def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Decide every window: candidates, skips, balanced selection, splits, batches, samples."""
     s = Settings.from_config(cfg)
+    dataset_s1_source(cfg, "planetcr")  # refuses raw Sentinel-1 GRD before any search
     src = Source(cfg)
     rows: list[dict] = []
     scene_rows: list[dict] = []
@@ -715,6 +717,7 @@ def init_store(cfg: dict[str, Any]) -> None:
     manifest = read_manifest(p.planetcr_manifest)
     rows = selected_rows(manifest)
     n3, n10 = s.window_3m, s.window_10m
+    s1_src = dataset_s1_source(cfg, "planetcr").attrs()
     optical_attrs = dict(units="1", scale_factor=OPTICAL_SCALE, add_offset=0.0, _FillValue=0,
                          long_name="PlanetScope reflectance")
     variables = {
@@ -727,7 +730,8 @@ def init_store(cfg: dict[str, Any]) -> None:
             flag_values=list(MASK_MEANINGS), flag_meanings=" ".join(MASK_MEANINGS.values()),
             cloud_classes=list(s.cloud_classes))),
         "s1": store.VariableSpec(("polarization", "y_10m", "x_10m"), (2, n10, n10), "float32",
-                                 dict(units="dB", long_name="Sentinel-1 GRD sigma0", _FillValue=np.nan)),
+                                 dict(units="dB", long_name=f"Sentinel-1 {s1_src['s1_radiometry']}",
+                                      _FillValue=np.nan)),
         "landcover": store.VariableSpec(("y_10m", "x_10m"), (n10, n10), "uint8", dict(
             long_name="WorldCover remapped to the 6 Planet-CR (DeepGlobe) classes",
             flag_values=list(range(len(CLASSES))) + [IGNORE_INDEX],
@@ -791,7 +795,8 @@ def init_store(cfg: dict[str, Any]) -> None:
         optical_encoding="reflectance = stored * 1e-4; 0 = nodata (CF _FillValue)",
         optical_pixel_size_m=3.0,
         s1_polarizations=list(S1_POLARIZATIONS),
-        s1_units="dB (10 log10 of linear sigma0)",
+        s1_units=f"dB (10 log10 of linear {s1_src['s1_radiometry']})",
+        **s1_src,
         s1_pixel_size_m=10.0,
         landcover_remap=remap_table_attrs(),
         landcover_classes=list(CLASSES),

@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
+from ..archives.s1_source import s1_card_line  # noqa: E402
 from ..atomic import write_text
 from ..landcover import CLASS_COLOURS, CLASSES, IGNORE_INDEX, WORLDCOVER_CLASSES, WORLDCOVER_TO_CLASS  # noqa: E402
 
@@ -186,6 +187,7 @@ def write_card(path: Path, *, cfg: dict[str, Any], index: pd.DataFrame, manifest
         f"- `cloud_mask` (sample, y, x): uint8, {attrs.get('cloud_mask_values')}; cloud = UDM2 "
         f"{', '.join(attrs.get('udm2_cloud_classes', []))}.",
         f"- `s1` (sample, polarization, y_10m, x_10m): float32 {attrs.get('s1_units')}, VV and VH, 90 x 90 at 10 m.",
+        s1_card_line(attrs),
         f"- `landcover` (sample, y_10m, x_10m): uint8 class index {list(CLASSES)}, {IGNORE_INDEX} = ignore.",
         "- per-sample coordinates: `sample_id`, `aoi`, `split`, `batch`, scene ids and datetimes "
         "(`cloudy_*`, `clear_*`, `s1_*`), `dt_clear_days`, `dt_s1_days`, `cloud_percent`, "

@@ -62,6 +62,7 @@ from ..atomic import write_creation_record, write_parquet, write_text
 from .. import store
 from ..archives import open_archive
 from ..archives.base import Archive, SceneRecord, SearchQuery
+from ..archives.s1_source import dataset_s1_source, s1_card_line
 from ..archives.reading import ReadError, read_band
 from ..config import Paths, paths
 from ..provenance import code_version
@@ -467,6 +468,7 @@ def plan(cfg: dict[str, Any], *, progress: bool = True) -> gpd.GeoDataFrame:
     locations = load_locations(cfg)
     dates = season_dates(cfg)
     archive = _archive(cfg)
+    dataset_s1_source(cfg, "ssl4eo")  # refuses raw Sentinel-1 GRD before any search
     max_cloud = float(s["max_cloud_cover"])
     rows = []
     for i, loc in enumerate(tqdm(locations, desc="ssl4eo plan", unit="location", disable=not progress)):
@@ -573,6 +575,7 @@ def init_store(cfg: dict[str, Any]) -> Path:
     s = cfg["ssl4eo"]
     size = int(s["patch_px"])
     manifest, n, ns = _sorted_manifest(p)
+    s1_src = dataset_s1_source(cfg, "ssl4eo").attrs()
     refl = dict(units="1", scale_factor=S2_SCALE, add_offset=0.0, _FillValue=S2_FILL,
                 resampling_to_10m=RESAMPLING)
     variables = {
@@ -588,7 +591,8 @@ def init_store(cfg: dict[str, Any]) -> Path:
             inner_chunks=(1, len(S2_L2A_BANDS), size, size)),
         "s1": store.VariableSpec(
             ("season", "polarization", "y", "x"), (ns, len(S1_POLARIZATIONS), size, size), "float32",
-            dict(units="dB", long_name="Sentinel-1 GRD backscatter (sigma0, dB)", _FillValue=np.nan,
+            dict(units="dB", long_name=f"Sentinel-1 backscatter ({s1_src['s1_radiometry']}, dB)",
+                 _FillValue=np.nan,
                  resampling_to_10m="bilinear where the GRD grid differs from the patch grid"),
             inner_chunks=(1, len(S1_POLARIZATIONS), size, size)),
     }
@@ -642,7 +646,9 @@ def init_store(cfg: dict[str, Any]) -> Path:
                     "L2A: (DN + BOA_ADD_OFFSET) / quantification (offsets applied); -32768 = no data",
         s1_polarizations=list(S1_POLARIZATIONS),
         s1_units="dB",
-        s1_encoding="10 log10(linear sigma0) when the archive serves linear power; NaN = no data",
+        s1_encoding=f"10 log10(linear {s1_src['s1_radiometry']}) when the archive serves linear "
+                    f"power; NaN = no data",
+        **s1_src,
         resampling=RESAMPLING,
         grid="patch_px x patch_px at 10 m in the chosen L2A scene's UTM CRS, centred on the "
              "location, upper-left corner on the scene's 60 m lattice",
@@ -998,6 +1004,7 @@ def write_card(path: Path, cfg: dict[str, Any], index: pd.DataFrame, availabilit
         ("- `s2_l1c` (sample, season, l1c_band[13], y, x), `s2_l2a` (sample, season, l2a_band[12], y, x): "
          f"int16, {attrs.get('s2_encoding')}."),
         f"- `s1` (sample, season, polarization[VV, VH], y, x): float32 dB, {attrs.get('s1_encoding')}.",
+        s1_card_line(attrs),
         ("- Per (sample, season): `valid`, `skip_category`, `skip_reason`, scene ids, datetimes, cloud "
          "cover, offsets, `s1_id`, `s1_datetime`, `s1_delta_days` (|dt| to the L2A), `s1_valid`, `epsg`, "
          "`transform`, no-data fractions. Per sample: `location`, `lon`, `lat`, `batch`."),

@@ -45,6 +45,7 @@ from tqdm import tqdm
 from .. import store
 from ..atomic import write_creation_record, write_csv, write_parquet
 from ..archives import open_archive
+from ..archives.s1_source import dataset_s1_source
 from ..archives.base import SceneRecord, SearchQuery
 from ..archives.reading import ReadError, read_band, read_raster
 from ..config import ConfigError, paths
@@ -199,6 +200,7 @@ def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     rois = load_rois(cfg)
     splits = split_of(cfg, rois)
     archive = _archive(cfg)
+    dataset_s1_source(cfg, "timeseries")  # refuses raw Sentinel-1 GRD before any extraction
     start, end = _year_span(cfg)
     rows, patch_rows = [], []
     patch_px = int(ts["patch_px"])
@@ -323,6 +325,7 @@ def init_store(cfg: dict[str, Any]) -> None:
         s2_central_wavelength_nm={b: S2_CENTRAL_WAVELENGTH_NM[b] for b in S2_L1C_BANDS},
         s2_encoding="reflectance = stored * 1e-4 ((DN + RADIO_ADD_OFFSET) / 10000 applied per scene)",
         s1_polarizations=list(S1_POLARIZATIONS), s1_units="dB",
+        **dataset_s1_source(cfg, "timeseries").attrs(),
         resampling=RESAMPLING,
         transform_convention="affine (a, b, c, d, e, f) of the patch's 10 m grid in its EPSG",
         cloud_detector=detector_attrs(params),

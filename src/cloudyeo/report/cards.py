@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..archives.s1_source import s1_card_line
+
 LICENCES = {
     "Sentinel-1/2": "Copernicus Sentinel data, free and open (Copernicus data licence); cite the source archive.",
     "BigEarthNet v2.0 (reBEN)": "CDLA-Permissive-1.0; cite Clasen et al. 2024.",
@@ -56,6 +58,7 @@ def write_dataset_card(path: Path, *, title: str, cfg: dict[str, Any], manifest:
         "- `s2`: cloudy Sentinel-2 L2A, `s2_reference`: clear reBEN reference; int16, "
         f"{attrs.get('s2_encoding')}.",
         f"- `s1`: Sentinel-1 VV, VH in {attrs.get('s1_units')} (source: {attrs.get('s1_source')}).",
+        s1_card_line(attrs),
         "- `labels`: multi-hot over the 19 BigEarthNet classes, order below.",
         f"- All bands at 10 m; resampling: {attrs.get('resampling')}.",
         f"- Cloud fraction: {attrs.get('cloud_fraction_definition')}; cirrus: "

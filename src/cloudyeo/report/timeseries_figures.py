@@ -117,6 +117,7 @@ def write_all(cfg: dict[str, Any], store_path: Path, index: pd.DataFrame, out_di
     per_time = index.drop_duplicates(["roi", "time"])
     avail = per_time.groupby("roi").agg(valid=("valid", "sum"), gaps=("valid", lambda v: int((~v).sum())))
     gaps = per_time[~per_time["valid"]][["roi", "time", "gap_reason"]]
+    s1 = dataset_s1_source(cfg, "timeseries").attrs()
     lines = [
         "# SEN12MS-CR-TS-style time series (cloudyeo)", "",
         f"Archive `{cfg['archive']}`, year {ts['year']}, {ts['intervals']} intervals, "
@@ -124,8 +125,9 @@ def write_all(cfg: dict[str, Any], store_path: Path, index: pd.DataFrame, out_di
         "## Layout", "",
         "- `s2` (patch, time, band[13], y, x): L1C TOA reflectance x 1e4 (int16; RADIO_ADD_OFFSET applied), "
         "all bands at 10 m (20/60 m bilinear).",
-        "- `s1` (patch, time, [VV, VH], y, x): GRD IW sigma0 in dB, closest to the S2 scene, |dt| <= "
-        f"{ts['s1_max_days']:g} days.",
+        f"- `s1` (patch, time, [VV, VH], y, x): IW {s1['s1_radiometry']} in dB, closest to the S2 "
+        f"scene, |dt| <= {ts['s1_max_days']:g} days.",
+        s1_card_line(s1),
         "- `cloud_probability`, `cloud_mask` (patch, time, y, x): s2cloudless, computed once at build time "
         f"(threshold {ts['masks']['threshold']}, average_over {ts['masks']['average_over']}, dilation "
         f"{ts['masks']['dilation_size']}, working resolution {ts['masks']['working_resolution_m']} m).",
