@@ -151,3 +151,26 @@ def test_attrs_and_card_line():
     assert all(isinstance(v, str) for v in attrs.values())  # Zarr attributes
     line = s1_card_line(attrs)
     assert "gamma0_terrain" in line and "terrain-flattened" in line and "`sentinel-1-rtc`" in line
+
+
+def test_every_dataset_plan_refuses_raw_grd_before_any_request(tmp_path):
+    """With Earth Search (raw GRD only), planning fails at once with the config key to change;
+    the STAC URL points at a closed loopback port, so a request would fail differently."""
+    from cloudyeo.config import load_config
+    from cloudyeo.datasets import cben, planetcr, ssl4eo, timeseries
+
+    cfg = load_config("config/examples/earth-search.yaml", {
+        "stac": {"url": "http://127.0.0.1:9/v1", "max_retries": 0},
+        "resources_dir": str(tmp_path / "resources"), "results_dir": str(tmp_path / "results"),
+        "reference": {"root": str(tmp_path / "no-reben")},
+        "cben": {"s1_source": "closest"},
+        "ssl4eo": {"locations": [{"name": "a", "lon": 12.0, "lat": 48.0}]},
+        "timeseries": {"rois": [{"name": "r", "lon": 12.0, "lat": 48.0}],
+                       "splits": {"train": ["r"], "validation": [], "test": []}},
+        "planetcr": {"source": "planet-api",
+                     "aois": [{"id": "a", "lon": 12.0, "lat": 48.0, "start": "2022-03-01", "end": "2022-03-31"}]},
+    })
+    for name, plan in (("cben", cben.plan), ("ssl4eo", ssl4eo.plan), ("timeseries", timeseries.plan),
+                       ("planetcr", planetcr.plan)):
+        with pytest.raises(SarPhysicsError, match=rf"^{name}: .*'sentinel-1-grd'.*stac\.collections\.sentinel-1-grd"):
+            plan(cfg)

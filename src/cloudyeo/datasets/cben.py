@@ -147,11 +147,11 @@ def select_scene(
 
 def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Decide per product which scene to cut; return (manifest, patches)."""
+    dataset_s1_source(cfg, "cben")  # refuses raw Sentinel-1 GRD before reading anything
     p = paths(cfg)
     reference = ReBEN(p.reference)
     climatology = Climatology(p.climatology)
     archive = open_archive(cfg)
-    dataset_s1_source(cfg, "cben")  # refuses raw Sentinel-1 GRD before any extraction
     products = cfg["reference"]["products"] or reference.products()
     known = set(reference.products())
     unknown = [x for x in products if x not in known]
