@@ -210,3 +210,118 @@ def test_s1_closest_to_the_cloudy_scene(tiny_world, tmp_path):
     store.pack_shards(paths(cfg).cben_store)  # what finalize does first
     s1 = store.open_store(paths(cfg).cben_store, require_complete=False)["s1"][int(part["sample"].iloc[0])].values
     assert np.isfinite(s1).mean() > 0.99 and -40 < np.nanmedian(s1) < 5  # dB, not linear
+
+
+# ------------------------------------------------------------------ no valid pixels, plan checks
+
+
+def test_scl_without_valid_pixels_is_unknown_never_clear():
+    empty = np.zeros((60, 60), np.uint8)
+    cloud, shadow, cirrus, valid = cben._scl_fractions(empty)
+    assert np.isnan(cloud) and np.isnan(shadow) and np.isnan(cirrus) and valid == 0.0
+    nan = np.full((60, 60), np.nan, np.float32)  # what read_window services send for no data
+    assert np.isnan(cben._scl_fractions(nan)[0]) and cben._scl_fractions(nan)[3] == 0.0
+    half = np.zeros((60, 60), np.uint8)
+    half[:30] = 9  # high-probability cloud on the valid half
+    assert cben._scl_fractions(half) == (1.0, 0.0, 0.0, 0.5)
+
+
+def _private_world(tiny_world, tmp_path):
+    world = tmp_path / "resources"
+    shutil.copytree(paths(tiny_world).resources, world)
+    return dict(tiny_world, resources_dir=str(world), results_dir=str(tmp_path / "results"))
+
+
+def test_all_nodata_scene_gives_skipped_samples_not_clear_ones(tiny_world, tmp_path):
+    import rasterio
+
+    cfg = _private_world(tiny_world, tmp_path)
+    cben.write_plan(cfg)
+    m = cben.read_manifest(paths(cfg).cben_manifest)
+    chosen = m[m["skip_reason"].isna()]
+    product, scene_id = chosen["product"].iloc[0], chosen["scene_id"].iloc[0]
+    # The chosen scene becomes all no data (every band and its SCL 0).
+    for tif in (paths(cfg).demo / "archive" / "sentinel-2-l2a" / scene_id).glob("*.tif"):
+        with rasterio.open(tif) as src:
+            profile = dict(src.profile, driver="GTiff")
+        with rasterio.open(tif, "w", **profile) as dst:
+            dst.write(np.zeros((dst.count, dst.height, dst.width), dtype=dst.dtypes[0]))
+    cfg = dict(cfg, reference=dict(cfg["reference"], products=list(chosen["product"])))
+    cben.write_plan(cfg)
+    cben.init_store(cfg)
+    for prod in chosen["product"]:
+        cben.extract_product(cfg, prod, progress=False)
+    cben.finalize(cfg)
+    index = pd.read_parquet(paths(cfg).cben / "index.parquet")
+    mine = index["product"] == product
+    assert mine.any() and (~mine).any()
+    assert (index.loc[mine, "skip_reason"] == cben.NO_VALID_PIXEL).all()
+    assert index.loc[mine, "cloud_percent"].isna().all()  # unknown, never 0 % (clear)
+    assert (index.loc[mine, "split"] == cben.EXCLUDED_SPLIT).all()
+    assert index.loc[~mine, "skip_reason"].isna().all()
+    assert index.loc[~mine, "split"].isin(["train", "validation", "test"]).all()
+    ds = store.open_store(paths(cfg).cben_store)
+    assert (ds["split"].values[mine.to_numpy()] == cben.EXCLUDED_SPLIT).all()
+    assert np.isnan(ds["s2"].values[mine.to_numpy()]).all()  # the fill value, decoded
+    # The split readers never see them; the tables count only usable samples.
+    table = pd.read_csv(paths(cfg).cben / "table_ii_cloud_statistics.csv")
+    assert (table["n"] == int((~mine).sum())).all()
+    from cloudyeo.datasets.cben_torch import CBENDataset
+
+    seen = sum(len(CBENDataset(paths(cfg).cben_store, split=s)) for s in ("train", "validation", "test"))
+    assert seen == int((~mine).sum())
+
+
+def test_missing_reference_patch_folder_skips_only_its_product(tiny_world, tmp_path):
+    cfg = _private_world(tiny_world, tmp_path)
+    ref = ReBEN(paths(cfg).reference)
+    victim = ref.products()[0]
+    pid = ref.patches(victim)["patch_id"].iloc[1]
+    shutil.rmtree(ref.s2_path(pid, "B02").parent)
+    cben.write_plan(cfg)
+    m = cben.read_manifest(paths(cfg).cben_manifest).set_index("product")
+    assert "reference data unreadable" in m.loc[victim, "skip_reason"] and pid in m.loc[victim, "skip_reason"]
+    others = m.drop(index=victim)
+    assert others["skip_reason"].isna().any()  # the rest of the plan stands
+    patches = pd.read_parquet(paths(cfg).cben_patches)
+    assert victim not in set(patches["product"])
+    assert (patches["sample"] >= 0).any()
+
+
+def test_scene_lacking_an_asset_is_never_chosen(tiny_world, tmp_path):
+    import json
+
+    cfg = _private_world(tiny_world, tmp_path)
+    cben.write_plan(cfg)
+    before = cben.read_manifest(paths(cfg).cben_manifest).set_index("product")
+    product = before.index[before["skip_reason"].isna()][0]
+    first_choice = before.loc[product, "scene_id"]
+    items = paths(cfg).catalog
+    lines = []
+    for line in items.read_text().splitlines():
+        item = json.loads(line)
+        if item["id"] == first_choice:
+            del item["assets"]["B11"]
+        lines.append(json.dumps(item))
+    items.write_text("\n".join(lines) + "\n")
+    cben.write_plan(cfg)
+    after = cben.read_manifest(paths(cfg).cben_manifest).set_index("product")
+    assert after.loc[product, "scene_id"] != first_choice
+    if after.loc[product, "skip_reason"] is None:  # the next candidate: complete, in the window
+        assert after.loc[product, "window_low"] <= after.loc[product, "cloud_cover"] <= after.loc[product, "window_high"]
+    else:
+        assert first_choice in after.loc[product, "skip_reason"] and "B11" in after.loc[product, "skip_reason"]
+    assert first_choice not in set(after["scene_id"].dropna())
+
+
+def test_missing_assets_are_not_checked_for_records_without_assets():
+    import datetime as dt
+
+    from cloudyeo.archives.base import AssetInfo, SceneRecord
+
+    bare = SceneRecord("x", cben.L2A, "sentinel-2a", dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc),
+                       {"type": "Point", "coordinates": [0, 0]})
+    assert cben.missing_assets(bare) == []  # Sentinel Hub: pixels through the Process API only
+    partial = SceneRecord("y", cben.L2A, "sentinel-2a", bare.datetime, bare.footprint,
+                          assets={b: AssetInfo(f"{b}.tif") for b in cben.SCENE_ASSETS if b != "SCL"})
+    assert cben.missing_assets(partial) == ["SCL"]
