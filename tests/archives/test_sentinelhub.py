@@ -1,8 +1,11 @@
-"""Sentinel Hub adapter against a local server speaking OAuth token + Catalog + Process API.
+"""Sentinel Hub adapter (the ``sentinelhub`` package underneath) against a local server speaking
+OAuth token + Catalog + Process API.
 
 The server (a thread on 127.0.0.1) records every request, answers the Catalog search with
 ``context.next`` paging, renders Process API requests as GeoTIFFs whose pixel values encode
-(band, row, col), and can inject failures (401, 429, 503) per path.
+(band, row, col), and can inject failures (401, 429, 503, a stalled answer) per path.
+``HOME`` and ``XDG_CONFIG_HOME`` point into the test's temporary directory (where the library
+would keep its own config file).
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import json
 import logging
 import re
 import threading
+import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from unittest import mock
 from urllib.parse import parse_qs
@@ -29,11 +34,12 @@ from cloudyeo.archives.stac_items import mgrs_tile_bbox
 from cloudyeo.config import ConfigError, load_config
 from cloudyeo.http import AuthError, HttpError, RetryPolicy
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 CLIENT_ID = "cloudyeo-test-client"
 SECRET = "s3cret-Value-0123456789"
 AOI = {"type": "Polygon", "coordinates": [[[12.1, 48.1], [12.3, 48.1], [12.3, 48.3], [12.1, 48.3],
                                            [12.1, 48.1]]]}
+STALL_S = 2.0
 CATALOG = "/api/v1/catalog/1.0.0/search"
 PROCESS = "/api/v1/process"
 
@@ -52,14 +58,15 @@ def s2_item(pid: str, when: str, cloud: float, lon: float = 12.0) -> dict[str, A
     }
 
 
-def s1_item(pid: str, when: str) -> dict[str, Any]:
+def s1_item(pid: str, when: str, resolution: str = "HIGH") -> dict[str, Any]:
     return {
         "type": "Feature", "stac_version": "1.0.0", "id": pid,
         "geometry": {"type": "Polygon", "coordinates": [[[11.0, 47.0], [14.0, 47.0], [14.0, 50.0],
                                                          [11.0, 50.0], [11.0, 47.0]]]},
         "properties": {"datetime": when, "platform": "sentinel-1a", "constellation": "sentinel-1",
                        "instruments": ["c-sar"], "sar:instrument_mode": "IW", "s1:polarization": "DV",
-                       "sat:orbit_state": "ascending", "s1:resolution": "HIGH", "s1:timeliness": "Fast24h"},
+                       "sat:orbit_state": "ascending", "s1:resolution": resolution,
+                       "s1:timeliness": "Fast24h"},
         "assets": {}, "links": [],
     }
 
@@ -110,6 +117,8 @@ class FakeSentinelHub:
         self.faults: dict[str, list[Any]] = defaultdict(list)
         self.tokens_issued = 0
         self.nan_last_column = False
+        self.fixed_next: Any = None  # a Catalog that always answers this "next" token
+        self.token_expires_in = 3600
         self.valid_tokens: set[str] = set()
         self.lock = threading.Lock()
         fake = self
@@ -136,8 +145,12 @@ class FakeSentinelHub:
                 ctype = self.headers.get("Content-Type", "")
                 body: Any = parse_qs(raw.decode()) if "form" in ctype else json.loads(raw or b"null")
                 with fake.lock:
-                    fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                    fake.requests.append({"path": self.path, "body": body,
+                                          "headers": {k.lower(): v for k, v in self.headers.items()}})
                     fault = fake.faults[self.path].pop(0) if fake.faults[self.path] else None
+                if fault == "stall":  # answers after the client's timeout
+                    time.sleep(STALL_S)
+                    return self.reply(503, {"error": "late"})
                 if fault is not None:
                     code, headers = fault if isinstance(fault, tuple) else (fault, {})
                     return self.reply(code, {"error": {"status": code, "reason": "injected"}}, headers=headers)
@@ -149,17 +162,21 @@ class FakeSentinelHub:
                         fake.tokens_issued += 1
                         token = f"tok-{fake.tokens_issued}-abcdefgh"
                         fake.valid_tokens.add(token)
-                    return self.reply(200, {"access_token": token, "expires_in": 3600,
+                    return self.reply(200, {"access_token": token, "expires_in": fake.token_expires_in,
                                             "token_type": "Bearer"})
                 auth = self.headers.get("Authorization", "")
                 if not auth.startswith("Bearer ") or auth[7:] not in fake.valid_tokens:
                     return self.reply(401, {"error": {"status": 401, "reason": "Unauthorized"}})
                 if self.path == CATALOG:
                     start, limit = int(body.get("next", 0)), int(body["limit"])
+                    if fake.fixed_next is not None:
+                        start = 0
                     page = fake.items[start:start + limit]
                     context: dict[str, Any] = {"limit": limit, "returned": len(page)}
                     if start + limit < len(fake.items):
                         context["next"] = start + limit
+                    if fake.fixed_next is not None:
+                        context["next"] = fake.fixed_next
                     return self.reply(200, {"type": "FeatureCollection", "features": page,
                                             "links": [], "context": context}, "application/geo+json")
                 if self.path == PROCESS:
@@ -182,7 +199,15 @@ class FakeSentinelHub:
 
 
 @pytest.fixture
-def server():
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private HOME / XDG_CONFIG_HOME: where the library would keep its config.toml."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    return tmp_path
+
+
+@pytest.fixture
+def server(home: Path):
     fake = FakeSentinelHub()
     try:
         yield fake
@@ -223,10 +248,11 @@ def test_catalog_search_requests_paging_and_records(server: FakeSentinelHub) -> 
         "filter": "eo:cloud_cover <= 30 AND eo:cloud_cover >= 5",
         "filter-lang": "cql2-text",
     }
+    assert archive.search_body(query(intersects=AOI, max_cloud_cover=30, min_cloud_cover=5)) == first
     assert [r["body"] for r in searches] == [first, {**first, "next": 2}]
     for r in searches:
-        assert r["headers"]["Authorization"] == "Bearer tok-1-abcdefgh"  # one token, reused
-        assert r["headers"]["Accept"] == "application/geo+json"
+        assert r["headers"]["authorization"] == "Bearer tok-1-abcdefgh"  # one token, reused
+        assert r["headers"]["user-agent"].startswith("sentinelhub-py")  # sent by the library
 
     # 80 % dropped client-side, 32UQU dropped by the AOI; sorted by time.
     assert [r.id for r in records] == [S2_ITEMS[1]["id"], S2_ITEMS[0]["id"]]
@@ -249,28 +275,58 @@ def test_tile_query_sends_a_box_and_matches_the_tile_client_side(server: FakeSen
     assert [r.tile for r in records] == ["32UQU"]
 
 
-def test_s1_search_filters_mode_and_polarisation(server: FakeSentinelHub) -> None:
-    server.items = [s1_item(S1_ID, "2022-03-03T05:00:00Z")]
+S1_FILTER = "sar:instrument_mode = 'IW' AND s1:polarization = 'DV' AND s1:resolution = 'HIGH'"
+
+
+def test_s1_search_filters_mode_polarisation_and_resolution(server: FakeSentinelHub) -> None:
+    medium = "S1A_IW_GRDM_1SDV_20220304T050000_20220304T050025_042138_050555_ABCE.SAFE"
+    # The server "forgot" the resolution condition for the second item: dropped client-side.
+    server.items = [s1_item(S1_ID, "2022-03-03T05:00:00Z"),
+                    s1_item(medium, "2022-03-04T05:00:00Z", resolution="MEDIUM")]
     (r,) = make(server).search(query("sentinel-1-grd", intersects=AOI))
     (search,) = server.sent(CATALOG)
     assert search["body"]["collections"] == ["sentinel-1-grd"]
-    assert search["body"]["filter"] == "sar:instrument_mode = 'IW' AND s1:polarization = 'DV'"
+    assert search["body"]["filter"] == S1_FILTER
+    assert search["body"]["filter-lang"] == "cql2-text"
+    assert r.id == S1_ID
     assert (r.platform, r.instrument_mode, r.polarizations) == ("sentinel-1a", "IW", ("VV", "VH"))
     assert (r.orbit_state, r.sar_units, r.tile, r.cloud_cover) == ("ascending", "linear", None, None)
     assert r.relative_orbit == (42123 - 73) % 175 + 1 == 51  # S1A: from the absolute orbit in the id
 
 
+def test_s1_search_and_process_requests_ask_the_same_scenes(server: FakeSentinelHub) -> None:
+    """Every condition of the Catalog filter is a condition of the Process dataFilter (same value)."""
+    server.items = [s1_item(S1_ID, "2022-03-03T05:00:00Z")]
+    archive = make(server)
+    (rec,) = archive.search(query("sentinel-1-grd"))
+    archive.read_window(rec, ["VV"], epsg=32633, transform=(10.0, 0, 300000.0, 0, -10.0, 5400000.0),
+                        shape=(1, 1))
+    catalog = dict(re.findall(r"(\S+) = '([^']*)'", server.sent(CATALOG)[0]["body"]["filter"]))
+    data_filter = server.sent(PROCESS)[0]["body"]["input"]["data"][0]["dataFilter"]
+    assert catalog == {"sar:instrument_mode": "IW", "s1:polarization": "DV", "s1:resolution": "HIGH"}
+    assert {prop: data_filter[key] for prop, key in shm.S1_CONDITIONS} == catalog
+    # Another configuration changes both requests alike.
+    other = make(server, instrument_mode="EW", polarization="DH", resolution="MEDIUM")
+    assert shm.cql2_filter(query("sentinel-1-grd"), **other._s1()) == (
+        "sar:instrument_mode = 'EW' AND s1:polarization = 'DH' AND s1:resolution = 'MEDIUM'")
+    body = other.process_body(rec, ["HH"], epsg=32633, transform=(10.0, 0, 300000.0, 0, -10.0, 5400000.0),
+                              shape=(1, 1))
+    got = body["input"]["data"][0]["dataFilter"]
+    assert (got["acquisitionMode"], got["polarization"], got["resolution"]) == ("EW", "DH", "MEDIUM")
+
+
 def test_repeated_next_token_stops_paging(server: FakeSentinelHub) -> None:
-    archive = make(server, page_size=1)
-    with mock.patch.object(archive, "_post", wraps=archive._post) as post:
-        def fixed_next(url, body, accept):
-            resp = mock.MagicMock()
-            resp.json.return_value = {"features": [S2_ITEMS[1]], "context": {"next": 7}}
-            return resp
-        post.side_effect = fixed_next
-        records = archive.search(query())
-    assert post.call_count == 2  # the second page repeats next=7: stop there
-    assert len(records) == 1
+    server.fixed_next = 7  # every page says "next": 7
+    records = make(server, page_size=1).search(query())
+    searches = server.sent(CATALOG)
+    assert [r["body"].get("next") for r in searches] == [None, 7]  # the repeat stops paging
+    assert [r.id for r in records] == [S2_ITEMS[0]["id"]]
+
+
+def test_more_pages_than_max_pages_is_an_error_naming_the_key(server: FakeSentinelHub) -> None:
+    with pytest.raises(HttpError, match="sentinelhub.max_pages"):
+        make(server, page_size=1, max_pages=2).search(query())
+    assert len(server.sent(CATALOG)) == 2
 
 
 # -- pixels -------------------------------------------------------------------------------
@@ -287,7 +343,8 @@ def test_process_request_for_an_s2_window(server: FakeSentinelHub) -> None:
                                    shape=(3, 4))
     (req,) = server.sent(PROCESS)
     body = req["body"]
-    assert req["headers"]["Accept"] == "image/tiff"
+    assert req["headers"]["accept"] == "image/tiff"
+    assert req["headers"]["authorization"] == "Bearer tok-1-abcdefgh"
     assert body["input"] == {
         "bounds": {"bbox": [300120.0, 5399850.0, 300160.0, 5399880.0],
                    "properties": {"crs": "http://www.opengis.net/def/crs/EPSG/0/32633"}},
@@ -335,14 +392,17 @@ def test_large_windows_are_split(server: FakeSentinelHub) -> None:
     t = (10.0, 0.0, 300000.0, 0.0, -10.0, 5400000.0)
     with mock.patch.object(shm, "MAX_OUTPUT_SIDE", 4):
         out = make(server).read_window(s2_record(), ["B02"], epsg=32633, transform=t, shape=(6, 5))
-    boxes = [(r["body"]["input"]["bounds"]["bbox"], r["body"]["output"]["width"],
-              r["body"]["output"]["height"]) for r in server.sent(PROCESS)]
+    boxes = sorted(((r["body"]["input"]["bounds"]["bbox"], r["body"]["output"]["width"],
+                     r["body"]["output"]["height"]) for r in server.sent(PROCESS)),
+                   key=lambda box: (-box[0][3], box[0][0]))  # the tiles are fetched in parallel
     assert boxes == [([300000.0, 5399960.0, 300040.0, 5400000.0], 4, 4),
                      ([300040.0, 5399960.0, 300050.0, 5400000.0], 1, 4),
                      ([300000.0, 5399940.0, 300040.0, 5399960.0], 4, 2),
                      ([300040.0, 5399940.0, 300050.0, 5399960.0], 1, 2)]
     assert out.shape == (1, 6, 5)
     np.testing.assert_array_equal(out[0, :4, :4], pixel_values(0, 4, 4))
+    np.testing.assert_array_equal(out[0, :4, 4:], pixel_values(0, 4, 1))
+    np.testing.assert_array_equal(out[0, 4:, :4], pixel_values(0, 2, 4))
     np.testing.assert_array_equal(out[0, 4:, 4:], pixel_values(0, 2, 1))
 
 
@@ -381,36 +441,63 @@ def test_refused_client_is_auth_error_naming_sh_client_id(server: FakeSentinelHu
 def test_expired_token_is_refreshed_once_then_auth_error(server: FakeSentinelHub) -> None:
     archive = make(server)
     server.faults[CATALOG] = [401]
-    assert len(archive.search(query())) == 4
+    records = archive.search(query())
+    assert len(records) == 4
     assert len(server.sent("/token")) == 2  # refreshed once after the 401
-    assert server.sent(CATALOG)[-1]["headers"]["Authorization"] == "Bearer tok-2-abcdefgh"
+    assert server.sent(CATALOG)[-1]["headers"]["authorization"] == "Bearer tok-2-abcdefgh"
+
+    server.faults[PROCESS] = [401]
+    out = archive.read_window(records[0], ["B02"], epsg=32633,
+                              transform=(10.0, 0, 300000.0, 0, -10.0, 5400000.0), shape=(2, 2))
+    np.testing.assert_array_equal(out[0], pixel_values(0, 2, 2))
+    assert len(server.sent("/token")) == 3
+    assert server.sent(PROCESS)[-1]["headers"]["authorization"] == "Bearer tok-3-abcdefgh"
 
     server.faults[CATALOG] = [401, 401]
     with pytest.raises(AuthError) as info:
         archive.search(query())
-    assert info.value.credential_env == "SH_CLIENT_ID"
+    assert info.value.credential_env == "SH_CLIENT_ID" and info.value.status == 401
     assert "SH_CLIENT_ID" in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_token_about_to_expire_is_renewed_before_use(server: FakeSentinelHub) -> None:
+    # A token that expires within the renewal margin is replaced before each use.
+    server.token_expires_in = int(shm.TOKEN_RENEW_BEFORE_S) - 30
+    make(server, page_size=2).search(query())
+    used = [r["headers"]["authorization"] for r in server.sent(CATALOG)]
+    assert len(used) == 2 and len(set(used)) == 2
+    assert not server.faults[CATALOG]  # both accepted by the server: no 401 involved
 
 
 def test_429_and_503_are_retried(server: FakeSentinelHub, caplog: pytest.LogCaptureFixture) -> None:
+    from sentinelhub.exceptions import SHRateLimitWarning
+
     caplog.set_level(logging.DEBUG)
     archive = make(server)
     server.faults["/token"] = [503]
     server.faults[CATALOG] = [(429, {"Retry-After": "0"}), 503]
     server.faults[PROCESS] = [503, (429, {"Retry-After": "0"})]
-    records = archive.search(query())
-    out = archive.read_window(records[0], ["B04"], epsg=32633,
-                              transform=(10.0, 0, 300000.0, 0, -10.0, 5400000.0), shape=(2, 2))
+    with pytest.warns(SHRateLimitWarning):  # 429 goes through the library's rate limiter
+        records = archive.search(query())
+    with pytest.warns(SHRateLimitWarning):
+        out = archive.read_window(records[0], ["B04"], epsg=32633,
+                                  transform=(10.0, 0, 300000.0, 0, -10.0, 5400000.0), shape=(2, 2))
     assert len(server.sent("/token")) == 2
     assert len(server.sent(CATALOG)) == 3
     assert len(server.sent(PROCESS)) == 3
     bodies = [r["body"] for r in server.sent(PROCESS)]
     assert bodies[0] == bodies[1] == bodies[2]
     np.testing.assert_array_equal(out[0], pixel_values(0, 2, 2))
-    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
-    assert len(retries) == 5
-    # Neither the secret nor any token appears in any log line.
+    # Every retried answer is logged: the API calls by the adapter's client, the token by HttpClient.
+    ours = [r.getMessage() for r in caplog.records if r.name == shm.__name__ and "retrying" in r.getMessage()]
+    assert sorted((CATALOG in m, "HTTP 429" in m) for m in ours) == [
+        (False, False), (False, True), (True, False), (True, True)]
+    assert [m for r in caplog.records if r.name == "cloudyeo.http" and "/token" in (m := r.getMessage())
+            and "HTTP 503" in m and "retry 1/3" in m]
+    # Neither the secret nor any token appears in any log line (DEBUG included).
     text = "\n".join(r.getMessage() for r in caplog.records)
+    assert {r["headers"]["authorization"] for r in server.sent(PROCESS)} == {"Bearer tok-1-abcdefgh"}
     assert SECRET not in text and "tok-1-abcdefgh" not in text
 
 
@@ -420,6 +507,78 @@ def test_persistent_503_becomes_http_error(server: FakeSentinelHub) -> None:
         make(server).search(query())
     assert info.value.status == 503 and not isinstance(info.value, AuthError)
     assert len(server.sent(CATALOG)) == 4  # 1 + max_retries
+
+
+def test_persistent_429_becomes_http_error(server: FakeSentinelHub) -> None:
+    server.faults[PROCESS] = [(429, {"Retry-After": "0"})] * 4
+    with pytest.warns(), pytest.raises(HttpError) as info:
+        make(server).read_window(s2_record(), ["B02"], epsg=32633,
+                                 transform=(10.0, 0, 300000.0, 0, -10.0, 5400000.0), shape=(2, 2))
+    assert info.value.status == 429 and "429" in str(info.value)
+    assert len(server.sent(PROCESS)) == 4  # 1 + max_retries
+
+
+def test_retry_after_is_read_in_milliseconds(server: FakeSentinelHub) -> None:
+    # Sentinel Hub sends Retry-After in milliseconds; the library's rate limiter waits that long.
+    server.faults[CATALOG] = [(429, {"Retry-After": "400"})]
+    archive = make(server)
+    archive.session()  # the token first, so that only the Catalog request is timed
+    t0 = time.monotonic()
+    with pytest.warns():
+        assert len(archive.search(query())) == 4
+    assert time.monotonic() - t0 >= 0.4
+    assert len(server.sent(CATALOG)) == 2
+
+
+def test_plain_http_urls_are_refused_unless_loopback() -> None:
+    for key, kw in (("sentinelhub.token_url", {"token_url": "http://identity.example.org/token"}),
+                    ("sentinelhub.base_url", {"base_url": "http://sh.example.org"})):
+        with pytest.raises(ValueError, match=re.escape(key)):
+            SentinelHubArchive("cdse", **kw)
+    assert SentinelHubArchive("cdse", token_url="http://localhost:8080/t").token_url == "http://localhost:8080/t"
+
+
+def test_stalled_token_endpoint_times_out(server: FakeSentinelHub) -> None:
+    """The token request runs under timeout_s and max_retries (the library's own has no timeout)."""
+    server.faults["/token"] = ["stall", "stall"]
+    policy = RetryPolicy(max_retries=1, backoff_base=0.0, backoff_max=0.0, timeout=0.3)
+    archive = SentinelHubArchive("cdse", base_url=server.url, token_url=server.url + "/token", policy=policy,
+                                 env={"SH_CLIENT_ID": CLIENT_ID, "SH_CLIENT_SECRET": SECRET})
+    t0 = time.monotonic()
+    with pytest.raises(HttpError, match="Timeout") as info:
+        archive.search(query())
+    assert time.monotonic() - t0 < 2 * STALL_S  # two attempts of 0.3 s, not two stalls
+    assert not isinstance(info.value, AuthError)
+    assert len(server.sent("/token")) == 2 and server.sent(CATALOG) == []
+
+
+def test_library_config_file_and_its_environment_are_never_used(
+        server: FakeSentinelHub, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials come only from the configured variables; ~/.config/sentinelhub is neither
+    read nor written, and no session is cached process-wide."""
+    from sentinelhub import SentinelHubDownloadClient
+
+    toml = home / "xdg" / "sentinelhub" / "config.toml"
+    toml.parent.mkdir(parents=True)
+    toml.write_text('[default-profile]\nsh_client_id = "file-id"\nsh_client_secret = "file-secret"\n'
+                    'sh_base_url = "http://127.0.0.1:9"\nsh_token_url = "http://127.0.0.1:9/token"\n')
+    before = toml.read_bytes()
+    monkeypatch.setenv("SH_CLIENT_ID", "env-id-not-this-one")
+    monkeypatch.setenv("SH_CLIENT_SECRET", "env-secret-not-this-one")
+    archive = make(server, env={"MY_ID": CLIENT_ID, "MY_SECRET": SECRET},
+                   client_id_env="MY_ID", client_secret_env="MY_SECRET")
+    records = archive.search(query())
+    archive.read_window(records[0], ["B02"], epsg=32633,
+                        transform=(10.0, 0, 300000.0, 0, -10.0, 5400000.0), shape=(1, 1))
+    (token_req,) = server.sent("/token")
+    assert token_req["body"]["client_id"] == [CLIENT_ID] and token_req["body"]["client_secret"] == [SECRET]
+    assert toml.read_bytes() == before
+    assert not (home / "home" / ".config").exists()
+    assert sorted(p.name for p in toml.parent.iterdir()) == ["config.toml"]
+    assert SentinelHubDownloadClient._CACHED_SESSIONS == {}
+    config = archive.sh_config((CLIENT_ID, SECRET))
+    assert (config.sh_base_url, config.sh_token_url) == (server.url, server.url + "/token")
+    assert SECRET not in repr(config) and SECRET not in str(config)
 
 
 def test_presets_config_and_secrets_stay_out_of_config(server: FakeSentinelHub) -> None:
