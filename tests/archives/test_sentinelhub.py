@@ -284,14 +284,21 @@ def test_s1_search_filters_mode_polarisation_and_resolution(server: FakeSentinel
     server.items = [s1_item(S1_ID, "2022-03-03T05:00:00Z"),
                     s1_item(medium, "2022-03-04T05:00:00Z", resolution="MEDIUM")]
     (r,) = make(server).search(query("sentinel-1-grd", intersects=AOI))
-    (search,) = server.sent(CATALOG)
+    search = server.sent(CATALOG)[0]
     assert search["body"]["collections"] == ["sentinel-1-grd"]
     assert search["body"]["filter"] == S1_FILTER
     assert search["body"]["filter-lang"] == "cql2-text"
     assert r.id == S1_ID
     assert (r.platform, r.instrument_mode, r.polarizations) == ("sentinel-1a", "IW", ("VV", "VH"))
     assert (r.orbit_state, r.sar_units, r.tile, r.cloud_cover) == ("ascending", "linear", None, None)
+    # What the Process request asks (SIGMA0_ELLIPSOID, orthorectified): storable backscatter.
+    assert (r.sar_radiometry, r.sar_geometry, r.source_collection) == ("sigma0", "terrain", "sentinel-1-grd")
     assert r.relative_orbit == (42123 - 73) % 175 + 1 == 51  # S1A: from the absolute orbit in the id
+    # A remapped collection id is searched and recorded as the source.
+    (r2,) = make(server, collections={"sentinel-1-grd": "sentinel-1-grd-custom"}).search(
+        query("sentinel-1-grd", intersects=AOI))
+    assert server.sent(CATALOG)[-1]["body"]["collections"] == ["sentinel-1-grd-custom"]
+    assert r2.source_collection == "sentinel-1-grd-custom"
 
 
 def test_s1_search_and_process_requests_ask_the_same_scenes(server: FakeSentinelHub) -> None:

@@ -426,8 +426,11 @@ def s1_relative_orbit(platform: str, absolute_orbit: int) -> int | None:
     return (absolute_orbit - offset) % 175 + 1
 
 
-def item_to_record(item: Mapping[str, Any], collection: str) -> SceneRecord:
-    """One Catalog item -> :class:`SceneRecord` (ValueError when unusable)."""
+def item_to_record(item: Mapping[str, Any], collection: str, server_collection: str | None = None) -> SceneRecord:
+    """One Catalog item -> :class:`SceneRecord` (ValueError when unusable).
+
+    ``server_collection``: the Sentinel Hub collection id searched (default: :data:`COLLECTIONS`).
+    """
     item_id = item.get("id")
     if not item_id:
         raise ValueError("item without an id")
@@ -470,7 +473,7 @@ def item_to_record(item: Mapping[str, Any], collection: str) -> SceneRecord:
             sar_radiometry="sigma0",
             sar_geometry="terrain",
             quantification=1.0,
-            source_collection=COLLECTIONS.get(collection, collection),
+            source_collection=server_collection or COLLECTIONS.get(collection, collection),
         )
     m_tile = _TILE_IN_ID_RE.search(item_id)
     m_base = _BASELINE_IN_ID_RE.search(item_id)
@@ -777,8 +780,9 @@ class SentinelHubArchive:
                 else:
                     log.info("Sentinel Hub item %s dropped: %s", redact(item.get("id")), why)
             items = kept
+        server = self.server_collection(query.collection)
         return normalise_and_filter(
-            items, lambda item: item_to_record(item, query.collection), query, "Sentinel Hub")
+            items, lambda item: item_to_record(item, query.collection, server), query, "Sentinel Hub")
 
     # -- pixels -----------------------------------------------------------------------------
 
