@@ -75,6 +75,23 @@ def test_the_matrix_covers_every_advertised_archive():
     assert {"stac-api", "earthengine", "sentinelhub"} <= kinds
 
 
+def test_no_dataset_opens_a_raster_itself():
+    """Pixels reach the datasets only through cloudyeo.archives.reading (one GDAL environment,
+    every archive's read_window): no dataset module calls rasterio.open or builds a WarpedVRT."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "src" / "cloudyeo" / "datasets").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("open", "WarpedVRT", "MemoryFile") \
+                    and isinstance(node.value, ast.Name) and node.value.id in ("rasterio", "vrt", "io"):
+                offenders.append(f"{path.name}:{node.lineno} {node.value.id}.{node.attr}")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rasterio") \
+                    and any(a.name in ("open", "WarpedVRT", "MemoryFile") for a in node.names):
+                offenders.append(f"{path.name}:{node.lineno} from {node.module} import ...")
+    assert not offenders, offenders
+
+
 # ------------------------------------------------------------------------------ the world
 
 
