@@ -19,6 +19,7 @@ import cloudyeo.demo.world as world_mod
 from cloudyeo.demo import clear_sky_reflectance, generate_world, load_world, normalise_cfg
 from cloudyeo.demo.climatology import NODATA as CLIM_NODATA
 from cloudyeo.demo.climatology import SD_NAME, monthly_mean_name
+from cloudyeo.reben import ReBEN, s1_product_of
 from cloudyeo.sentinel import BEN19_CLASSES, S2_BAND_GSD, S2_L1C_BANDS, S2_L2A_BANDS
 
 L2A_ID = re.compile(r"^S2[AB]_MSIL2A_\d{8}T\d{6}_N(\d{4})_R\d{3}_T(\d{2}[C-X][A-Z]{2})_\d{8}T\d{6}$")
@@ -351,7 +352,9 @@ def test_reben_patches_are_archive_cuts(world_dir, world, items):
                     assert src.transform == arc.window_transform(win)
                     np.testing.assert_array_equal(src.read(1), arc.read(1, window=win))
             # S1: dB of the archive's linear values, same grid as the S2 patch.
-            assert row.s1_name == f"{ref['s1_product']}_{r}_{c}"
+            # reBEN layout: the S1 product folder is the S1 name without tile and grid indices.
+            assert row.s1_name == f"{ref['s1_product']}_{ref['tile']}_{r}_{c}"
+            assert s1_product_of(row.s1_name) == ref["s1_product"]
             s1_folder = world_dir / "reben" / "BigEarthNet-S1" / ref["s1_product"] / row.s1_name
             for pol in ("VV", "VH"):
                 with rasterio.open(s1_folder / f"{row.s1_name}_{pol}.tif") as src, \
@@ -362,6 +365,21 @@ def test_reben_patches_are_archive_cuts(world_dir, world, items):
                                                atol=1e-4)
             n_checked += 1
     assert n_checked == len(md) == 8
+
+
+def test_reben_reader_reads_the_demo_world_in_the_release_layout(world_dir, world):
+    """The demo's reBEN folder has the real release layout: the reader derives every path from
+    the names (no directory scan) and every band has its reBEN patch shape."""
+    ref = ReBEN(world_dir / "reben")
+    s1_products = {r["s1_product"] for r in world["references"]}
+    assert {p.name for p in (world_dir / "reben" / "BigEarthNet-S1").iterdir()} == s1_products
+    for row in ref.metadata.itertuples():
+        assert ref.s1_dir(row.s1_name).parent.name == s1_product_of(row.s1_name)
+        s1 = ref.read_s1(row.s1_name)
+        assert s1.shape == (2, 120, 120) and s1.dtype == np.float32
+        bands = ref.read_s2(row.patch_id)
+        assert {b: a.shape for b, a in bands.items()} == {
+            b: (1200 // S2_BAND_GSD[b],) * 2 for b in S2_L2A_BANDS}
 
 
 def test_reben_metadata_matches_landcover_and_truth(world_dir, world, items):

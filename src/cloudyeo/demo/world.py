@@ -280,20 +280,27 @@ def reference_product_name(acq: S2Acquisition) -> str:
     return f"{acq.platform}_MSIL2A_{acq.sensing:%Y%m%dT%H%M%S}_N9999_R{acq.relative_orbit:03d}_T{acq.tile}"
 
 
+def s1_reference_product(s1: S1Acquisition) -> str:
+    """The reBEN S1 product folder: the S1 product name up to its start time (as released)."""
+    return f"{s1.platform}_IW_GRDH_1SDV_{s1.start:%Y%m%dT%H%M%S}"
+
+
 def s1_patch_prefix(s1: S1Acquisition, tile: TileSpec) -> str:
-    return f"{s1.platform}_IW_GRDH_1SDV_{s1.start:%Y%m%dT%H%M%S}_{tile.id}"
+    """``<S1 product>_<tile>``: an S1 patch name is this plus ``_<row>_<col>``."""
+    return f"{s1_reference_product(s1)}_{tile.id}"
 
 
 def render_reference(tile: TileSpec, seed: int, acq: S2Acquisition, s1: S1Acquisition,
                      out: Path) -> dict[str, Any]:
     """Cut the reBEN patches of one reference acquisition from the archive files."""
     product = reference_product_name(acq)
+    s1_product = s1_reference_product(s1)
     s1_prefix = s1_patch_prefix(s1, tile)
     l2a_dir = out / "archive" / COLLECTION_L2A / acq.l2a_id
     s1_dir = out / "archive" / COLLECTION_S1 / s1.scene_id
     truth_path = out / "archive" / "truth" / f"{acq.datatake}.tif"
     s2_root = out / "reben" / "BigEarthNet-S2" / product
-    s1_root = out / "reben" / "BigEarthNet-S1" / s1_prefix
+    s1_root = out / "reben" / "BigEarthNet-S1" / s1_product  # reBEN: one folder per S1 product
     surf = tile_surface(tile, seed)
     with rasterio.open(truth_path) as src:
         truth = src.read(1)
@@ -339,7 +346,7 @@ def render_reference(tile: TileSpec, seed: int, acq: S2Acquisition, s1: S1Acquis
     return {"rows": rows, "reference": {
         "product": product, "tile": tile.id, "datetime": iso(acq.sensing),
         "l2a_scene_id": acq.l2a_id, "l1c_scene_id": acq.l1c_id, "s1_scene_id": s1.scene_id,
-        "s1_product": s1_prefix, "patches": len(rows),
+        "s1_product": s1_product, "patches": len(rows),
     }}
 
 
