@@ -209,7 +209,7 @@ def cdse_grd_item():
     assets = {pol: {"href": f"{safe}/measurement/s1a-iw-grd-{pol}-20230628t210705-001.tiff",
                     "type": "image/tiff; application=geotiff", "roles": ["data"],
                     "raster:bands": [{"data_type": "uint16"}]} for pol in ("vv", "vh")}
-    assets["product"] = {"href": f"https://download.dataspace.copernicus.eu/odata/v1/Products(x)/$value",
+    assets["product"] = {"href": "https://download.dataspace.copernicus.eu/odata/v1/Products(x)/$value",
                          "type": "application/zip", "roles": ["data", "archive"]}
     props = {**S1_PROPS, "processing:level": "L1", "product:type": "IW_GRDH_1S"}
     return _item(props, assets, f"{S1_ID}.SAFE", "sentinel-1-grd")

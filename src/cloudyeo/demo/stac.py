@@ -255,8 +255,9 @@ def collections(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
                          "Synthetic Sentinel-2 MSI top-of-atmosphere reflectance (L1C), 13 bands.",
                          ["sentinel-2a", "sentinel-2b"], "sentinel-2", ["msi"]),
         COLLECTION_S1: ("Sentinel-1 GRD (cloudyeo demo world)",
-                        "Synthetic Sentinel-1 IW GRD VV/VH backscatter in linear power on the "
-                        "tiles' 10 m UTM grids.",
+                        "Synthetic Sentinel-1 IW VV/VH sigma0 backscatter in linear power on the "
+                        "tiles' 10 m UTM grids (calibrated and terrain-corrected, as declared by "
+                        "cloudyeo:sar_radiometry / cloudyeo:sar_geometry).",
                         ["sentinel-1a", "sentinel-1b"], "sentinel-1", ["c-sar"]),
     }
     out = []
@@ -275,7 +276,8 @@ def collections(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         if cid == COLLECTION_S1:
             summaries.update({"sar:instrument_mode": ["IW"], "sar:frequency_band": ["C"],
-                              "sar:product_type": ["GRD"], "sar:polarizations": ["VV", "VH"]})
+                              "sar:product_type": ["GRD"], "sar:polarizations": ["VV", "VH"],
+                              **{k: [v] for k, v in S1_DECLARATION.items()}})
             ext = ["sar", "sat", "proj", "raster", "item_assets"]
         else:
             bands = S2_L2A_BANDS if cid == COLLECTION_L2A else S2_L1C_BANDS
