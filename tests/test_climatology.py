@@ -192,3 +192,142 @@ def test_download_earthenv_from_loopback(tmp_path: Path, clim_dir: Path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+class LayerServer:
+    """Serves files from ``folder``; ``short[name]`` counts how many more GETs of ``name`` get
+    only the first two thirds of the file, with a Content-Length that matches (no HTTP-level
+    sign of the loss)."""
+
+    def __init__(self, folder: Path) -> None:
+        from http.server import BaseHTTPRequestHandler
+
+        self.folder = folder
+        self.short: dict[str, int] = {}
+        self.gets: dict[str, int] = {}
+        srv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                name = self.path.rsplit("/", 1)[-1]
+                srv.gets[name] = srv.gets.get(name, 0) + 1
+                path = srv.folder / name
+                body = path.read_bytes() if path.exists() else b""
+                if srv.short.get(name, 0) > 0:
+                    srv.short[name] -= 1
+                    body = body[: len(body) * 2 // 3]
+                self.send_response(200 if path.exists() else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def layer_server(clim_dir: Path):
+    srv = LayerServer(clim_dir)
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+def fast_client(retries: int = 3):
+    from cloudyeo.http import HttpClient, RetryPolicy
+
+    return HttpClient(RetryPolicy(max_retries=retries, backoff_base=0.01, backoff_max=0.02, timeout=5.0))
+
+
+def test_download_refetches_a_short_body_that_matched_its_content_length(layer_server, clim_dir,
+                                                                         tmp_path: Path):
+    import hashlib
+    import json
+
+    names = climatology_filenames()
+    layer_server.short = {n: 1 for n in names}
+    out = tmp_path / "downloaded"
+    records = download_earthenv(layer_server.url, out, fast_client())
+    for name, rec in zip(names, records):
+        assert (out / name).read_bytes() == (clim_dir / name).read_bytes(), name
+        assert rec["retries"] == 1 and rec["verified"]["format"] and layer_server.gets[name] == 2
+    # What was kept is pinned; the pins are the true checksums of the served files.
+    pins = json.loads((out / "earthenv-sha256.json").read_text())
+    assert set(pins) == set(names)
+    for name in names:
+        data = (clim_dir / name).read_bytes()
+        assert pins[name]["size"] == len(data)
+        assert pins[name]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_download_gives_up_on_a_file_that_stays_short(layer_server, tmp_path: Path):
+    from cloudyeo.http import IntegrityError
+
+    first = climatology_filenames()[0]
+    layer_server.short = {first: 10}
+    out = tmp_path / "downloaded"
+    with pytest.raises(IntegrityError, match=f"{first}: .*cut short"):
+        download_earthenv(layer_server.url, out, fast_client(retries=2))
+    assert not (out / first).exists() and not (out / f"{first}.part").exists()
+    assert layer_server.gets[first] == 3
+
+
+def test_pinned_checksums_guard_later_downloads(layer_server, clim_dir: Path, tmp_path: Path):
+    from cloudyeo.http import IntegrityError
+
+    out = tmp_path / "downloaded"
+    download_earthenv(layer_server.url, out, fast_client())
+    name = climatology_filenames()[2]
+    original = (out / name).read_bytes()
+    # A file corrupted on disk (same size) is noticed and fetched again.
+    corrupt = bytearray(original)
+    corrupt[-1] ^= 0xFF
+    (out / name).write_bytes(bytes(corrupt))
+    before = layer_server.gets[name]
+    download_earthenv(layer_server.url, out, fast_client())
+    assert (out / name).read_bytes() == original and layer_server.gets[name] == before + 1
+    # The server now serves different (valid) bytes: refused, naming the pin.
+    write_layers(clim_dir, tile=32)  # same grid, other block layout: other bytes
+    assert (clim_dir / name).read_bytes() != original
+    (out / name).unlink()
+    with pytest.raises(IntegrityError, match=f"{name}: .*pinned in .*earthenv-sha256.json"):
+        download_earthenv(layer_server.url, out, fast_client(retries=1))
+    # An explicit table of expected values takes precedence (and re-pins).
+    import hashlib
+
+    new = (clim_dir / name).read_bytes()
+    table = {name: {"size": len(new), "sha256": hashlib.sha256(new).hexdigest()}}
+    download_earthenv(layer_server.url, out, fast_client(), expected=table)
+    assert (out / name).read_bytes() == new
+
+
+def test_check_geotiff_complete_catches_every_cut(clim_dir: Path, tmp_path: Path):
+    from cloudyeo.climatology import check_geotiff_complete, check_layer
+    from cloudyeo.http import IntegrityError
+
+    src = clim_dir / climatology_filenames()[0]
+    check_layer(src)
+    data = src.read_bytes()
+    cut = tmp_path / "cut.tif"
+    for n in range(len(data)):  # every possible truncation of a small tiled, compressed GeoTIFF
+        cut.write_bytes(data[:n])
+        with pytest.raises(IntegrityError):
+            check_geotiff_complete(cut)
+    wrong = tmp_path / "wrong.tif"
+    with rasterio.open(wrong, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=Affine(1, 0, 0, 0, -1, 4)) as ds:
+        ds.write(np.zeros((4, 4), np.float32), 1)
+    with pytest.raises(IntegrityError, match="uint16"):
+        check_layer(wrong)

@@ -350,7 +350,8 @@ def test_download_resumes_after_interruption(server: Server, tmp_path: Path):
     assert ranges[0] is None and ranges[1] is not None and ranges[1].startswith("bytes=")
     assert int(ranges[1].split("=")[1].rstrip("-")) > 0  # continued, not restarted
     assert rec["size"] == len(PAYLOAD) and rec["sha256"] == PAYLOAD_SHA
-    assert rec["verified"] == {"size": True, "sha256": True}
+    assert rec["verified"] == {"size": True, "sha256": True, "format": False}
+    assert rec["declared_size"] == len(PAYLOAD)
     on_disk = json.loads(provenance_path(dest).read_text())
     assert on_disk == rec
     assert "SIGSECRET123" not in provenance_path(dest).read_text()
@@ -441,3 +442,53 @@ def test_origin_helpers():
     assert creds.for_url("https://h/p") == {"Authorization": "Bearer abcdefgh123"}
     assert creds.for_url("https://other/p") == {} and not ScopedCredentials({}, ["https://h"])
     assert "abcdefgh123" not in repr(creds) and "abcdefgh123" not in redact("sent abcdefgh123")
+
+
+def test_download_refetches_a_short_body_that_matches_its_content_length(server: Server, tmp_path: Path,
+                                                                        caplog):
+    caplog.set_level(logging.WARNING, logger="cloudyeo.http")
+    # A 200 whose 17-byte body matches its Content-Length: complete as far as HTTP can tell.
+    server.script["/file"] = [(200, {})]
+    dest = tmp_path / "s.bin"
+    rec = download(server.url + "/file", dest, session=fast_client(), sha256=PAYLOAD_SHA)
+    assert dest.read_bytes() == PAYLOAD and rec["retries"] == 1 and server.count("/file") == 2
+    assert any("s.bin failed verification (sha256" in r.getMessage() for r in caplog.records)
+    # Without a checksum, a format check does the same job.
+    def starts_like_payload(path: Path) -> None:
+        with open(path, "rb") as fh:
+            if fh.read(8) != PAYLOAD[:8]:
+                raise IntegrityError("not the expected format")
+
+    server.script["/norange"] = [(200, {})]
+    rec = download(server.url + "/norange", tmp_path / "v.bin", session=fast_client(),
+                   validate=starts_like_payload)
+    assert (tmp_path / "v.bin").read_bytes() == PAYLOAD and rec["verified"]["format"]
+    server.script["/norange"] = [(200, {})] * 10
+    with pytest.raises(IntegrityError, match="w.bin: not the expected format"):
+        download(server.url + "/norange", tmp_path / "w.bin", session=fast_client(retries=2),
+                 validate=starts_like_payload)
+    assert not (tmp_path / "w.bin").exists() and not (tmp_path / "w.bin.part").exists()
+
+
+def test_download_refuses_a_resumed_body_with_another_declared_size(server: Server, tmp_path: Path,
+                                                                    caplog):
+    caplog.set_level(logging.WARNING, logger="cloudyeo.http")
+    # 300 kB of a 1 MiB body, then the resume is answered with a (short) 200 of 17 bytes.
+    server.script["/file"] = [("cut", 300_000), (200, {})]
+    dest = tmp_path / "r.bin"
+    rec = download(server.url + "/file", dest, session=fast_client())
+    assert dest.read_bytes() == PAYLOAD and rec["declared_size"] == len(PAYLOAD)
+    assert any(f"declared a size of 17 bytes, earlier {len(PAYLOAD)}" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_download_refetches_a_file_changed_on_disk(server: Server, tmp_path: Path):
+    dest = tmp_path / "c.bin"
+    download(server.url + "/file", dest, session=fast_client())
+    n = server.count("/file")
+    data = bytearray(dest.read_bytes())
+    data[1000] ^= 0xFF  # same size, different bytes
+    dest.write_bytes(bytes(data))
+    rec = download(server.url + "/file", dest, session=fast_client())
+    assert server.count("/file") == n + 1 and dest.read_bytes() == PAYLOAD
+    assert rec["sha256"] == PAYLOAD_SHA

@@ -51,7 +51,9 @@ Datasets built with these layers inherit the non-commercial restriction for the
 climatology-derived fields.
 
 Values: cloud frequency in percent x 100 (UInt16), nodata 65535 over the sea; EPSG:4326.
-Provenance of each file (URL, size, sha256, date) is in `<file>.provenance.json`.
+Provenance of each file (URL, size, sha256, date) is in `<file>.provenance.json`; the sizes
+and sha256 pinned at the first download (every later download must match them) are in
+`earthenv-sha256.json`.
 """
 
 
@@ -421,6 +423,119 @@ class Climatology:
         return ClimatologyBatch(mean, sd, reasons)
 
 
+CHECKSUM_MANIFEST = "earthenv-sha256.json"
+
+# TIFF tags that locate the pixel data: (offsets, byte counts) for strips and for tiles.
+_TIFF_DATA_TAGS = ((273, 279), (324, 325))
+_TIFF_TYPES = {3: ("H", 2), 4: ("I", 4), 16: ("Q", 8), 13: ("I", 4), 18: ("Q", 8)}
+
+
+def check_geotiff_complete(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`cloudyeo.http.IntegrityError` unless ``path`` is a whole TIFF/BigTIFF.
+
+    Every image directory (IFD) and every strip/tile it points to must lie inside the file: a
+    body cut short -- even one that matched its ``Content-Length`` -- leaves blocks past the
+    end. (Reads the directories only, not the pixels.)
+    """
+    import struct
+
+    from cloudyeo.http import IntegrityError
+
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        if len(head) < 8 or head[:2] not in (b"II", b"MM"):
+            raise IntegrityError(f"not a TIFF file ({size} bytes)")
+        bo = "<" if head[:2] == b"II" else ">"
+        magic = struct.unpack(bo + "H", head[2:4])[0]
+        if magic == 42:
+            big, first = False, struct.unpack(bo + "I", head[4:8])[0]
+        elif magic == 43 and len(head) >= 16:
+            big, first = True, struct.unpack(bo + "Q", head[8:16])[0]
+        else:
+            raise IntegrityError(f"not a TIFF file (magic {magic})")
+        count_fmt, entry_size, next_fmt = ("Q", 20, "Q") if big else ("H", 12, "I")
+        offset, seen, n_ifd = first, set(), 0
+        while offset:
+            if offset in seen or offset + 8 > size:
+                raise IntegrityError(f"image directory {n_ifd} at byte {offset} lies past the end "
+                                     f"of the file ({size} bytes): the file is cut short")
+            seen.add(offset)
+            fh.seek(offset)
+            n_raw = fh.read(struct.calcsize(count_fmt))
+            n_entries = struct.unpack(bo + count_fmt, n_raw)[0]
+            table = fh.read(n_entries * entry_size)
+            nxt = fh.read(struct.calcsize(next_fmt))
+            if len(table) < n_entries * entry_size or len(nxt) < struct.calcsize(next_fmt):
+                raise IntegrityError(f"image directory {n_ifd} is cut short ({size} bytes)")
+            tags: dict[int, tuple[int, int, bytes]] = {}
+            for i in range(n_entries):
+                e = table[i * entry_size:(i + 1) * entry_size]
+                tag, typ = struct.unpack(bo + "HH", e[:4])
+                cnt = struct.unpack(bo + ("Q" if big else "I"), e[4:12] if big else e[4:8])[0]
+                tags[tag] = (typ, cnt, e[12:] if big else e[8:])
+            for off_tag, cnt_tag in _TIFF_DATA_TAGS:
+                if off_tag not in tags:
+                    continue
+                offs = _tiff_values(fh, bo, tags[off_tag], big, size)
+                cnts = _tiff_values(fh, bo, tags.get(cnt_tag, (4, 0, b"")), big, size)
+                if len(cnts) != len(offs):
+                    raise IntegrityError(f"image directory {n_ifd}: {len(offs)} block offsets but "
+                                         f"{len(cnts)} block sizes")
+                end = max((o + c for o, c in zip(offs, cnts) if c), default=0)
+                if end > size:
+                    raise IntegrityError(f"pixel blocks reach byte {end}, the file has {size}: "
+                                         f"the file is cut short")
+            offset = struct.unpack(bo + next_fmt, nxt)[0]
+            n_ifd += 1
+    if not n_ifd:
+        raise IntegrityError("TIFF without an image directory")
+
+
+def _tiff_values(fh: Any, bo: str, entry: tuple[int, int, bytes], big: bool,
+                 size: int) -> list[int]:
+    import struct
+
+    from cloudyeo.http import IntegrityError
+
+    typ, cnt, raw = entry
+    if cnt == 0:
+        return []
+    if typ not in _TIFF_TYPES:
+        raise IntegrityError(f"unexpected TIFF field type {typ} for block offsets/sizes")
+    code, width = _TIFF_TYPES[typ]
+    nbytes = cnt * width
+    if nbytes <= len(raw):
+        data = raw[:nbytes]
+    else:
+        where = struct.unpack(bo + ("Q" if big else "I"), raw)[0]
+        if where + nbytes > size:
+            raise IntegrityError(f"the block table at byte {where} lies past the end of the file "
+                                 f"({size} bytes): the file is cut short")
+        fh.seek(where)
+        data = fh.read(nbytes)
+    return list(struct.unpack(f"{bo}{cnt}{code}", data))
+
+
+def check_layer(path: str | os.PathLike[str]) -> None:
+    """The format check of a downloaded EarthEnv layer (see the module docstring): a complete
+    GeoTIFF with one UInt16 band in EPSG:4326. Raises :class:`cloudyeo.http.IntegrityError`."""
+    import rasterio
+
+    from cloudyeo.http import IntegrityError
+
+    check_geotiff_complete(path)
+    try:
+        with rasterio.open(path) as src:
+            found = (src.count, src.dtypes[0], src.crs.to_epsg() if src.crs else None)
+    except rasterio.errors.RasterioError as exc:
+        raise IntegrityError(f"GDAL cannot open it: {exc}") from None
+    if found != (1, "uint16", 4326):
+        raise IntegrityError(f"expected 1 band, uint16, EPSG:4326; found {found[0]} band(s), "
+                             f"{found[1]}, EPSG:{found[2]}")
+
+
 def download_earthenv(
     base_url: str = EARTHENV_URL,
     directory: str | os.PathLike[str] = "resources/climatology",
@@ -430,26 +545,65 @@ def download_earthenv(
 ) -> list[dict[str, Any]]:
     """Fetch the 13 EarthEnv files into ``directory`` (resumable, verified, with provenance).
 
-    ``expected`` optionally maps file name -> ``{"size": int, "sha256": str}`` to verify
-    against; sizes and sha256 of what was fetched are recorded either way (in
-    ``<file>.provenance.json``). Writes ``LICENCE.md`` (CC BY-NC 4.0, Wilson & Jetz 2016).
-    Returns the provenance records in file order.
+    Every file is checked before it is kept, and fetched again (from scratch, under the retry
+    policy) when a check fails:
+
+    * its body reaches the size the server declared for the whole file (a resumed transfer
+      answered with another size is refused);
+    * it is a complete GeoTIFF -- every strip/tile inside the file -- with one UInt16 band in
+      EPSG:4326 (:func:`check_layer`), which catches a body cut short even when it matched its
+      ``Content-Length``;
+    * its size and sha256 match ``expected`` (file name -> ``{"size": int, "sha256": str}``)
+      when given, else the values pinned in ``<directory>/earthenv-sha256.json`` when the file
+      was first fetched. EarthEnv publishes no checksums, so the first fetch is trusted on the
+      format check alone and pins what it got; every later fetch or reuse must match it.
+
+    Sizes and sha256 are recorded in ``<file>.provenance.json``. Writes ``LICENCE.md``
+    (CC BY-NC 4.0, Wilson & Jetz 2016). Returns the provenance records in file order.
     """
-    from cloudyeo.http import HttpClient, download
+    import datetime as dt
+    import json
+
+    from cloudyeo.atomic import write_json
+    from cloudyeo.http import HttpClient, IntegrityError, download
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
+    manifest_path = d / CHECKSUM_MANIFEST
+    pinned: dict[str, Any] = {}
+    if manifest_path.exists():
+        try:
+            pinned = dict(json.loads(manifest_path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise IntegrityError(f"{manifest_path}: unreadable checksum manifest ({exc}); fix or "
+                                 f"delete it to pin the files again") from None
     client = session if isinstance(session, HttpClient) else HttpClient(session=session)
     records = []
     for name in climatology_filenames():
-        exp = (expected or {}).get(name, {})
-        records.append(download(f"{base_url.rstrip('/')}/{name}", d / name, session=client,
-                                expected_size=exp.get("size"), sha256=exp.get("sha256")))
+        given = dict((expected or {}).get(name) or {})
+        exp = given or dict(pinned.get(name) or {})
+        try:
+            rec = download(f"{base_url.rstrip('/')}/{name}", d / name, session=client,
+                           expected_size=exp.get("size"), sha256=exp.get("sha256"),
+                           validate=check_layer)
+        except IntegrityError as exc:
+            if given or name not in pinned:
+                raise
+            raise IntegrityError(
+                f"{exc}; the expected values were pinned in {manifest_path} when {name} was "
+                f"first fetched -- if EarthEnv published a new version, delete that entry",
+                url=exc.url) from None
+        records.append(rec)
+        if name not in pinned or given:
+            pinned[name] = {"size": rec["size"], "sha256": rec["sha256"], "url": rec["url"],
+                            "pinned_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            write_json(manifest_path, pinned, indent=2, sort_keys=True)
     (d / LICENCE_FILE).write_text(LICENCE_TEXT.format(url=base_url.rstrip("/")))
     return records
 
 
 __all__ = [
+    "CHECKSUM_MANIFEST",
     "Climatology",
     "ClimatologyBatch",
     "ClimatologyFiles",
@@ -460,6 +614,8 @@ __all__ = [
     "NODATA",
     "SD_FILE",
     "VALUE_SCALE",
+    "check_geotiff_complete",
+    "check_layer",
     "climatology_filenames",
     "download_earthenv",
     "find_climatology_files",

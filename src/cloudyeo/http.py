@@ -872,6 +872,7 @@ def download(
     session: "HttpClient | requests.Session | None" = None,
     expected_size: int | None = None,
     sha256: str | None = None,
+    validate: Callable[[Path], None] | None = None,
     chunk_size: int = 1 << 16,
     force: bool = False,
 ) -> dict[str, Any]:
@@ -879,11 +880,21 @@ def download(
 
     Bytes are streamed into ``<dest>.part``; an interrupted transfer (connection drop, timeout,
     5xx) resumes from the bytes already there with an HTTP ``Range`` request (restarting from
-    zero when the server ignores ranges). Once complete, size and sha256 are checked against
-    ``expected_size``/``sha256`` when given, the part file is renamed onto ``dest`` (atomic on
-    one filesystem) and a provenance record ``{url (redacted), size, sha256, downloaded_at,
-    ...}`` is written to ``<dest>.provenance.json``. An existing ``dest`` whose provenance
-    record matches (and matches the expectations) is not fetched again unless ``force``.
+    zero when the server ignores ranges).
+
+    Integrity, in order: the body must reach the size the server declared for the whole
+    resource (``Content-Range`` total, else ``Content-Length``); a later response declaring a
+    different total is refused. Then ``expected_size`` / ``sha256`` (when given) and
+    ``validate(part_path)`` (a format check that raises :class:`IntegrityError`, e.g. "every
+    GeoTIFF block lies inside the file") are checked. A file failing any check is deleted and
+    fetched again from scratch under the retry policy; only then is :class:`IntegrityError`
+    raised. A verified file is renamed onto ``dest`` (atomic on one filesystem) and a
+    provenance record ``{url (redacted), size, sha256, downloaded_at, verified, ...}`` is
+    written to ``<dest>.provenance.json``.
+
+    An existing ``dest`` is reused (no request) only when its provenance record matches its
+    size *and* its sha256 (re-hashed), the expectations and ``validate``; otherwise it is
+    fetched again. ``force`` always fetches.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -892,25 +903,78 @@ def download(
     sha256 = sha256.lower() if sha256 else None
 
     if dest.exists() and not force:
-        existing = _existing_record(dest, prov_path, expected_size, sha256)
+        existing = _existing_record(dest, prov_path, expected_size, sha256, validate)
         if existing is not None:
             return existing
+        log.warning("%s: no valid provenance record or checksum mismatch; fetching it again",
+                    dest.name)
 
     if isinstance(session, HttpClient):
         client = session
     else:
         client = HttpClient(session=session)
     budget = client.budget()
-    total: int | None = expected_size
     headers_info: dict[str, str] = {}
+
+    while True:
+        total = _transfer(client, url, part, budget, expected_size, headers_info, chunk_size)
+        size = part.stat().st_size
+        digest = _sha256_file(part).hexdigest()
+        problem = None
+        if expected_size is not None and size != expected_size:
+            problem = f"size {size} != expected {expected_size}"
+        elif sha256 is not None and digest != sha256:
+            problem = f"sha256 {digest} != expected {sha256}"
+        elif validate is not None:
+            try:
+                validate(part)
+            except IntegrityError as exc:
+                problem = str(exc)
+        if problem is None:
+            break
+        part.unlink(missing_ok=True)
+        if budget.wait(method="GET", url=url, reason=f"{dest.name} failed verification ({problem})",
+                       retry_after=None):
+            continue
+        raise IntegrityError(
+            f"{dest.name}: {problem} (from {redact(url)}, {budget.retries + 1} attempts)", url=url)
+
+    os.replace(part, dest)
+    record = {
+        "url": redact(url),
+        "file": dest.name,
+        "size": size,
+        "sha256": digest,
+        "declared_size": total,
+        "downloaded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "verified": {"size": expected_size is not None, "sha256": sha256 is not None,
+                     "format": validate is not None},
+        "retries": budget.retries,
+        **{k: redact(v) for k, v in headers_info.items()},
+    }
+    write_json(prov_path, record, indent=2, sort_keys=True)
+    return record
+
+
+def _transfer(client: HttpClient, url: str, part: Path, budget: _RetryBudget,
+              expected_size: int | None, headers_info: dict[str, str], chunk_size: int) -> int:
+    """Fill ``part`` with the whole resource (resuming); return its declared total size."""
+    declared: int | None = None  # the whole resource's size as the server stated it
+    total: int | None = expected_size
+    name = part.name.removesuffix(".part")
+
+    def _refuse(reason: str) -> None:
+        part.unlink(missing_ok=True)
+        if not budget.wait(method="GET", url=url, reason=reason, retry_after=None):
+            raise IntegrityError(f"{reason} (GET {redact(url)})", url=url)
 
     while True:
         have = part.stat().st_size if part.exists() else 0
         if total is not None and have > total:
             part.unlink()
             have = 0
-        if total is not None and have == total and total > 0:
-            break
+        if total is not None and have == total and total > 0 and declared is not None:
+            return total
         headers = {"Accept-Encoding": "identity"}  # byte ranges of the stored file
         if have:
             headers["Range"] = f"bytes={have}-"
@@ -919,9 +983,8 @@ def download(
             if resp.status_code == 416:
                 m = _CONTENT_RANGE_RE.search(resp.headers.get("Content-Range", ""))
                 size = int(m.group(3)) if m and m.group(3) != "*" else None
-                if size is not None and size == have:
-                    total = size
-                    break
+                if size is not None and size == have and (total is None or total == size):
+                    return size
                 part.unlink(missing_ok=True)  # the part file is not a prefix of this resource
                 if not budget.wait(method="GET", url=url, reason="HTTP 416", retry_after=None):
                     raise HttpError(f"GET {redact(url)}: range not satisfiable", status=416, url=url)
@@ -932,15 +995,27 @@ def download(
                     # Unexpected range: restart from scratch.
                     part.unlink(missing_ok=True)
                     continue
-                if m.group(3) != "*":
-                    total = int(m.group(3))
                 mode = "ab"
+                now = int(m.group(3)) if m.group(3) != "*" else None
             else:
                 mode = "wb"  # 200: the server sent the whole body (ignores Range or fresh start)
                 have = 0
                 cl = resp.headers.get("Content-Length")
-                if cl is not None and resp.headers.get("Content-Encoding") in (None, "identity"):
-                    total = int(cl)
+                identity = resp.headers.get("Content-Encoding") in (None, "identity")
+                now = int(cl) if cl is not None and identity else None
+            if now is not None:
+                if declared is not None and now != declared:
+                    # e.g. a resumed transfer answered by a cache holding a shorter copy
+                    resp.close()
+                    _refuse(f"{name}: the server declared a size of {now} bytes, earlier {declared}")
+                    declared = None
+                    continue
+                if expected_size is not None and now != expected_size:
+                    resp.close()
+                    _refuse(f"{name}: the server declared a size of {now} bytes, expected "
+                            f"{expected_size}")
+                    continue
+                declared = total = now
             for key in ("ETag", "Last-Modified", "Content-Type"):
                 if key in resp.headers:
                     headers_info[key.lower()] = resp.headers[key]
@@ -958,9 +1033,12 @@ def download(
         finally:
             resp.close()
         got = part.stat().st_size
-        if total is None or got == total:
-            total = got
-            break
+        if total is None:
+            # No size declared at all (chunked, compressed): only the checks after the
+            # transfer (sha256, validate) can tell a complete body from a short one.
+            return got
+        if got == total:
+            return total
         if got < total:  # short body: resume
             if budget.wait(method="GET", url=url, reason=f"short transfer ({got}/{total} bytes)",
                            retry_after=None):
@@ -969,33 +1047,10 @@ def download(
         part.unlink()
         raise IntegrityError(f"GET {redact(url)}: received {got} bytes, more than {total}", url=url)
 
-    size = part.stat().st_size
-    digest = _sha256_file(part).hexdigest()
-    if expected_size is not None and size != expected_size:
-        part.unlink()
-        raise IntegrityError(
-            f"{dest.name}: size {size} != expected {expected_size} (from {redact(url)})", url=url)
-    if sha256 is not None and digest != sha256:
-        part.unlink()
-        raise IntegrityError(
-            f"{dest.name}: sha256 {digest} != expected {sha256} (from {redact(url)})", url=url)
-    os.replace(part, dest)
-    record = {
-        "url": redact(url),
-        "file": dest.name,
-        "size": size,
-        "sha256": digest,
-        "downloaded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "verified": {"size": expected_size is not None, "sha256": sha256 is not None},
-        "retries": budget.retries,
-        **{k: redact(v) for k, v in headers_info.items()},
-    }
-    write_json(prov_path, record, indent=2, sort_keys=True)
-    return record
-
 
 def _existing_record(dest: Path, prov_path: Path, expected_size: int | None,
-                     sha256: str | None) -> dict[str, Any] | None:
+                     sha256: str | None, validate: Callable[[Path], None] | None = None,
+                     ) -> dict[str, Any] | None:
     if not prov_path.exists():
         return None
     try:
@@ -1009,6 +1064,13 @@ def _existing_record(dest: Path, prov_path: Path, expected_size: int | None,
         return None
     if sha256 is not None and record.get("sha256") != sha256:
         return None
+    if _sha256_file(dest).hexdigest() != record.get("sha256"):
+        return None  # changed on disk since it was verified
+    if validate is not None:
+        try:
+            validate(dest)
+        except IntegrityError:
+            return None
     return record
 
 

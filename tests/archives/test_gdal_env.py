@@ -91,10 +91,10 @@ class TiffServer:
                 except OSError:
                     pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._answer(True)
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self._answer(False)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -133,9 +133,8 @@ def stac(url: str, *, retries: int = 3, timeout: float = 2.0, preset: str = "cus
 
 
 def read(archive: Any, href: str, **extra: str) -> np.ndarray:
-    with rasterio.Env(**{**gdal_read_options(archive, href), **extra}):
-        with rasterio.open(href) as src:
-            return src.read(1)
+    with rasterio.Env(**{**gdal_read_options(archive, href), **extra}), rasterio.open(href) as src:
+        return src.read(1)
 
 
 # ------------------------------------------------------------------------------ the options
@@ -200,9 +199,8 @@ def test_retries_503_then_reads(tiffs):
     assert [p for _, p, _ in srv.seen[:3]] == [srv.seen[0][1]] * 3  # the same request, retried
     # With GDAL's defaults (no retry) the same two 503s fail the read: the options matter.
     srv.script = [503, 503]
-    with pytest.raises(rasterio.errors.RasterioIOError):
-        with rasterio.open(srv.href()):
-            pass
+    with pytest.raises(rasterio.errors.RasterioIOError), rasterio.open(srv.href()):
+        pass
 
 
 def test_retries_are_bounded(tiffs):
