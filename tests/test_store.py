@@ -362,6 +362,49 @@ def test_killed_pack_keeps_the_staged_samples_and_finishes_next_time(sharded, mo
     np.testing.assert_allclose(ds.s2.values, data["s2"] * 1e-4, rtol=1e-12)
 
 
+@pytest.mark.parametrize("codec", ["none", "blosc-lz4hc"])
+def test_all_fill_reextraction_replaces_the_old_pixels(tmp_path, codec):
+    """A forced re-extraction of an all-nodata scene: the staged sample is all fill, which zarr
+    would skip writing; staging must still record it and packing must write it, so the store
+    reads fill, not the previous build's pixels."""
+    path = tmp_path / "rebuilt.zarr"
+    store.create_store(path, N, _sharded(), _coords(), ROOT_ATTRS, codec=codec)
+    data = _payload(N)
+    store.write_samples(path, 0, data)
+    store.mark_complete(path)
+    fill = {"s2": np.full((2, 3, 8, 8), -32768, np.int16), "s1": np.full((2, 2, 8, 8), np.nan, np.float32)}
+    store.write_samples(path, 4, fill)  # samples 4-5: all of shard 1
+    store.write_samples(path, 1, {k: v[:1] for k, v in fill.items()})  # one sample of shard 0
+    staged = sorted(f.name for f in (path / "_staging" / "s2").glob("c.*"))
+    assert staged == ["c.1.0.0.0", "c.4.0.0.0", "c.5.0.0.0"]  # every sample given, fill or not
+    assert not store.is_complete(path)
+    assert store.pack_shards(path) == {"s1": [0, 1], "s2": [0, 1]}
+    assert not (path / "s2" / "c.1.0.0.0").exists()  # shard 1 is all fill now: no file
+    store.mark_complete(path)
+
+    ds = store.open_store(path)
+    for i in (1, 4, 5):
+        assert np.isnan(ds.s2.values[i]).all() and np.isnan(ds.s1.values[i]).all()
+    for i in (0, 2, 3):  # the other samples of shard 0 come from the old shard
+        np.testing.assert_allclose(ds.s2.values[i], data["s2"][i] * 1e-4, rtol=1e-12)
+        np.testing.assert_array_equal(ds.s1.values[i], data["s1"][i])
+    s2, s1 = store.SampleChunkReader(path, "s2"), store.SampleChunkReader(path, "s1")
+    for i in (1, 4, 5):
+        assert (s2.read(i) == -32768).all() and np.isnan(s1.read(i)).all()
+
+
+def test_all_fill_rewrite_of_an_unsharded_variable_reads_fill(path):
+    data = _payload(N)
+    store.write_samples(path, 0, data)
+    store.mark_complete(path)
+    store.write_samples(path, 3, {"s2": np.full((1, 3, 8, 8), -32768, np.int16),
+                                  "s1": np.full((1, 2, 8, 8), np.nan, np.float32)})
+    store.mark_complete(path)
+    ds = store.open_store(path)
+    assert np.isnan(ds.s2.values[3]).all() and np.isnan(ds.s1.values[3]).all()
+    np.testing.assert_array_equal(ds.s1.values[2], data["s1"][2])
+
+
 def test_parallel_disjoint_writes_to_a_sharded_store(sharded):
     procs = [
         subprocess.Popen([sys.executable, "-c", _WRITER, str(sharded), str(s), "3"])

@@ -431,7 +431,9 @@ def write_samples(path: str | os.PathLike, start: int, data: dict[str, np.ndarra
 
     Touches only the chunks of those samples (and removes the completion marker first), so
     processes writing disjoint ranges can run at the same time.  Sharded variables are staged
-    (one chunk file per sample) until :func:`pack_shards`; until then they read as before.
+    (one chunk file per sample, written even when the sample is all fill) until
+    :func:`pack_shards`; until then they read as before.  Unsharded variables drop a chunk
+    that becomes all fill (zarr's default), which reads as fill too.
     """
     zarr = _zarr()
     path = Path(path)
@@ -448,10 +450,16 @@ def write_samples(path: str | os.PathLike, start: int, data: dict[str, np.ndarra
     arrays = {}
     for name, values in data.items():
         target = path / STAGING_NAME / name  # exists for sharded variables: see pack_shards
-        if not (target / "zarr.json").is_file():
+        staged = (target / "zarr.json").is_file()
+        if not staged:
             target = path / name
+        # A staged chunk file is the record that pack_shards must (re)write the sample, so a
+        # sample that is all fill (an all-nodata scene) is staged too: zarr would otherwise skip
+        # it and the shard would keep the previous build's pixels.
         try:
             arr = zarr.open_array(str(target), mode="r+", zarr_format=3)
+            if staged:
+                arr = arr.with_config({"write_empty_chunks": True})
         except Exception as exc:  # noqa: BLE001 - report the variable, not zarr's internals
             raise KeyError(f"{path} has no variable {name!r}") from exc
         if tuple(np.shape(values)[1:]) != tuple(arr.shape[1:]):
@@ -521,7 +529,8 @@ def pack_shards(path: str | os.PathLike, *, progress: bool = False) -> dict[str,
     """Move staged samples of sharded variables into their shards; return the shards rebuilt.
 
     Only shards with staged samples are rebuilt: their other samples come from the existing
-    shard.  Each shard is encoded whole (by zarr, into a scratch copy of the array) and renamed
+    shard; a staged sample replaces its old value even when it is all fill (written to the
+    shard as absent, i.e. fill).  Each shard is encoded whole (by zarr, into a scratch copy of the array) and renamed
     over the old one, so a reader or a killed run never sees half a shard; the staged chunk
     files go only after that.  One process at a time (the finalize job).  Removes the marker
     when there is anything to pack.
