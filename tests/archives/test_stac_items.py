@@ -297,6 +297,12 @@ def test_s1_declarations_card4l_and_unknown():
                 {"vv": {"href": "vv.tif"}}, "X1", "mine")
     assert s1_physics(bad) == (None, "terrain")
     assert s1_physics(_item({}, {"vv": {"href": "vv.tif"}}, "X1", "mine")) == (None, None)
+    mixed = _item({**S1_PROPS, "cloudyeo:sar_geometry": "terrain"},
+                  {"vv": {"href": "vv.tif", "cloudyeo:sar_radiometry": "sigma0"},
+                   "vh": {"href": "vh.tif", "cloudyeo:sar_radiometry": "gamma0"}}, S1_ID, "mine")
+    assert s1_physics(mixed, mixed["assets"].values()) == (None, None)  # assets disagree: unknown
+    rec = item_to_record(mixed)
+    assert (rec.sar_radiometry, rec.sar_geometry) == (None, None)
     assert s1_physics(_item({}, {}, S1_ID, "mine")) == ("amplitude_dn", "gcp")  # GRD by its id
 
 

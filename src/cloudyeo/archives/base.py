@@ -37,8 +37,8 @@ class SceneRecord:
     processing baseline 04.00, see :func:`cloudyeo.sentinel.radiometric_offset`).
     Percentages are 0-100 or None when the archive does not say.
 
-    Sentinel-1 physics, as the service declares it (the same for every asset of a record; one
-    product is one measurement): ``sar_radiometry`` (a key of :data:`SAR_RADIOMETRY`:
+    Sentinel-1 physics, as the service declares it, for every band asset of the record (one
+    product is one measurement; assets that declare different physics make it unknown): ``sar_radiometry`` (a key of :data:`SAR_RADIOMETRY`:
     amplitude DN, beta0, sigma0, gamma0 or terrain-flattened gamma0; None when the service
     does not say), ``sar_geometry`` (a key of :data:`SAR_GEOMETRY`: GCP-only radar geometry,
     ellipsoid-corrected or terrain-corrected; None when unknown) and ``sar_units`` ("linear"

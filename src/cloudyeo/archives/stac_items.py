@@ -370,6 +370,10 @@ def s1_physics(item: Mapping[str, Any], data_assets: Iterable[Mapping[str, Any]]
             radiometry = _declared("cloudyeo:sar_radiometry", SAR_RADIOMETRY, obj)
         if geometry is None:
             geometry = _declared("cloudyeo:sar_geometry", SAR_GEOMETRY, obj)
+    # One record, one physics: assets that declare different things make it unknown (refused).
+    for key, vocabulary in (("cloudyeo:sar_radiometry", SAR_RADIOMETRY), ("cloudyeo:sar_geometry", SAR_GEOMETRY)):
+        if len({_declared(key, vocabulary, a) for a in assets if key in a}) > 1:
+            return None, None
     if radiometry and geometry:
         return radiometry, geometry
     spec = str(props.get("card4l:specification") or "").strip().upper()
