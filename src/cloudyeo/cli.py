@@ -310,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except ConfigError as exc:
-        print(f"cloudyeo: {exc}", file=sys.stderr)
+        from .http import redact
+
+        print(f"cloudyeo: {redact(exc)}", file=sys.stderr)
         return 2
     return 0
 
