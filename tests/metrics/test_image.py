@@ -283,15 +283,16 @@ def test_data_range_refuses_images_in_another_scale():
         batch_image_metrics(x[None], y[None] * 255)
     with pytest.raises(ValueError, match=r"target values span \[-0.4"):
         sam(x, y - 0.5, clip=False)
-    # a prediction in percent is no overshoot: refused; one overshooting by less than the range
-    # is clipped (the documented behaviour)
+    # a prediction in percent, 8-bit or digital numbers is no overshoot: refused
     with pytest.raises(ValueError, match=r"prediction values span \[.*100.*data_range=1"):
         psnr(x * 100, y)
+    with pytest.raises(ValueError, match=r"prediction values span \[-255"):
+        image_metrics(-255 * x - 0.1, y)
     with pytest.raises(ValueError, match="prediction values span"):
-        image_metrics(-1.5 * x - 0.1, y)
-    assert nrmse(np.minimum(x + 0.9, 1.9), y) == pytest.approx(
-        nrmse(np.minimum(x + 0.9, 1.0), y), rel=1e-12
-    )
+        image_metrics(x * 10000, y)
+    # an (undertrained) model's overshoot, even beyond the range itself, is clipped
+    wild = x + rng.uniform(-3, 3, x.shape)
+    assert nrmse(wild, y) == pytest.approx(nrmse(np.clip(wild, 0, 1), y), rel=1e-12)
     # the same images in their own scale, with the matching data_range, give the same scores
     for name in ("psnr", "ssim", "sam"):
         scaled = image_metrics(x * 10000, y * 10000, metrics=[name], data_range=10000)[name]

@@ -8,10 +8,11 @@ Conventions shared by every function here
 * ``data_range`` is checked, as scikit-image checks an image against its dtype's range, so that
   an image in another scale (digital numbers, percent, 8-bit) is refused instead of being
   clipped into nonsense. The *target* (the reference, read from a store) must lie in
-  ``[0, data_range]``; the *prediction* (a model output, which may overshoot) must lie in
-  ``[-data_range, 2 data_range]``, i.e. overshoot by less than the range itself: a prediction in
-  another scale exceeds that by orders of magnitude (x 100, x 255, x 10 000), an overshooting
-  model output does not. Both bounds are widened by the rounding of the input's dtype
+  ``[0, data_range]`` (scikit-image checks only this, its ``image_true``); the *prediction* (a
+  model output, which overshoots, an undertrained one by more than the range itself) must lie
+  in ``[-PREDICTION_SCALE_LIMIT, +PREDICTION_SCALE_LIMIT] x data_range`` with the limit 10: the
+  geometric midpoint between the data range and the smallest other scale images come in
+  (percent, x 100; 8-bit x 255 and digital numbers x 10 000 are further off). Both bounds are widened by the rounding of the input's dtype
   (``eps * data_range``) and NaN is ignored. A violation raises ``ValueError`` naming the
   offending minimum/maximum and the ``data_range``.
 * ``clip=True`` (the default) clips prediction and target to ``[0, data_range]`` before anything
@@ -65,6 +66,8 @@ SSIM_TRUNCATE = 3.5  # 3.5 sigma -> radius int(3.5 * 1.5 + 0.5) = 5 -> an 11 x 1
 SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+# |prediction| <= 10 data_range: between the data range and the next scale in use, percent (x 100)
+PREDICTION_SCALE_LIMIT = 10.0
 
 METRIC_NAMES = ("nrmse", "psnr", "ssim", "sam", "mae")
 
@@ -123,7 +126,8 @@ def _prepare(pred, target, mask, *, ndim: int, clip: bool, data_range: float):
     kind = "(C, H, W)" if ndim == 3 else "(N, C, H, W)"
     if x.ndim != ndim:
         raise ValueError(f"expected a {kind} array, got shape {x.shape}")
-    _check_range(pred, x, data_range, "prediction", -float(data_range), 2.0 * float(data_range))
+    limit = PREDICTION_SCALE_LIMIT * float(data_range)
+    _check_range(pred, x, data_range, "prediction", -limit, limit)
     _check_range(target, y, data_range, "target", 0.0, float(data_range))
     if clip:
         x = np.clip(x, 0.0, data_range)
