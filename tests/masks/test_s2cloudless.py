@@ -197,3 +197,47 @@ def test_zero_radii_switch_the_spatial_steps_off():
     _, dilated = compute_cloud_masks(x, CloudMaskParams(average_over=0, dilation_size=2, working_resolution_m=10))
     np.testing.assert_array_equal(dilated, binary_dilation(ref_p > 0.4, structure=cv2_disk(2).astype(bool)))
     assert dilated.sum() > plain.sum()
+
+
+def test_digital_numbers_are_refused_not_masked_as_cloud():
+    from cloudyeo.masks.s2cloudless import InputRangeError
+
+    x = scene(36, 36)
+    dn = np.rint(x * 10000 + 1000)  # L1C digital numbers, baseline >= 04.00
+    with pytest.raises(InputRangeError, match=r"band B\w+ has median \d+.*digital numbers"):
+        compute_cloud_masks(dn)
+    with pytest.raises(InputRangeError, match="digital numbers"):
+        run_s2cloudless(dn[:, ::6, ::6])
+    # in a stack, the error names the scene
+    with pytest.raises(InputRangeError, match=r"reflectance\[1\]: band"):
+        compute_cloud_masks(np.stack([x, dn.astype(np.float32)]))
+
+
+def test_an_offset_applied_where_not_due_is_refused():
+    from cloudyeo.masks.s2cloudless import InputRangeError
+
+    x = scene(36, 36) - np.float32(0.1)  # -1000 DN on data that never carried +1000 (or twice)
+    with pytest.raises(InputRangeError, match=r"band B10 has median -0\.09.*RADIO_ADD_OFFSET"):
+        compute_cloud_masks(x)
+
+
+def test_nodata_saturation_and_bright_scenes_do_not_trigger_the_check(caplog):
+    x = scene(48, 48)
+    x[:, :30] = np.nan  # most of the scene is no data
+    x[:, 30:, :2] = 6.5535  # saturated pixels (DN 65535)
+    prob, mask = compute_cloud_masks(x)
+    assert (prob[:30] == PROBABILITY_NODATA).all()
+    # entirely no data: nothing to check, everything no data
+    prob, mask = compute_cloud_masks(np.full((13, 12, 12), np.nan, np.float32))
+    assert (prob == PROBABILITY_NODATA).all() and mask.all()
+    # a bright overcast scene (medians up to ~1.1) is reflectance: masked, not refused, but as no
+    # value is below 0.1 it is reported as possibly lacking the offset
+    overcast = np.broadcast_to(2 * CLOUD[:, None, None], (13, 24, 24)).astype(np.float32)
+    with caplog.at_level("WARNING", logger="cloudyeo.masks.s2cloudless"):
+        _, mask = compute_cloud_masks(overcast)
+    assert mask.all()
+    assert "RADIO_ADD_OFFSET" in caplog.text and "thick high cloud" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cloudyeo.masks.s2cloudless"):
+        compute_cloud_masks(scene(24, 24))
+    assert caplog.text == ""

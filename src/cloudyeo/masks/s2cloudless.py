@@ -27,6 +27,30 @@ Encoding: probability as uint8 percent, ``round(100 p)`` (0..100, ``scale_factor
 stored probability is the raw per-pixel probability (not the disk-averaged one the mask is
 thresholded on), like Sentinel Hub's CLP/CLM pair.
 
+Input check (:func:`check_toa_reflectance`, run by :func:`run_s2cloudless` and so by
+:func:`compute_cloud_masks`): s2cloudless given digital numbers flags every pixel as cloud, and
+one given reflectance with a wrong offset is wrong everywhere, so input in an impossible value
+range is refused with a :class:`InputRangeError` naming the band and the statistic. The checks
+use the per-band **median** of each scene's valid pixels (NaN/no data never counts; a few
+saturated or defective pixels cannot move a median), from physics:
+
+* TOA reflectance of any surface or cloud stays below ~1.6 (bright cloud tops at low sun); a
+  band whose median exceeds :data:`TOA_REFLECTANCE_MAX` = 1.6 is not reflectance. L1C digital
+  numbers are in the hundreds to thousands (reflectance x 10 000, +1000 from baseline 04.00):
+  digital numbers -> refused.
+* Reflectance is non-negative; with the -1000 DN RADIO_ADD_OFFSET applied once, noise takes a
+  dark pixel a few DN below 0, never a band's median. A median below
+  :data:`NEGATIVE_MEDIAN_LIMIT` = -0.05 (half the offset, -500 DN) means the offset was applied
+  where it was not due (a baseline before 04.00) or twice -> refused. Only dark bands show this
+  (B10, the cirrus band, is ~0.005 in clear sky), so a fully overcast scene can pass, but then the
+  mask it gets is right anyway.
+* The opposite mistake, the offset *not* applied to baseline >= 04.00 data, only shifts every
+  value up by 0.1, which stays inside the physical range: a scene whose every valid value of
+  every band is >= 0.1 looks like that, but so does a scene entirely under thick high cloud
+  (B10 >= 0.1 everywhere). That is logged as a warning naming the scene index, not refused; the
+  offset's precedence is decided where the scene record is built
+  (:class:`cloudyeo.archives.SceneRecord` ``radiometric_offset``).
+
 No data: a 10 m pixel with any non-finite model band is no data; a working pixel is valid when
 each model band has at least one finite value in its block (block means skip NaN). No-data
 pixels get probability 255 and mask **True** (conservative: a caller that only reads the mask
@@ -37,6 +61,7 @@ no-data pixels never seed the dilation.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -53,6 +78,18 @@ MODEL_BANDS: tuple[str, ...] = ("B01", "B02", "B04", "B05", "B08", "B8A", "B09",
 INPUT_RESOLUTION_M = 10
 PROBABILITY_SCALE = 0.01  # stored uint8 * 0.01 = probability
 PROBABILITY_NODATA = 255
+
+# Input check (see the module docstring): physical bounds of L1C TOA reflectance medians.
+TOA_REFLECTANCE_MAX = 1.6
+RADIO_OFFSET_REFLECTANCE = 0.1  # RADIO_ADD_OFFSET -1000 DN / quantification 10 000
+NEGATIVE_MEDIAN_LIMIT = -RADIO_OFFSET_REFLECTANCE / 2
+_CHECK_SAMPLES = 1 << 18  # valid pixels per scene the medians are taken over (a regular subsample)
+
+log = logging.getLogger(__name__)
+
+
+class InputRangeError(ValueError):
+    """Input to s2cloudless is not L1C TOA reflectance with the offset applied once."""
 
 
 @dataclass(frozen=True)
@@ -304,6 +341,41 @@ def _as_4d(x: np.ndarray, n_bands: int, what: str) -> tuple[np.ndarray, bool]:
     return x, squeeze
 
 
+def check_toa_reflectance(x: np.ndarray, valid: np.ndarray, band_names: Sequence[str] = MODEL_BANDS,
+                          what: str = "reflectance") -> None:
+    """Refuse input that cannot be L1C TOA reflectance (see the module docstring).
+
+    ``x``: (T, h, w, bands) float, ``valid``: (T, h, w) bool (pixels with every band finite).
+    Raises :class:`InputRangeError` for digital numbers (a band median > 1.6) or an offset
+    applied where not due (a band median < -0.05); logs a warning when no value of any band
+    is below 0.1 (the offset possibly not applied). Scenes without valid pixels are skipped.
+    """
+    for t in range(x.shape[0]):
+        idx = np.flatnonzero(valid[t])
+        if not idx.size:
+            continue
+        idx = idx[:: max(1, idx.size // _CHECK_SAMPLES)]
+        pix = x[t].reshape(-1, x.shape[-1])[idx].astype(np.float64)
+        med = np.median(pix, axis=0)
+        scene = f"{what}[{t}]" if x.shape[0] > 1 else what
+        hi, lo = int(np.argmax(med)), int(np.argmin(med))
+        if med[hi] > TOA_REFLECTANCE_MAX:
+            raise InputRangeError(
+                f"{scene}: band {band_names[hi]} has median {med[hi]:.6g} over its valid pixels, "
+                f"above {TOA_REFLECTANCE_MAX}, the most any TOA reflectance reaches: this looks like "
+                f"digital numbers; s2cloudless needs reflectance (DN + RADIO_ADD_OFFSET) / 10000")
+        if med[lo] < NEGATIVE_MEDIAN_LIMIT:
+            raise InputRangeError(
+                f"{scene}: band {band_names[lo]} has median {med[lo]:.6g} over its valid pixels, "
+                f"below {NEGATIVE_MEDIAN_LIMIT}: reflectance is not negative; the -1000 DN "
+                f"RADIO_ADD_OFFSET was applied where it is not due (baseline < 04.00) or twice")
+        floor = float(pix.min())
+        if floor >= RADIO_OFFSET_REFLECTANCE:
+            log.warning("%s: no valid value of any band is below %.1f (minimum %.4g): either a scene "
+                        "entirely under thick high cloud or reflectance without the -1000 DN "
+                        "RADIO_ADD_OFFSET of baseline >= 04.00", scene, RADIO_OFFSET_REFLECTANCE, floor)
+
+
 def _mask_from_probability(detector, prob: np.ndarray, valid: np.ndarray, params: CloudMaskParams) -> np.ndarray:
     """s2cloudless' averaging, threshold and dilation on (T, h, w); no-data pixels left out."""
     import cv2
@@ -338,7 +410,8 @@ def run_s2cloudless(reflectance: np.ndarray, params: CloudMaskParams | None = No
     ``reflectance``: (bands, h, w) or (T, bands, h, w) L1C TOA reflectance, bands named by
     ``band_order`` (must include the ten model bands; others are ignored), NaN = no data.
     Returns ``(probability, mask)`` at the same resolution: float32 with NaN for no data, and
-    bool (True = cloud or no data). ``average_over``/``dilation_size`` act on these pixels.
+    bool (True = cloud or no data). Raises :class:`InputRangeError` for input that is not
+    TOA reflectance (digital numbers, a misapplied offset; :func:`check_toa_reflectance`). ``average_over``/``dilation_size`` act on these pixels.
     ``num_threads``: LightGBM threads (None: its default, all cores).
     """
     params = params or CloudMaskParams()
@@ -347,6 +420,7 @@ def run_s2cloudless(reflectance: np.ndarray, params: CloudMaskParams | None = No
     t, _, h, w = x.shape
     x = np.ascontiguousarray(np.moveaxis(x[:, idx], 1, -1), dtype=np.float32)  # (T, h, w, 10)
     valid = np.isfinite(x).all(axis=-1)
+    check_toa_reflectance(x, valid, MODEL_BANDS)
     det = _detector(float(params.threshold), int(params.average_over), int(params.dilation_size))
     kwargs = {} if num_threads is None else {"num_threads": int(num_threads)}
     prob = np.full((t, h, w), np.nan, dtype=np.float32)
