@@ -73,3 +73,16 @@ def test_no_signed_url_in_the_log_whatever_the_logger():
     assert "The above exception was the direct cause" in log  # the chain is shown, redacted
     assert "RuntimeError: cannot read B04 from http://" in log
     assert "rasterio" in log  # GDAL's own error made it into the log (redacted)
+
+
+def test_a_process_without_logging_setup_still_redacts():
+    # No configure_logging(): Python's handler of last resort prints warnings; importing
+    # cloudyeo.http makes it redact them.
+    code = ("import logging, cloudyeo.http\n"
+            f"logging.getLogger('rasterio._err').warning('GDAL: cannot open %s', 'https://h/B04.tif?{SIG}')\n"
+            f"logging.getLogger('any.other').error('HTTP 403 for https://h/B04.tif?{SIG} (retrying)')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert SECRET not in proc.stderr
+    assert "GDAL: cannot open https://h/B04.tif?sv=2021&sig=REDACTED" in proc.stderr
+    assert "HTTP 403 for https://h/B04.tif?sv=2021&sig=REDACTED (retrying)" in proc.stderr

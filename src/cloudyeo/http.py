@@ -308,6 +308,10 @@ def install_log_redaction(names: Iterable[str] = ("urllib3", "urllib3.connection
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+    # The handler of last resort (a process that never configured logging) redacts too.
+    last = logging.lastResort
+    if last is not None and _FILTER not in last.filters:
+        last.addFilter(_FILTER)
 
 
 def install_handler_redaction(logger: logging.Logger | None = None) -> None:
