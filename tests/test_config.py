@@ -34,12 +34,32 @@ def test_example_configs_are_valid(example):
         ({"archive": "ftp"}, "archive"),
         ({"archive": "demo", "demo": {"tile_size_px": 100}}, "demo.tile_size_px"),
         ({"archive": "demo", "cben": {"search_days": 60, "max_search_days": 30}}, "cben.max_search_days"),
+        ({"archive": "stac-api", "stac": {"preset": "custom"}}, "stac.url"),
+        ({"archive": "stac-api", "stac": {"preset": "custom", "url": None}}, "stac.url"),
+        ({"archive": "stac-api", "stac": {"preset": "custom", "url": ""}}, "stac.url"),
     ],
 )
 def test_invalid_config_names_key_path(bad, path):
     with pytest.raises(ConfigError) as err:
         validate_config(bad)
     assert path in str(err.value)
+
+
+def test_custom_stac_preset_needs_a_url_at_validation_not_at_plan_time():
+    with pytest.raises(ConfigError) as err:
+        validate_config({"archive": "stac-api", "stac": {"preset": "custom"}})
+    assert "stac.url: 'url' is a required property" in str(err.value)
+    assert "set stac.url to the STAC API root" in str(err.value)  # says why
+    cfg = validate_config({"archive": "stac-api", "stac": {"preset": "custom", "url": "https://stac.example.org/v1"}})
+    assert cfg["stac"]["url"] == "https://stac.example.org/v1"
+    # the other presets bring their own URL: none needed
+    for preset in ("earth-search", "cdse", "planetary-computer"):
+        assert validate_config({"archive": "stac-api", "stac": {"preset": preset}})["stac"]["url"] is None
+
+
+def test_package_schema_is_the_workflow_schema():
+    package = ROOT / "src" / "cloudyeo" / "schemas" / "config.schema.yaml"
+    assert package.read_text() == (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()
 
 
 def test_stage_config_is_canonical_and_scoped():

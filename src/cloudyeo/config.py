@@ -42,7 +42,18 @@ def _key_path(error: jsonschema.ValidationError) -> str:
             set(error.instance) - set(error.schema.get("properties", {}))
         ) if isinstance(error.instance, dict) else []
         parts += extra[:1]
+    elif error.validator == "required" and isinstance(error.instance, dict):
+        # A missing key is only named in the message too (e.g. stac.url with preset custom).
+        parts += [k for k in error.validator_value if k not in error.instance][:1]
     return ".".join(parts) or "<root>"
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message; for a conditional rule (``if``/``then``) also the rule's reason."""
+    reason = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if reason and "then" in error.schema_path:
+        return f"{error.message} ({reason})"
+    return error.message
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +66,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"  {_key_path(e)}: {e.message}" for e in errors]
+        lines = [f"  {_key_path(e)}: {_message(e)}" for e in errors]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
     _fill_defaults(cfg, schema)
     cben = cfg["cben"]
