@@ -1078,6 +1078,15 @@ def _existing_record(dest: Path, prov_path: Path, expected_size: int | None,
     return record
 
 
+def verified_copy(dest: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The provenance record of ``dest`` when the file is complete and unchanged since
+    :func:`download` verified it (size and re-hashed sha256 match the record), else None."""
+    dest = Path(dest)
+    if not dest.exists():
+        return None
+    return _existing_record(dest, provenance_path(dest), None, None)
+
+
 def read_provenance(dest: str | os.PathLike[str]) -> dict[str, Any]:
     """The provenance record written by :func:`download` for ``dest``."""
     return json.loads(provenance_path(dest).read_text())
@@ -1114,4 +1123,5 @@ __all__ = [
     "redacting_excepthook",
     "register_secret",
     "strip_query",
+    "verified_copy",
 ]

@@ -548,6 +548,19 @@ def test_download_retries_5xx_and_429(planet: PlanetServer, tmp_path):
     assert planet.count("/data/v1/download/") == 3
 
 
+def test_a_download_failing_planets_md5_is_fetched_again(planet: PlanetServer, tmp_path):
+    rec = _record(planet)
+    planet.add_asset(rec.id, "ortho_udm2", b"udm2-bytes-0123456789", polls=1)
+    planet.plan("/data/v1/download/", 200)  # a complete-looking 200 with other bytes
+    dest = archive(planet).download_asset(rec, "ortho_udm2", tmp_path / "m.tif", sleep=lambda s: None)
+    assert dest.read_bytes() == b"udm2-bytes-0123456789"
+    assert planet.count("/data/v1/download/") == 2
+    # A copy changed on disk since it was verified is not reused.
+    dest.write_bytes(b"udm2-bytes-0123456780")
+    archive(planet).download_asset(rec, "ortho_udm2", dest, sleep=lambda s: None)
+    assert dest.read_bytes() == b"udm2-bytes-0123456789" and planet.count("/data/v1/download/") == 3
+
+
 def test_assets_outside_the_api_origin_are_refused(planet: PlanetServer, tmp_path):
     rec = feature_to_record(psscene("x", "2022-03-02T10:00:00Z", 0.1))  # api.planet.com links
     with pytest.raises(HttpError, match="not on the Planet API origin"):

@@ -98,8 +98,8 @@ from cloudyeo.archives.base import (
 )
 from cloudyeo.archives.stac_items import format_datetime, parse_datetime, resolve_href
 from cloudyeo.http import (
-    AuthError, HttpClient, HttpError, RetryPolicy, download, redact, register_secret,
-    same_origin,
+    AuthError, HttpClient, HttpError, IntegrityError, RetryPolicy, download, redact,
+    register_secret, same_origin, verified_copy,
 )
 
 log = logging.getLogger(__name__)
@@ -553,25 +553,25 @@ class PlanetArchive:
         :func:`cloudyeo.http.download`) marks it complete; an interrupted transfer resumes.
         """
         dest = Path(dest)
-        prov = dest.with_name(dest.name + ".provenance.json")
-        if dest.exists() and prov.exists():
-            return dest
+        if dest.exists() and verified_copy(dest) is not None:
+            return dest  # complete, and unchanged since it was verified (sha256 re-hashed)
         state = self.activate(record, asset_type, poll_s=poll_s, timeout_s=timeout_s, sleep=sleep)
         location = str(state["location"])
         same = same_origin(location, self.url)
         session = self._http() if same else HttpClient(self.policy)
-        download(location, dest, session=session, force=True)
-        md5 = state.get("md5_digest")
-        if md5:
+        md5 = str(state.get("md5_digest") or "").lower() or None
+
+        def md5_matches(path: Path) -> None:
             h = hashlib.md5()
-            with open(dest, "rb") as fh:
+            with open(path, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     h.update(chunk)
-            if h.hexdigest() != str(md5).lower():
-                dest.unlink(missing_ok=True)
-                prov.unlink(missing_ok=True)
-                raise HttpError(f"{dest.name}: MD5 {h.hexdigest()} differs from Planet's {md5}",
-                                url=location)
+            if h.hexdigest() != md5:
+                raise IntegrityError(f"MD5 {h.hexdigest()} differs from Planet's {md5}")
+
+        # A body failing Planet's MD5 is fetched again (then IntegrityError, an HttpError).
+        download(location, dest, session=session, force=True,
+                 validate=md5_matches if md5 else None)
         return dest
 
 
