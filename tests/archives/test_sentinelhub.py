@@ -151,6 +151,14 @@ class FakeSentinelHub:
                 if fault == "stall":  # answers after the client's timeout
                     time.sleep(STALL_S)
                     return self.reply(503, {"error": "late"})
+                if fault == "truncate":  # the connection drops halfway through the body
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    self.wfile.write(b'{"type": "FeatureCollection", "features": [')
+                    self.close_connection = True
+                    return None
                 if fault is not None:
                     code, headers = fault if isinstance(fault, tuple) else (fault, {})
                     return self.reply(code, {"error": {"status": code, "reason": "injected"}}, headers=headers)
@@ -514,6 +522,28 @@ def test_persistent_503_becomes_http_error(server: FakeSentinelHub) -> None:
         make(server).search(query())
     assert info.value.status == 503 and not isinstance(info.value, AuthError)
     assert len(server.sent(CATALOG)) == 4  # 1 + max_retries
+
+
+def test_body_cut_off_is_retried(server: FakeSentinelHub) -> None:
+    server.faults[CATALOG] = ["truncate"]
+    server.faults[PROCESS] = ["truncate"]
+    archive = make(server)
+    records = archive.search(query())
+    out = archive.read_window(records[0], ["B02"], epsg=32633,
+                              transform=(10.0, 0, 300000.0, 0, -10.0, 5400000.0), shape=(2, 2))
+    assert len(records) == 4 and len(server.sent(CATALOG)) == 2 and len(server.sent(PROCESS)) == 2
+    np.testing.assert_array_equal(out[0], pixel_values(0, 2, 2))
+
+
+def test_process_error_names_the_scene_and_the_server_reason(server: FakeSentinelHub) -> None:
+    server.faults[PROCESS] = [400]
+    with pytest.raises(HttpError) as info:
+        make(server).read_window(s2_record(), ["B02"], epsg=32633,
+                                 transform=(10.0, 0, 300000.0, 0, -10.0, 5400000.0), shape=(2, 2))
+    assert info.value.status == 400 and not isinstance(info.value, AuthError)
+    assert S2_ITEMS[1]["id"] in str(info.value) and "injected" in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert len(server.sent(PROCESS)) == 1  # a 400 is not retried
 
 
 def test_persistent_429_becomes_http_error(server: FakeSentinelHub) -> None:

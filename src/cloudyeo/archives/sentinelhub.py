@@ -632,17 +632,17 @@ class SentinelHubArchive:
             f"environment variables {self.client_id_env} and {self.client_secret_env}",
             status=status, url=url, credential_env=self.client_id_env)
 
-    def _error(self, exc: BaseException, url: str) -> HttpError:
+    def _error(self, exc: BaseException, url: str, what: str) -> HttpError:
         """Our error for a library exception (never chained: its text may quote a request)."""
         status = _status(exc)
         if status in (401, 403):
             return self._refused(status, url)
         if isinstance(exc, _lib().OutOfRequests):
-            return HttpError(f"Sentinel Hub kept answering HTTP 429 (rate limit) to {redact(url)} for "
-                             f"{self.policy.max_retries + 1} attempts", status=429, url=url)
+            return HttpError(f"Sentinel Hub {what}: {redact(url)} kept answering HTTP 429 (rate limit) "
+                             f"for {self.policy.max_retries + 1} attempts", status=429, url=url)
         detail = " ".join(str(exc).split())
-        return HttpError(f"Sentinel Hub request to {redact(url)} failed"
-                         f"{f' with HTTP {status}' if status else ''}: {detail}", status=status, url=url)
+        return HttpError(f"Sentinel Hub {what} failed{f' with HTTP {status}' if status else ''}: {detail}",
+                         status=status, url=url)
 
     def _http(self) -> HttpClient:
         with self._lock:
@@ -695,8 +695,9 @@ class SentinelHubArchive:
         session.token  # noqa: B018 - renewed here when it is about to expire
         return session
 
-    def _call(self, fn: Callable[[], Any], url: str) -> Any:
-        """Run one library call; after a 401 open a new session once and run it again."""
+    def _call(self, fn: Callable[[], Any], url: str, what: str) -> Any:
+        """Run one library call (``what``: for errors); after a 401 open a new session once and
+        run it again."""
         lib = _lib()
         self.session()  # credentials checked (and a token fetched) before the request
         for attempt in (0, 1):
@@ -707,7 +708,7 @@ class SentinelHubArchive:
                     log.info("Sentinel Hub answered 401 for %s; opening a new session once", redact(url))
                     self.session(renew=True)
                     continue
-                raise self._error(exc, url) from None
+                raise self._error(exc, url, what) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- searching ------------------------------------------------------------------------
@@ -762,7 +763,8 @@ class SentinelHubArchive:
                                 url=first.url) from None
 
         items: list[dict[str, Any]] = []
-        while (item := self._call(next_item, first.url)) is not _END:
+        what = f"Catalog search of {self.server_collection(query.collection)}"
+        while (item := self._call(next_item, first.url, what)) is not _END:
             if isinstance(item, dict):
                 items.append(item)
         log.info("Sentinel Hub Catalog %s %s: %d items in %d pages", redact(self.base_url),
@@ -861,7 +863,7 @@ class SentinelHubArchive:
             return lib.Client(self).download([t[5] for t in tiles], decode_data=False,
                                              max_threads=min(len(tiles), MAX_PARALLEL_REQUESTS))
 
-        responses = self._call(download, url)
+        responses = self._call(download, url, f"Process API window of {record.id} ({', '.join(bands)})")
         out = np.empty((len(bands), rows, cols), dtype=np.float32)
         for (r0, c0, nr, nc, sub, _), resp in zip(tiles, responses, strict=True):
             out[:, r0:r0 + nr, c0:c0 + nc] = _decode_tiff(resp.content, len(bands), (nr, nc), sub, epsg,
