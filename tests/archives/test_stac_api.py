@@ -226,6 +226,11 @@ def test_read_auth_only_for_the_configured_origins(flaky_proxy, catalog_dir: Pat
     extra = preset_archive("custom", flaky_proxy.url, catalog_dir, token,
                            read_auth_origins=["https://assets.example:8443"])
     assert extra.read_auth("https://assets.example:8443/a.tif") == want
+    from_cfg = StacApiArchive.from_config(
+        {"preset": "custom", "url": flaky_proxy.url, "read_auth_origins": ["https://assets.example"]},
+        env={"CLOUDYEO_STAC_TOKEN": token})
+    assert from_cfg.read_auth("https://assets.example/a.tif") == want
+    assert from_cfg.read_auth("https://assets.example:8443/a.tif") is None
     assert token not in repr(cdse) and token not in repr(cdse.read_credentials)
 
 

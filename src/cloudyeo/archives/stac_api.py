@@ -133,6 +133,7 @@ class StacApiArchive:
             timeout_s=float(stac.get("timeout_s", 60)),
             asset_base=stac.get("asset_base"),
             sas_url=stac.get("sas_url"),
+            read_auth_origins=stac.get("read_auth_origins"),  # None: the preset's
             **kwargs,
         )
 
