@@ -600,6 +600,7 @@ def test_library_config_file_and_its_environment_are_never_used(
     toml.write_text('[default-profile]\nsh_client_id = "file-id"\nsh_client_secret = "file-secret"\n'
                     'sh_base_url = "http://127.0.0.1:9"\nsh_token_url = "http://127.0.0.1:9/token"\n')
     before = toml.read_bytes()
+    cached = dict(SentinelHubDownloadClient._CACHED_SESSIONS)
     monkeypatch.setenv("SH_CLIENT_ID", "env-id-not-this-one")
     monkeypatch.setenv("SH_CLIENT_SECRET", "env-secret-not-this-one")
     archive = make(server, env={"MY_ID": CLIENT_ID, "MY_SECRET": SECRET},
@@ -612,7 +613,7 @@ def test_library_config_file_and_its_environment_are_never_used(
     assert toml.read_bytes() == before
     assert not (home / "home" / ".config").exists()
     assert sorted(p.name for p in toml.parent.iterdir()) == ["config.toml"]
-    assert SentinelHubDownloadClient._CACHED_SESSIONS == {}
+    assert SentinelHubDownloadClient._CACHED_SESSIONS == cached  # no process-wide session added
     config = archive.sh_config((CLIENT_ID, SECRET))
     assert (config.sh_base_url, config.sh_token_url) == (server.url, server.url + "/token")
     assert SECRET not in repr(config) and SECRET not in str(config)

@@ -692,7 +692,7 @@ class SentinelHubArchive:
             session = _lib().Session(self, self.sh_config(credentials))  # fetches a token
             with self._lock:
                 self._session = session
-        session.token  # noqa: B018 - renewed here when it is about to expire
+        _ = session.token  # the library renews the token here when it is about to expire
         return session
 
     def _call(self, fn: Callable[[], Any], url: str, what: str) -> Any:
