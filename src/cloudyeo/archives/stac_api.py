@@ -47,8 +47,8 @@ from cloudyeo.http import (
 log = logging.getLogger(__name__)
 
 # Origins, besides the STAC endpoint's own, that serve a preset's assets and need its
-# credential. CDSE's STAC v1 lists https asset hrefs on its download service, which requires
-# the same OIDC bearer token as the catalogue.
+# credential. CDSE serves asset files over https from its download service, which requires the
+# same OIDC bearer token (its ``s3://eodata`` hrefs need S3 keys instead, not this token).
 READ_AUTH_ORIGINS: dict[str, tuple[str, ...]] = {
     "cdse": ("https://download.dataspace.copernicus.eu",),
 }
