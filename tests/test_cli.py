@@ -53,6 +53,12 @@ SCRIPT = textwrap.dedent(
             raise RuntimeError(f"cannot read B04 from {redact(href)}") from inner
     except RuntimeError:
         logging.getLogger("cloudyeo.datasets").exception("product failed")
+    # an uncaught one in a worker thread (printed by threading.excepthook)
+    def worker():
+        raise RuntimeError(f"thread could not read {href}")
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
     # and an uncaught one, chained to GDAL's error (printed by sys.excepthook)
     raise RuntimeError(f"cannot read B04 from {redact(href)}") from gdal_error
     """
@@ -73,6 +79,7 @@ def test_no_signed_url_in_the_log_whatever_the_logger():
     assert "The above exception was the direct cause" in log  # the chain is shown, redacted
     assert "RuntimeError: cannot read B04 from http://" in log
     assert "rasterio" in log  # GDAL's own error made it into the log (redacted)
+    assert "RuntimeError: thread could not read http://" in log
 
 
 def test_a_process_without_logging_setup_still_redacts():

@@ -291,7 +291,8 @@ def configure_logging(level: int = logging.INFO) -> None:
     third-party loggers (``rasterio._err`` relays GDAL's messages, which name the URL) and
     through tracebacks of chained exceptions. Hence: a redacting filter and formatter on the
     root handlers (message, args and traceback text, chained causes included), Python warnings
-    routed through logging, and an ``excepthook`` that prints uncaught tracebacks redacted.
+    routed through logging, and excepthooks (main and other threads) that print uncaught
+    tracebacks redacted.
     """
     from .http import install_handler_redaction, redacting_excepthook
 
@@ -300,6 +301,9 @@ def configure_logging(level: int = logging.INFO) -> None:
     install_handler_redaction(logging.getLogger())
     logging.captureWarnings(True)
     sys.excepthook = redacting_excepthook
+    import threading
+
+    threading.excepthook = lambda a: redacting_excepthook(a.exc_type, a.exc_value, a.exc_traceback)
 
 
 def main(argv: list[str] | None = None) -> int:
