@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..archives.s1_source import dataset_s1_source, s1_card_line  # noqa: E402
 from .cards import LICENCES, _markdown  # noqa: E402
 
 COVERAGE_BINS = np.linspace(0, 100, 11)
