@@ -37,7 +37,7 @@ from __future__ import annotations
 import ast
 import hashlib
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from . import __version__
@@ -225,7 +225,7 @@ def _files(stage: str, root: Path) -> list[Path]:
     return [root / rel for rel in stage_sources(stage, root)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def code_version(stage: str, root: Path = PACKAGE) -> str:
     """``<package version>+<12 hex digits>`` over the stage's source files (paths and bytes)."""
     if stage not in STAGE_ENTRIES:
