@@ -189,7 +189,7 @@ def _bytecode_imports(name: str, path: Path, modules: dict[str, Path]) -> set[st
                         found.add(target)
                 else:
                     found.add(target)
-            if ins.opname == "LOAD_CONST":
+            if ins.opname in ("LOAD_CONST", "LOAD_SMALL_INT"):  # the level: LOAD_SMALL_INT on 3.14
                 consts.append(ins.argval)
     return {m for m in found if m in modules}
 
