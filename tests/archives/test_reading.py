@@ -149,3 +149,27 @@ def test_open_errors_are_redacted_and_not_chained(tmp_path):
             pass
     assert "SECRETSIGNATURE" not in str(err.value) and "B04 of scene S" in str(err.value)
     assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+class Refusing(Service):
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def read_window(self, record, bands, **kw):
+        raise self.error
+
+
+def test_a_refused_window_is_a_read_error_but_outages_and_auth_stop_the_job():
+    from cloudyeo.http import AuthError, HttpError
+
+    rec = SceneRecord("S2X_REFUSED", "sentinel-2-l2a", "sentinel-2a", dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc),
+                      {"type": "Point", "coordinates": [0, 0]})
+    with pytest.raises(ReadError, match="B09 of scene S2X_REFUSED"):
+        read_band(Refusing(HttpError("no such band", status=400)), rec, "B09", epsg=EPSG, transform=T20, shape=(2, 2))
+    with pytest.raises(ReadError):
+        read_windows(Refusing(HttpError("gone", status=404)), rec, "B09", epsg=EPSG, transforms=[T20], shape=(2, 2))
+    for error in (HttpError("outage", status=503), AuthError("refused", status=401), HttpError("no answer")):
+        with pytest.raises(HttpError) as err:
+            read_band(Refusing(error), rec, "B09", epsg=EPSG, transform=T20, shape=(2, 2))
+        assert err.value is error

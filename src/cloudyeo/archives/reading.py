@@ -42,7 +42,7 @@ from rasterio.windows import Window
 
 from cloudyeo.archives.base import SceneRecord
 from cloudyeo.grids import GridMismatch, union_window, upsample_bilinear, window_for
-from cloudyeo.http import redact
+from cloudyeo.http import AuthError, HttpError, redact
 
 _TOL = 1e-6
 # A read_window adapter is asked for the union box of many windows when that box holds at most
@@ -118,15 +118,32 @@ def _aligned_factor(src_t: Affine, dst_t: Affine) -> int | None:
 
 # ------------------------------------------------------------------------- scene bands
 
+# Statuses with which a service refuses one window (this scene/band cannot be served), as
+# opposed to an outage or refused credentials, which stop the job.
+REFUSED_WINDOW = (400, 404)
+
+
+def _ask(archive: Any, record: SceneRecord, band: str, epsg: int, transform: Affine,
+         shape: tuple[int, int], resampling: str) -> np.ndarray:
+    """``archive.read_window`` for one band; a refused window becomes :class:`ReadError`."""
+    try:
+        arr = archive.read_window(record, [band], epsg=epsg, transform=tuple(transform)[:6],
+                                  shape=tuple(shape), resampling=resampling)
+    except HttpError as exc:
+        if isinstance(exc, AuthError) or exc.status not in REFUSED_WINDOW:
+            raise
+        raise ReadError(f"{getattr(archive, 'name', 'archive')} cannot serve {band} of scene "
+                        f"{record.id}: {exc}") from None
+    return np.asarray(arr, dtype=np.float32)[0]
+
+
 
 def read_band(archive: Any, record: SceneRecord, band: str, *, epsg: int, transform: Affine,
               shape: tuple[int, int], resampling: str = "bilinear") -> np.ndarray:
     """One band of ``record`` on the target grid (float32, native units, NaN = nodata)."""
     transform = _affine(transform)
     if reads_pixels_itself(archive):
-        arr = archive.read_window(record, [band], epsg=epsg, transform=tuple(transform)[:6],
-                                  shape=tuple(shape), resampling=resampling)
-        return np.asarray(arr, dtype=np.float32)[0]
+        return _ask(archive, record, band, epsg, transform, shape, resampling)
     if band not in record.assets:
         raise ReadError(f"scene {record.id} has no asset for band {band}")
     return read_raster(_href(archive, record, band), epsg=epsg, transform=transform, shape=shape,
@@ -187,9 +204,7 @@ def read_windows(archive: Any, record: SceneRecord, band: str, *, epsg: int,
 def _adapter_windows(archive: Any, record: SceneRecord, band: str, epsg: int,
                      transforms: list[Affine], shape: tuple[int, int], resampling: str) -> list[np.ndarray]:
     def ask(t: Affine, shp: tuple[int, int]) -> np.ndarray:
-        arr = archive.read_window(record, [band], epsg=epsg, transform=tuple(t)[:6], shape=shp,
-                                  resampling=resampling)
-        return np.asarray(arr, dtype=np.float32)[0]
+        return _ask(archive, record, band, epsg, t, shp, resampling)
 
     t0 = transforms[0]
     try:
