@@ -173,3 +173,18 @@ def test_a_refused_window_is_a_read_error_but_outages_and_auth_stop_the_job():
         with pytest.raises(HttpError) as err:
             read_band(Refusing(error), rec, "B09", epsg=EPSG, transform=T20, shape=(2, 2))
         assert err.value is error
+
+
+def test_asset_on_grid_from_files_and_from_services(raster):
+    from cloudyeo.archives.reading import read_asset_on_grid
+
+    rec = _record(raster)
+    t = _at(58, 0)  # two columns inside, two past the edge
+    got = read_asset_on_grid(Local(), rec, "B05", epsg=EPSG, transform=t, shape=(3, 4), fill=-1)
+    assert got.dtype == np.uint16  # the stored values, not a float conversion
+    np.testing.assert_array_equal(got[:, :2], DATA[:3, 58:60])
+    svc = Service()
+    out = read_asset_on_grid(svc, rec, "B05", epsg=EPSG, transform=t, shape=(3, 4), fill=-1)
+    np.testing.assert_array_equal(out, Service().read_window(rec, ["B05"], epsg=EPSG, transform=tuple(t)[:6],
+                                                             shape=(3, 4))[0])
+    assert svc.calls[0][4] == "nearest"

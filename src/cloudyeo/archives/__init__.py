@@ -65,6 +65,8 @@ def readable_href(archive: Any, record: SceneRecord, band: str) -> str:
     """The href to open for ``record``'s ``band`` (signed where the archive needs it).
 
     The result may embed a short-lived credential: open it at once and never store or log it.
+    Datasets never call this: :mod:`cloudyeo.archives.reading` opens it (inside the archive's
+    GDAL environment) or asks the archive's ``read_window``.
     """
     href = record.assets[band].href
     sign = getattr(archive, "sign_href", None)
