@@ -2,10 +2,13 @@
 # rules call its CLI. Nothing here queries a service or scans folders at parse time.
 import os
 
-from snakemake.utils import validate
+from snakemake.utils import min_version, validate
 
 from cloudyeo.config import paths, stage_config, validate_config
 from cloudyeo.provenance import code_version
+
+# The oldest Snakemake the package declares (pyproject.toml: snakemake>=8.20); tested with 9.27.
+min_version("8.20")
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
@@ -18,6 +21,7 @@ P = paths(config)
 LOGS = "logs"
 
 
+include: "workflow/rules/common.smk"
 include: "workflow/rules/archive.smk"
 include: "workflow/rules/cben.smk"
 include: "workflow/rules/ssl4eo.smk"

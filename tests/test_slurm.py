@@ -74,12 +74,62 @@ def _stop(pid_file: Path) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+MUNGE_SOCKET_DIR = Path("/run/munge")  # munge's and Slurm's auth/munge default socket directory
+SLURM_RUN_DIR = Path("/run/slurm")  # configless slurmd links its cached configuration here
+
+
+def _munge_works() -> bool:
+    return subprocess.run(["munge", "-n"], capture_output=True).returncode == 0
+
+
+def _start_munged(base: Path, pid_file: Path, created: list[Path]) -> bool:
+    """Make the default munge socket answer; True when this fixture started munged.
+
+    A working munged (a configured node) is reused and nothing is touched. Otherwise, as on a
+    machine where munge was just installed by apt-get and never started, everything munged needs
+    is made here: the socket directory (created only if absent, recorded in ``created``), and a
+    fresh key, log and PRNG seed file under ``base``. munged runs as root (like the Slurm daemons
+    here), so root owns what it reads; it refuses a key owned by anyone else, which is why the
+    package's /etc/munge/munge.key (owned by the munge user) is never used, nor changed.
+    """
+    if _munge_works():
+        return False
+    state = base / "munge"
+    state.mkdir(mode=0o700)
+    key = state / "munge.key"
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(os.urandom(128))  # the size mungekey writes by default (1024 bits)
+    if not MUNGE_SOCKET_DIR.exists():
+        MUNGE_SOCKET_DIR.mkdir(parents=True)
+        created.append(MUNGE_SOCKET_DIR)
+    # munged requires the socket directory to be searchable by all and writable only by its owner.
+    if MUNGE_SOCKET_DIR in created:
+        MUNGE_SOCKET_DIR.chmod(0o755)
+    proc = subprocess.run(
+        ["munged", "--force", f"--key-file={key}", f"--pid-file={pid_file}",
+         f"--log-file={state / 'munged.log'}", f"--seed-file={state / 'munged.seed'}"],
+        capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        log = (state / "munged.log").read_text() if (state / "munged.log").exists() else ""
+        raise RuntimeError(f"munged did not start (rc {proc.returncode}): {proc.stderr.strip()}\n{log[-2000:]}")
+    _wait(_munge_works, "munged to answer on its socket", timeout=20)
+    return True
+
+
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
-    """A single-node Slurm cluster; yields the environment its clients need."""
+    """A single-node Slurm cluster; yields the environment its clients need.
+
+    Works on a machine where the packages were just installed and no daemon ever ran: whatever
+    munged and slurmd need and is missing is created (state, spool and log directories under the
+    test's temporary folder; /run/munge and /run/slurm when absent) and afterwards the daemons
+    started here are stopped by PID and only what was created here is removed.
+    """
     _need_slurm()
     base = tmp_path_factory.mktemp("slurm")
-    for sub in ("state", "spool", "log", "munge"):
+    for sub in ("state", "spool", "log"):
         (base / sub).mkdir()
     pids = {name: base / f"{name}.pid" for name in ("munged", "slurmctld", "slurmd")}
     host = socket.gethostname().split(".")[0]
@@ -101,12 +151,14 @@ def slurm(tmp_path_factory):
         "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP", "",
     ]))
     env = dict(os.environ, SLURM_CONF=str(conf))
-    started = []
+    started: list[str] = []
+    created: list[Path] = []
     try:
-        # Slurm talks through munge's default socket; reuse a running munged, else start one.
-        if subprocess.run(["munge", "-n"], capture_output=True).returncode != 0:
-            subprocess.run(["munged", "--force", f"--pid-file={pids['munged']}"], check=True)
+        if _start_munged(base, pids["munged"], created):
             started.append("munged")
+        if not SLURM_RUN_DIR.exists():
+            SLURM_RUN_DIR.mkdir(mode=0o755, parents=True)
+            created.append(SLURM_RUN_DIR)
         subprocess.run(["slurmctld", "-f", str(conf)], check=True, env=env)
         started.append("slurmctld")
         # Configless slurmd: the job-step plugin strips SLURM_CONF before its inner srun, which
@@ -121,9 +173,11 @@ def slurm(tmp_path_factory):
         for name in ("slurmd", "slurmctld", "munged"):
             if name in started:
                 _stop(pids[name])
-        cache = Path("/run/slurm/conf")
+        cache = SLURM_RUN_DIR / "conf"
         if cache.is_symlink() and str(base) in os.readlink(cache):
             cache.unlink()
+        for path in reversed(created):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _snakemake(workdir: Path, env: dict, *args: str) -> subprocess.CompletedProcess:

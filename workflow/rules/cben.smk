@@ -1,6 +1,4 @@
 # CBEN: plan (checkpoint) -> create store -> extract (one job per reference product) -> finalize.
-import pyarrow.parquet as pq
-
 from cloudyeo.store import marker_path
 
 CBEN_CFG = stage_config(config, "cben")
@@ -24,6 +22,8 @@ checkpoint cben_plan:
         f"{LOGS}/cben_plan.log",
     benchmark:
         f"{LOGS}/benchmarks/cben_plan.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo cben plan --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -44,6 +44,8 @@ rule cben_init_store:
         f"{LOGS}/cben_init_store.log",
     benchmark:
         f"{LOGS}/benchmarks/cben_init_store.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo cben init-store --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -64,17 +66,11 @@ rule cben_extract:
         f"{LOGS}/cben_extract/{{product}}.log",
     benchmark:
         f"{LOGS}/benchmarks/cben_extract/{{product}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo cben extract --quiet --product {wildcards.product} "
         "--config-json {params.cfg:q} > {log} 2>&1"
-
-
-def cben_parts(wildcards):
-    """One part per product the plan selected (products with a skip reason have none)."""
-    manifest = checkpoints.cben_plan.get().output.manifest
-    table = pq.read_table(manifest, columns=["product", "skip_reason"]).to_pandas()
-    chosen = table.loc[table["skip_reason"].isna(), "product"]
-    return [P.cben_part(product) for product in chosen]
 
 
 rule cben_finalize:
@@ -113,6 +109,8 @@ rule cben_finalize:
         f"{LOGS}/cben_finalize.log",
     benchmark:
         f"{LOGS}/benchmarks/cben_finalize.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo cben finalize --quiet --config-json {params.cfg:q} > {log} 2>&1"
 

@@ -7,33 +7,22 @@
 # Each node's params are exactly the settings it depends on (cloudyeo.training.experiments.
 # experiment_params: the pruned config, canonical JSON), so changing one fine-tuning setting reruns
 # only the finetune and evaluate nodes that read it. Rules call the package CLI with that JSON.
-# Runtime settings (device, workers, checkpoint interval) reach the jobs through a global in the
-# shell command (--runtime-json), never through params: they change how a node runs, not what it
-# computes, so changing them reruns nothing.
+# Runtime settings (device, workers, checkpoint interval) reach the jobs through the environment
+# variable CLOUDYEO_RUNTIME_JSON (set here at parse time, which every job - on SLURM too - repeats;
+# the shell passes it as --runtime-json), never through params or the shell text: they change how a
+# node runs, not what it computes, so changing them reruns nothing.
 import json
+import os
 
-from cloudyeo.store import marker_path
 from cloudyeo.training import experiments as _exp
 
 EXP = config["cben_experiments"]
 EXP_RUN = EXP["runtime"]
 EXP_RES = EXP["resources"]
 EXP_RUNTIME = json.dumps(EXP_RUN, sort_keys=True)
+os.environ.update(CLOUDYEO_RUNTIME_JSON=EXP_RUNTIME)
 EXP_METHODS = "|".join(_exp.METHODS)
 EXP_SETS = "|".join(_exp.SETS)
-
-
-def _exp_params(stage):
-    return lambda wildcards: _exp.experiment_params(config, stage, wildcards.method)
-
-
-def _ssl4eo_ready():
-    """The SSL4EO store's completion mark: built by ssl4eo_finalize, or a configured store."""
-    return marker_path(_exp.ssl4eo_store(config))
-
-
-def _cben_ready():
-    return marker_path(_exp.cben_store(config))
 
 
 rule ssl_pretrain:
@@ -59,9 +48,11 @@ rule ssl_pretrain:
     # model.json records the training time and throughput instead.
     log:
         f"{LOGS}/ssl_pretrain/{{method}}.log",
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo ssl pretrain --method {wildcards.method} --threads {threads} "
-        "--runtime-json {EXP_RUNTIME:q} --config-json {params.cfg:q} > {log} 2>&1"
+        "--runtime-json \"$CLOUDYEO_RUNTIME_JSON\" --config-json {params.cfg:q} > {log} 2>&1"
 
 
 rule cben_finetune:
@@ -87,9 +78,11 @@ rule cben_finetune:
         f"{LOGS}/cben_finetune/{{method}}_{{train_set}}.log",
     benchmark:
         f"{LOGS}/benchmarks/cben_finetune/{{method}}_{{train_set}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo cben-eval finetune --method {wildcards.method} --train-set {wildcards.train_set} "
-        "--threads {threads} --runtime-json {EXP_RUNTIME:q} --config-json {params.cfg:q} > {log} 2>&1"
+        "--threads {threads} --runtime-json \"$CLOUDYEO_RUNTIME_JSON\" --config-json {params.cfg:q} > {log} 2>&1"
 
 
 rule cben_evaluate:
@@ -115,9 +108,11 @@ rule cben_evaluate:
         f"{LOGS}/cben_evaluate/{{method}}_{{train_set}}_on_{{test_set}}.log",
     benchmark:
         f"{LOGS}/benchmarks/cben_evaluate/{{method}}_{{train_set}}_on_{{test_set}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo cben-eval evaluate --method {wildcards.method} --train-set {wildcards.train_set} "
-        "--test-set {wildcards.test_set} --threads {threads} --runtime-json {EXP_RUNTIME:q} "
+        "--test-set {wildcards.test_set} --threads {threads} --runtime-json \"$CLOUDYEO_RUNTIME_JSON\" "
         "--config-json {params.cfg:q} > {log} 2>&1"
 
 
@@ -147,5 +142,7 @@ rule cben_eval_table:
         f"{LOGS}/cben_eval_table.log",
     benchmark:
         f"{LOGS}/benchmarks/cben_eval_table.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo cben-eval table --quiet --config-json {params.cfg:q} > {log} 2>&1"

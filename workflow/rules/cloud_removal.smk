@@ -13,40 +13,11 @@
 # Killed training resumes from the newest epoch checkpoint (results/models/cloud_removal/
 # <dataset>/<method>/checkpoints/), discarded when the params or the code changed.
 from cloudyeo.report import cloud_removal as _crr
-from cloudyeo.store import marker_path as _cr_marker
 from cloudyeo.training import cloud_removal as _cr
 
 CR_CFG = config["cloud_removal"]
 CR_DATASETS = [d for d in CR_CFG["datasets"] if d == "timeseries" or hasattr(rules, f"{d}_finalize")]
 CR_METHODS = list(CR_CFG["methods"]) or ["__none__"]
-
-
-def _cr_hp(method):
-    return _cr.method_config(config, method)
-
-
-def _cr_data(wildcards):
-    """The finished dataset: its completion mark (and, for the time series, its manifests)."""
-    if wildcards.dataset == "timeseries":
-        return [_cr_marker(P.timeseries_store),
-                *[P.timeseries / f"manifest_{s}.parquet" for s in ("train", "validation", "test")]]
-    return [_cr_marker(P.planetcr_store)]
-
-
-def _cr_eval_inputs(wildcards):
-    hp = _cr_hp(wildcards.method)
-    out = _cr_data(wildcards)
-    if hp["kind"] != "baseline":
-        out.append(P.cloud_removal_models / wildcards.dataset / wildcards.method / "model.pt")
-    if hp["kind"] == "segmentation":  # semantic recovery scores every method's predictions
-        out += [P.cloud_removal_eval / wildcards.dataset / m / "records.csv"
-                for m in _cr.methods_for(config, wildcards.dataset)
-                if _cr_hp(m)["kind"] not in ("segmentation", "baseline")]
-    return out
-
-
-def _cr_res(key, default):
-    return lambda wildcards: int(_cr_hp(wildcards.method).get(key, default))
 
 
 rule cloud_removal_train:
@@ -59,7 +30,7 @@ rule cloud_removal_train:
         method="|".join(CR_METHODS),
     params:
         cfg=lambda w: _cr.node_config(config, w.method, w.dataset, "train"),
-        code=lambda w: code_version("cloud_removal_" + _cr_hp(w.method)["kind"]),
+        code=_cr_code,
     threads: 1
     resources:
         mem_mb=_cr_res("mem_mb", 3000),
@@ -69,6 +40,8 @@ rule cloud_removal_train:
         f"{LOGS}/cloud_removal/train/{{dataset}}/{{method}}.log",
     benchmark:
         f"{LOGS}/benchmarks/cloud_removal_train/{{dataset}}/{{method}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "CLOUDYEO_THREADS={threads} cloudyeo cloud-removal train --quiet --method {wildcards.method} "
         "--dataset {wildcards.dataset} --config-json {params.cfg:q} > {log} 2>&1"
@@ -85,7 +58,7 @@ rule cloud_removal_evaluate:
         method="|".join(CR_METHODS),
     params:
         cfg=lambda w: _cr.node_config(config, w.method, w.dataset, "evaluate"),
-        code=lambda w: code_version("cloud_removal_" + _cr_hp(w.method)["kind"]),
+        code=_cr_code,
     threads: 1
     resources:
         mem_mb=3000,
@@ -95,13 +68,11 @@ rule cloud_removal_evaluate:
         f"{LOGS}/cloud_removal/evaluate/{{dataset}}/{{method}}.log",
     benchmark:
         f"{LOGS}/benchmarks/cloud_removal_evaluate/{{dataset}}/{{method}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "CLOUDYEO_THREADS={threads} cloudyeo cloud-removal evaluate --quiet --method {wildcards.method} "
         "--dataset {wildcards.dataset} --config-json {params.cfg:q} > {log} 2>&1"
-
-
-def _cr_records(dataset):
-    return [P.cloud_removal_eval / dataset / m / "records.csv" for m in _cr.methods_for(config, dataset)]
 
 
 CR_TS = _crr.table_paths(config, "timeseries")
@@ -132,6 +103,8 @@ rule cloud_removal_tables_timeseries:
         f"{LOGS}/cloud_removal/tables_timeseries.log",
     benchmark:
         f"{LOGS}/benchmarks/cloud_removal_tables_timeseries.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo cloud-removal tables --quiet --dataset timeseries --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -161,6 +134,8 @@ rule cloud_removal_tables_planetcr:
         f"{LOGS}/cloud_removal/tables_planetcr.log",
     benchmark:
         f"{LOGS}/benchmarks/cloud_removal_tables_planetcr.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo cloud-removal tables --quiet --dataset planetcr --config-json {params.cfg:q} > {log} 2>&1"
 

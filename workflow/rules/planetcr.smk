@@ -1,8 +1,6 @@
 # Planet-CR-style quartets: demo world (or the Planet API) -> plan (checkpoint) -> store ->
 # extract (one job per batch of AOIs) -> finalize. Logic in cloudyeo.datasets.planetcr; rules
 # call `cloudyeo planetcr <verb>`. Nothing here queries a service at parse time.
-import pyarrow.parquet as pq
-
 from cloudyeo.store import marker_path
 
 PLANETCR_CFG = stage_config(config, "planetcr")
@@ -25,6 +23,8 @@ if config["planetcr"]["source"] == "demo":
             f"{LOGS}/demo_planet.log",
         benchmark:
             f"{LOGS}/benchmarks/demo_planet.tsv"
+        conda:
+            CONDA_ENV
         shell:
             "cloudyeo demo generate-planet --quiet --workers {threads} "
             "--config-json {params.cfg:q} > {log} 2>&1"
@@ -52,6 +52,8 @@ checkpoint planetcr_plan:
         f"{LOGS}/planetcr_plan.log",
     benchmark:
         f"{LOGS}/benchmarks/planetcr_plan.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo planetcr plan --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -71,6 +73,8 @@ rule planetcr_init_store:
         f"{LOGS}/planetcr_init_store.log",
     benchmark:
         f"{LOGS}/benchmarks/planetcr_init_store.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo planetcr init-store --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -96,17 +100,11 @@ rule planetcr_extract:
         f"{LOGS}/planetcr_extract/{{batch}}.log",
     benchmark:
         f"{LOGS}/benchmarks/planetcr_extract/{{batch}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo planetcr extract --quiet --batch {wildcards.batch} "
         "--config-json {params.cfg:q} > {log} 2>&1"
-
-
-def planetcr_parts(wildcards):
-    """One part per batch of AOIs holding selected samples (read from the plan's manifest)."""
-    manifest = checkpoints.planetcr_plan.get().output.manifest
-    table = pq.read_table(manifest, columns=["batch", "selected"]).to_pandas()
-    batches = sorted(table.loc[table["selected"], "batch"].unique())
-    return [P.planetcr_part(b) for b in batches]
 
 
 rule planetcr_finalize:
@@ -147,6 +145,8 @@ rule planetcr_finalize:
         f"{LOGS}/planetcr_finalize.log",
     benchmark:
         f"{LOGS}/benchmarks/planetcr_finalize.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo planetcr finalize --quiet --config-json {params.cfg:q} > {log} 2>&1"
 

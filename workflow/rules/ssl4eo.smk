@@ -1,7 +1,5 @@
 # SSL4EO-S12-style four-season set: plan (checkpoint) -> store -> extract (one job per batch of
 # locations) -> finalize. Logic in cloudyeo.datasets.ssl4eo; rules call `cloudyeo ssl4eo <verb>`.
-import pyarrow.parquet as pq
-
 from cloudyeo.datasets import ssl4eo as _ssl4eo
 from cloudyeo.store import marker_path
 
@@ -27,6 +25,8 @@ checkpoint ssl4eo_plan:
         f"{LOGS}/ssl4eo_plan.log",
     benchmark:
         f"{LOGS}/benchmarks/ssl4eo_plan.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo ssl4eo plan --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -46,6 +46,8 @@ rule ssl4eo_init_store:
         f"{LOGS}/ssl4eo_init_store.log",
     benchmark:
         f"{LOGS}/benchmarks/ssl4eo_init_store.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo ssl4eo init-store --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -70,16 +72,11 @@ rule ssl4eo_extract:
         f"{LOGS}/ssl4eo_extract/batch-{{batch}}.log",
     benchmark:
         f"{LOGS}/benchmarks/ssl4eo_extract/batch-{{batch}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo ssl4eo extract --quiet --batch {wildcards.batch} "
         "--config-json {params.cfg:q} > {log} 2>&1"
-
-
-def ssl4eo_parts(wildcards):
-    """One part per batch of locations (every batch has one, even with no valid season)."""
-    manifest = checkpoints.ssl4eo_plan.get().output.manifest
-    batches = pq.read_table(manifest, columns=["batch"]).to_pandas()["batch"].unique()
-    return [_ssl4eo.part_path(P, b) for b in sorted(batches)]
 
 
 rule ssl4eo_finalize:
@@ -119,5 +116,13 @@ rule ssl4eo_finalize:
         f"{LOGS}/ssl4eo_finalize.log",
     benchmark:
         f"{LOGS}/benchmarks/ssl4eo_finalize.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo ssl4eo finalize --quiet --config-json {params.cfg:q} > {log} 2>&1"
+
+
+rule ssl4eo:
+    """Target: the whole SSL4EO-style dataset (snakemake --cores 2 ssl4eo)."""
+    input:
+        rules.ssl4eo_finalize.output,

@@ -2,12 +2,7 @@
 # A function, not a string: the config holds a URL template with "{tile}", which Snakemake
 # would otherwise read as a wildcard.
 _TS_CFG_TEXT = stage_config(config, "timeseries")
-
-
-def TS_CFG(wildcards):
-    return _TS_CFG_TEXT
-
-
+TS_CFG = lambda wildcards: _TS_CFG_TEXT
 TS_CODE = code_version("timeseries")
 
 
@@ -27,6 +22,8 @@ checkpoint timeseries_plan:
         f"{LOGS}/timeseries_plan.log",
     benchmark:
         f"{LOGS}/benchmarks/timeseries_plan.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo timeseries plan --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -47,6 +44,8 @@ rule timeseries_init_store:
         f"{LOGS}/timeseries_init_store.log",
     benchmark:
         f"{LOGS}/benchmarks/timeseries_init_store.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo timeseries init-store --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -68,16 +67,11 @@ rule timeseries_extract:
         f"{LOGS}/timeseries_extract/{{roi}}.log",
     benchmark:
         f"{LOGS}/benchmarks/timeseries_extract/{{roi}}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "CLOUDYEO_THREADS={threads} cloudyeo timeseries extract --quiet --roi {wildcards.roi} "
         "--config-json {params.cfg:q} > {log} 2>&1"
-
-
-def timeseries_parts(wildcards):
-    """One part per ROI of the plan."""
-    patches = checkpoints.timeseries_plan.get().output.patches
-    rois = pq.read_table(patches, columns=["roi"]).to_pandas()["roi"].unique()
-    return [P.timeseries_part(roi) for roi in rois]
 
 
 rule timeseries_finalize:
@@ -115,6 +109,8 @@ rule timeseries_finalize:
         f"{LOGS}/timeseries_finalize.log",
     benchmark:
         f"{LOGS}/benchmarks/timeseries_finalize.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "cloudyeo timeseries finalize --quiet --config-json {params.cfg:q} > {log} 2>&1"
 

@@ -1,0 +1,102 @@
+# Input, params and resource functions of the stage files, kept here so each stage file holds
+# only its rules (snakemake --lint: no functions mixed with rules). Included first; the names
+# the functions read (P, checkpoints, the stage files' constants) are resolved when they are called.
+import pyarrow.parquet as pq
+
+from cloudyeo.datasets import ssl4eo as _ssl4eo
+from cloudyeo.store import marker_path
+from cloudyeo.training import cloud_removal as _cr
+from cloudyeo.training import experiments as _exp
+
+# The software environment of all jobs, relative to the stage files, i.e. the package and its
+# pinned dependencies. Used with `--software-deployment-method conda`, documentation otherwise.
+CONDA_ENV = "../../envs/cloudyeo.yaml"
+
+
+# --- datasets: one part per unit of work the plan (a checkpoint) chose ---------------------------
+
+
+def cben_parts(wildcards):
+    """One part per product the plan selected (products with a skip reason have none)."""
+    manifest = checkpoints.cben_plan.get().output.manifest
+    table = pq.read_table(manifest, columns=["product", "skip_reason"]).to_pandas()
+    chosen = table.loc[table["skip_reason"].isna(), "product"]
+    return [P.cben_part(product) for product in chosen]
+
+
+def timeseries_parts(wildcards):
+    """One part per ROI of the plan."""
+    patches = checkpoints.timeseries_plan.get().output.patches
+    rois = pq.read_table(patches, columns=["roi"]).to_pandas()["roi"].unique()
+    return [P.timeseries_part(roi) for roi in rois]
+
+
+def ssl4eo_parts(wildcards):
+    """One part per batch of locations (every batch has one, even with no valid season)."""
+    manifest = checkpoints.ssl4eo_plan.get().output.manifest
+    batches = pq.read_table(manifest, columns=["batch"]).to_pandas()["batch"].unique()
+    return [_ssl4eo.part_path(P, b) for b in sorted(batches)]
+
+
+def planetcr_parts(wildcards):
+    """One part per batch of AOIs holding selected samples (read from the plan's manifest)."""
+    manifest = checkpoints.planetcr_plan.get().output.manifest
+    table = pq.read_table(manifest, columns=["batch", "selected"]).to_pandas()
+    batches = sorted(table.loc[table["selected"], "batch"].unique())
+    return [P.planetcr_part(b) for b in batches]
+
+
+# --- CBEN experiment (cben_experiments.smk) -------------------------------------------------------
+
+
+def _exp_params(stage):
+    return lambda wildcards: _exp.experiment_params(config, stage, wildcards.method)
+
+
+def _ssl4eo_ready():
+    """The SSL4EO store's completion mark: built by ssl4eo_finalize, or a configured store."""
+    return marker_path(_exp.ssl4eo_store(config))
+
+
+def _cben_ready():
+    return marker_path(_exp.cben_store(config))
+
+
+# --- cloud removal (cloud_removal.smk) ------------------------------------------------------------
+
+
+def _cr_hp(method):
+    return _cr.method_config(config, method)
+
+
+def _cr_code(wildcards):
+    """The code version of the method's kind (STAGE_SOURCES["cloud_removal_<kind>"])."""
+    return code_version(f"cloud_removal_{_cr_hp(wildcards.method)['kind']}")
+
+
+def _cr_data(wildcards):
+    """The finished dataset: its completion mark (and, for the time series, its manifests)."""
+    if wildcards.dataset == "timeseries":
+        return [marker_path(P.timeseries_store),
+                *[P.timeseries / f"manifest_{s}.parquet" for s in ("train", "validation", "test")]]
+    return [marker_path(P.planetcr_store)]
+
+
+def _cr_eval_inputs(wildcards):
+    hp = _cr_hp(wildcards.method)
+    out = _cr_data(wildcards)
+    if hp["kind"] != "baseline":
+        out.append(P.cloud_removal_models / wildcards.dataset / wildcards.method / "model.pt")
+    if hp["kind"] == "segmentation":  # semantic recovery scores every method's predictions
+        out += [P.cloud_removal_eval / wildcards.dataset / m / "records.csv"
+                for m in _cr.methods_for(config, wildcards.dataset)
+                if _cr_hp(m)["kind"] not in ("segmentation", "baseline")]
+    return out
+
+
+def _cr_res(key, default):
+    return lambda wildcards: int(_cr_hp(wildcards.method).get(key, default))
+
+
+def _cr_records(dataset):
+    return [P.cloud_removal_eval / dataset / m / "records.csv" for m in _cr.methods_for(config, dataset)]
