@@ -16,6 +16,8 @@ if config["archive"] == "demo":
             f"{LOGS}/demo_world.log",
         benchmark:
             f"{LOGS}/benchmarks/demo_world.tsv"
+        conda:
+            CONDA_ENV
         shell:
             "cloudyeo demo generate --quiet --workers {threads} --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -35,6 +37,8 @@ if config["archive"] == "demo":
             f"{LOGS}/demo_timeseries.log",
         benchmark:
             f"{LOGS}/benchmarks/demo_timeseries.tsv"
+        conda:
+            CONDA_ENV
         shell:
             "cloudyeo demo generate-timeseries --quiet --workers {threads} --config-json {params.cfg:q} > {log} 2>&1"
 
@@ -60,6 +64,8 @@ else:
             f"{LOGS}/climatology_download.log",
         benchmark:
             f"{LOGS}/benchmarks/climatology_download.tsv"
+        conda:
+            CONDA_ENV
         shell:
             "cloudyeo climatology download --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
