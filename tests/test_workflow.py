@@ -152,3 +152,21 @@ def test_timeseries_builds_and_one_roi_reruns_alone(ts_workdir):
                      target="timeseries")
     assert job_counts(proc.stdout + proc.stderr) == {"timeseries": 1, "timeseries_extract": 1,
                                                      "timeseries_finalize": 1}
+
+
+def test_default_profile_applies_with_the_snakefile_at_the_root(tmp_path):
+    """Snakemake looks for profiles/default next to the Snakefile (and in the working directory),
+    not under workflow/: the repository's default profile must reach a plain `snakemake` call.
+    Only the profile sets printshellcmds, so a dry run shows the shell command with it, not without."""
+    profile = yaml.safe_load((ROOT / "workflow/profiles/default/config.yaml").read_text())
+    assert profile["printshellcmds"] is True
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "demo_world"]
+    # From another folder, so only the Snakefile's location can find the profile.
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=True)
+    out = proc.stdout + proc.stderr
+    assert f"workflow specific profile {ROOT / 'profiles/default'}" in out
+    assert "Shell command: cloudyeo demo generate" in out
+    proc = subprocess.run([*cmd, "--workflow-profile", "none"], cwd=tmp_path, capture_output=True, text=True,
+                          check=True)
+    assert "Shell command:" not in proc.stdout + proc.stderr
