@@ -242,3 +242,17 @@ def test_image_requests_carry_the_token_only_to_its_origin(tiffs):
     assert all(h.get("Authorization") == f"Bearer {token}" for _, _, h in stac_srv.seen)
     assert not any(token in str(h) for _, _, h in other_srv.seen)
     assert all("Authorization" not in h for _, _, h in other_srv.seen)
+
+
+def test_the_reading_layer_reads_with_these_options(tiffs):
+    """Every dataset read goes through reading.open_raster: it retries and sends the token."""
+    from cloudyeo.archives.reading import open_raster
+
+    srv = tiffs()
+    token = "cdse-token-READING-0123456789"
+    arch = stac(srv.url, retries=3, preset="cdse", env={"CDSE_ACCESS_TOKEN": token},
+                read_auth_origins=[srv.url])
+    srv.script = [503, 503]
+    with open_raster(arch, srv.href(), what="B04 of a loopback scene") as src:
+        np.testing.assert_array_equal(src.read(1), DATA)
+    assert all(h.get("Authorization") == f"Bearer {token}" for _, _, h in srv.seen)

@@ -41,6 +41,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from cloudyeo.archives.base import SceneRecord
+from cloudyeo.archives.gdal_env import gdal_read_options
 from cloudyeo.grids import GridMismatch, union_window, upsample_bilinear, window_for
 from cloudyeo.http import AuthError, HttpError, redact
 
@@ -61,13 +62,12 @@ def _gdal_options(archive: Any, href: str) -> dict[str, Any]:
     """GDAL configuration options for reading ``href`` of ``archive`` (``None`` for rasters
     that belong to no archive, e.g. land-cover maps).
 
-    The one place for remote-read settings: HTTP retries and timeouts
-    (``GDAL_HTTP_MAX_RETRY``, ``GDAL_HTTP_RETRY_DELAY``, ``GDAL_HTTP_TIMEOUT``) from the
-    archive's config and auth headers (``GDAL_HTTP_HEADERS``) for the archive's own origin.
-    Every read of every dataset runs inside ``rasterio.Env(**_gdal_options(...))``. None are
-    set yet: GDAL's defaults apply.
+    The one place for remote-read settings (:func:`cloudyeo.archives.gdal_env.gdal_read_options`):
+    HTTP retries and timeouts from the archive's config, no directory listing on open, merged
+    ranges, and auth headers only for the archive's own origin. Every read of every dataset runs
+    inside ``rasterio.Env(**_gdal_options(...))``; local files get none.
     """
-    return {}
+    return gdal_read_options(archive, href)
 
 
 @contextmanager
