@@ -30,9 +30,10 @@ def dn_to_reflectance(dn: np.ndarray, offset_dn: float = 0.0,
 
 
 def _read_band(href: str) -> np.ndarray:
-    import rasterio
+    # Through the one reading layer (GDAL remote-read options, redacted errors).
+    from cloudyeo.archives.reading import open_raster
 
-    with rasterio.open(href) as src:
+    with open_raster(None, href, what="L1C band") as src:
         return src.read(1)
 
 
