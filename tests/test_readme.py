@@ -1,6 +1,7 @@
-"""Every `snakemake ...` command the README shows works as written (parsed from the README, so the
-two cannot drift): Snakemake's own argument parser accepts it, the files it names exist, every rule
-it names exists, and a dry run on the demo default config resolves every target it names."""
+"""Every `snakemake ...` command the README (and the docs/ pages it links) shows works as written,
+parsed from the text so the two cannot drift: Snakemake's own argument parser accepts it, the
+files it names exist, every rule it names exists, and a dry run on the demo default config
+resolves every target it names. Every docs/ page is linked from the README, every link resolves."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 # Stand-ins for the README's <placeholders>: the value a user would type. A new placeholder in a
 # README command must be added here (the test names it), so every command stays checkable.
@@ -39,10 +41,10 @@ def _code_texts(markdown: str) -> list[str]:
     return texts
 
 
-def readme_commands() -> list[str]:
-    """Every snakemake invocation in README.md, as a user would type it."""
+def readme_commands(docs: list[Path] = DOCS) -> list[str]:
+    """Every snakemake invocation in the README and the docs pages, as a user would type it."""
     commands = []
-    for text in _code_texts(README.read_text()):
+    for text in (text for doc in docs for text in _code_texts(doc.read_text())):
         text = text.split(" #", 1)[0]  # a trailing shell comment
         for part in re.split(r"&&|\|\||;|\|", text):
             words = part.strip().split()
@@ -79,11 +81,22 @@ def _workflow_rules() -> set[str]:
 
 
 def test_readme_commands_are_found():
-    commands = readme_commands()
+    commands = readme_commands([README])
     # The README's headline commands, as the issue quotes them.
     assert "snakemake --cores 2" in commands
     assert "snakemake --cores 2 cben timeseries ssl4eo planetcr" in commands
     assert len(commands) >= 10, commands
+    assert "snakemake --cores 2 ssl4eo" in readme_commands()  # docs/ssl4eo.md
+
+
+def test_readme_links_every_docs_page_and_every_link_resolves():
+    readme = README.read_text()
+    for page in DOCS[1:]:
+        assert f"](docs/{page.name})" in readme, f"README does not link docs/{page.name}"
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", doc.read_text()):
+            if not re.match(r"[a-z]+://", target):
+                assert (doc.parent / target).exists(), f"{doc.name}: broken link {target}"
 
 
 def test_every_readme_command_parses_and_names_existing_files_and_rules():
@@ -108,7 +121,12 @@ def test_every_readme_command_parses_and_names_existing_files_and_rules():
 def test_dry_run_resolves_every_readme_target(tmp_path):
     """`snakemake -n` with the demo default config on every target the README names (in a scratch
     working directory: nothing is built)."""
-    targets = sorted({t for command in readme_commands() for t in (_parse(command).targets or [])})
+    targets = {t for command in readme_commands() for t in (_parse(command).targets or [])}
+    # ... and the first column of the README's table of targets.
+    section = README.read_text().split("## What the workflow does", 1)[1].split("\n## ", 1)[0]
+    table_targets = set(re.findall(r"^\| `(\w+)`", section, flags=re.M))
+    assert {"cben", "timeseries", "ssl4eo", "planetcr", "cloud_removal"} <= table_targets
+    targets = sorted((targets | table_targets) - {"all"})
     assert {"cben", "timeseries", "ssl4eo", "planetcr"} <= set(targets)
     cmd = [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
            "all", *targets]
