@@ -170,3 +170,11 @@ def test_default_profile_applies_with_the_snakefile_at_the_root(tmp_path):
     proc = subprocess.run([*cmd, "--workflow-profile", "none"], cwd=tmp_path, capture_output=True, text=True,
                           check=True)
     assert "Shell command:" not in proc.stdout + proc.stderr
+
+
+def test_snakemake_lint_is_clean(tmp_path):
+    """`snakemake --lint` (also a CI step, there for every example config) finds nothing."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(ROOT / "Snakefile"),
+                           "--directory", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert "Lints for" not in proc.stdout + proc.stderr
