@@ -161,4 +161,4 @@ def test_unknown_labels_rejected(folder):
     df["labels"] = [["Moon dust"], ["Inland waters"]]
     df.to_parquet(folder / "metadata.parquet")
     with pytest.raises(ReferenceDataError, match="Moon dust"):
-        ReBEN(folder).metadata
+        _ = ReBEN(folder).metadata

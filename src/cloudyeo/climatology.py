@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -300,7 +301,7 @@ class Climatology:
         self._layers: dict[int | str, _Layer] = {}
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "Climatology":
+    def from_config(cls, config: Mapping[str, Any]) -> Climatology:
         from .config import paths
 
         return cls(paths(dict(config)).climatology)
@@ -308,7 +309,7 @@ class Climatology:
     def __repr__(self) -> str:
         return f"Climatology({str(self.directory)!r})"
 
-    def __enter__(self) -> "Climatology":
+    def __enter__(self) -> Climatology:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -596,7 +597,7 @@ def download_earthenv(
         records.append(rec)
         if name not in pinned or given:
             pinned[name] = {"size": rec["size"], "sha256": rec["sha256"], "url": rec["url"],
-                            "pinned_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+                            "pinned_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
             write_json(manifest_path, pinned, indent=2, sort_keys=True)
     (d / LICENCE_FILE).write_text(LICENCE_TEXT.format(url=base_url.rstrip("/")))
     return records

@@ -28,9 +28,10 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -360,7 +361,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     now_ts = time.time() if now is None else now
     return max(0.0, when.timestamp() - now_ts)
 
@@ -395,7 +396,7 @@ class RetryPolicy:
             return max(0.0, min(float(retry_after), self.retry_after_max))
         return self.backoff(retry_number, rng)
 
-    def urllib3_retry(self, logger: logging.Logger | None = None) -> "LoggingRetry":
+    def urllib3_retry(self, logger: logging.Logger | None = None) -> LoggingRetry:
         """The equivalent urllib3 ``Retry`` (for requests adapters / pystac-client)."""
         return LoggingRetry.from_policy(self, logger=logger)
 
@@ -452,7 +453,7 @@ class LoggingRetry(Retry):
         self._next_delay: float | None = None
 
     @classmethod
-    def from_policy(cls, policy: RetryPolicy, logger: logging.Logger | None = None) -> "LoggingRetry":
+    def from_policy(cls, policy: RetryPolicy, logger: logging.Logger | None = None) -> LoggingRetry:
         return cls(
             total=policy.max_retries,
             connect=policy.max_retries,
@@ -471,7 +472,7 @@ class LoggingRetry(Retry):
             logger_name=(logger or log).name,
         )
 
-    def new(self, **kw: Any) -> "LoggingRetry":
+    def new(self, **kw: Any) -> LoggingRetry:
         new = super().new(**kw)
         new.max_total_sleep = self.max_total_sleep
         new.backoff_base = self.backoff_base
@@ -752,7 +753,7 @@ class HttpClient:
         self._rng = rng
         self._sleep = sleep
 
-    def __enter__(self) -> "HttpClient":
+    def __enter__(self) -> HttpClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -855,7 +856,7 @@ class HttpClient:
 _CONTENT_RANGE_RE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 
 
-def _sha256_file(path: Path, h: "hashlib._Hash | None" = None) -> "hashlib._Hash":
+def _sha256_file(path: Path, h: hashlib._Hash | None = None) -> hashlib._Hash:
     h = h or hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -873,7 +874,7 @@ def download(
     url: str,
     dest: str | os.PathLike[str],
     *,
-    session: "HttpClient | requests.Session | None" = None,
+    session: HttpClient | requests.Session | None = None,
     expected_size: int | None = None,
     sha256: str | None = None,
     validate: Callable[[Path], None] | None = None,
@@ -950,7 +951,7 @@ def download(
         "size": size,
         "sha256": digest,
         "declared_size": total,
-        "downloaded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "downloaded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "verified": {"size": expected_size is not None, "sha256": sha256 is not None,
                      "format": validate is not None},
         "retries": budget.retries,

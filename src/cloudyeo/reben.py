@@ -81,7 +81,7 @@ def parse_product(name: str) -> ProductName:
             f"not a BigEarthNet S2 product name: {name!r} "
             "(expected e.g. S2A_MSIL2A_20170613T101031_N9999_R022_T33UUP)"
         )
-    when = dt.datetime.strptime(m["datetime"], "%Y%m%dT%H%M%S").replace(tzinfo=dt.timezone.utc)
+    when = dt.datetime.strptime(m["datetime"], "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
     return ProductName(
         name=name, platform=m["platform"], datetime=when,
         baseline=f"{m['baseline'][:2]}.{m['baseline'][2:]}",
@@ -227,4 +227,4 @@ def s1_datetime(s1_name: str) -> dt.datetime:
     m = re.search(r"_(\d{8}T\d{6})", s1_name)
     if not m:
         raise ReferenceDataError(f"no acquisition time in S1 name {s1_name!r}")
-    return dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)

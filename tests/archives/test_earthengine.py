@@ -29,7 +29,7 @@ from cloudyeo.archives.earthengine import EarthEngineArchive, image_to_record
 from cloudyeo.config import load_config
 from cloudyeo.http import AuthError, HttpError, redact
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 L2A = "COPERNICUS/S2_SR_HARMONIZED"
 S1 = "COPERNICUS/S1_GRD"
 AOI = {"type": "Polygon", "coordinates": [[[12.1, 48.1], [12.3, 48.1], [12.3, 48.3], [12.1, 48.3],

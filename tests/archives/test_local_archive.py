@@ -10,7 +10,7 @@ import pytest
 from cloudyeo.archives import LocalStacArchive, SearchQuery, StacApiArchive, open_archive
 from cloudyeo.archives.base import SarPhysicsError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def q(collection="sentinel-2-l2a", start=(2022, 3, 1), end=(2022, 3, 31), **kw):

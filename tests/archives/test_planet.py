@@ -30,7 +30,7 @@ from cloudyeo.archives.planet import (
 )
 from cloudyeo.http import AuthError, HttpError, RetryPolicy
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 KEY = "PLAK-0123456789abcdef-secret"
 FAST = dict(backoff_base=0.01, backoff_max=0.05, max_total_sleep=5.0)
 AOI = {"type": "Polygon", "coordinates": [[[11.9, 47.9], [12.6, 47.9], [12.6, 48.4],

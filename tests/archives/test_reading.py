@@ -34,7 +34,7 @@ class Local:
 
 
 def _record(path) -> SceneRecord:
-    return SceneRecord("S2X_TEST", "sentinel-2-l2a", "sentinel-2a", dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc),
+    return SceneRecord("S2X_TEST", "sentinel-2-l2a", "sentinel-2a", dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
                        {"type": "Point", "coordinates": [0, 0]},
                        assets={"B05": AssetInfo(str(path), EPSG, tuple(T20)[:6], DATA.shape)})
 
@@ -105,7 +105,7 @@ class Service:
 
 def test_adapter_is_asked_for_the_union_box_of_compact_windows():
     svc = Service()
-    rec = SceneRecord("X", "sentinel-2-l2a", "sentinel-2a", dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc),
+    rec = SceneRecord("X", "sentinel-2-l2a", "sentinel-2a", dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
                       {"type": "Point", "coordinates": [0, 0]})
     spots = [(0, 0), (6, 0), (0, 6), (6, 6)]
     cuts = read_windows(svc, rec, "B05", epsg=EPSG, transforms=[_at(c, r) for c, r in spots], shape=(6, 6))
@@ -120,7 +120,7 @@ def test_adapter_is_asked_for_the_union_box_of_compact_windows():
 
 def test_adapter_is_asked_per_window_when_windows_are_sparse_or_off_lattice():
     svc = Service()
-    rec = SceneRecord("X", "sentinel-2-l2a", "sentinel-2a", dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc),
+    rec = SceneRecord("X", "sentinel-2-l2a", "sentinel-2a", dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
                       {"type": "Point", "coordinates": [0, 0]})
     read_windows(svc, rec, "B05", epsg=EPSG, transforms=[_at(0, 0), _at(500, 500)], shape=(6, 6))
     assert [c[3] for c in svc.calls] == [(6, 6), (6, 6)]
@@ -163,7 +163,7 @@ class Refusing(Service):
 def test_a_refused_window_is_a_read_error_but_outages_and_auth_stop_the_job():
     from cloudyeo.http import AuthError, HttpError
 
-    rec = SceneRecord("S2X_REFUSED", "sentinel-2-l2a", "sentinel-2a", dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc),
+    rec = SceneRecord("S2X_REFUSED", "sentinel-2-l2a", "sentinel-2a", dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
                       {"type": "Point", "coordinates": [0, 0]})
     with pytest.raises(ReadError, match="B09 of scene S2X_REFUSED"):
         read_band(Refusing(HttpError("no such band", status=400)), rec, "B09", epsg=EPSG, transform=T20, shape=(2, 2))

@@ -18,7 +18,7 @@ from cloudyeo.archives.s1_source import (
     s1_source,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 QUERY = SearchQuery("sentinel-1-grd", dt.datetime(2022, 3, 1, tzinfo=UTC), dt.datetime(2022, 3, 31, tzinfo=UTC))
 
 

@@ -15,7 +15,7 @@ import pytest
 from cloudyeo.archives import PlanetaryComputerSigner, SearchQuery, StacApiArchive, readable_href
 from cloudyeo.http import AuthError, HttpClient, RetryPolicy, redact
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 SIG = "SECRETsig0123456789abcdef"
 FAST = RetryPolicy(max_retries=3, backoff_base=0.01, backoff_max=0.02, timeout=5)
 

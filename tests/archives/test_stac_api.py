@@ -13,7 +13,7 @@ from cloudyeo.archives import LocalStacArchive, SearchQuery, StacApiArchive
 from cloudyeo.archives.presets import build_cql2_filter, build_query, get_preset
 from cloudyeo.http import AuthError, HttpError, RetryPolicy
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 FAST = dict(backoff_base=0.01, backoff_max=0.05, max_total_sleep=5.0)
 
 

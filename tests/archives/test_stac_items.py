@@ -54,7 +54,7 @@ def test_earth_search_v1_dialect():
     assert rec.assets["B04"].transform == (10.0, 0.0, 300000.0, 0.0, -10.0, 5400000.0)
     # Offset already applied by Earth Search -> 0, even though raster:bands says -0.1.
     assert rec.radiometric_offset == 0.0 and rec.quantification == 10000.0
-    assert rec.datetime == dt.datetime(2023, 6, 1, 10, 0, 0, 123456, tzinfo=dt.timezone.utc)
+    assert rec.datetime == dt.datetime(2023, 6, 1, 10, 0, 0, 123456, tzinfo=dt.UTC)
     assert rec.platform == "sentinel-2b"
 
     props["earthsearch:boa_offset_applied"] = False
@@ -145,9 +145,9 @@ def test_relative_hrefs_against_self_link_and_base():
 
 
 def test_parse_datetime_variants():
-    assert parse_datetime("2022-01-25T10:00:00Z").tzinfo is dt.timezone.utc
-    assert parse_datetime("2022-01-25T12:00:00+02:00") == dt.datetime(2022, 1, 25, 10, tzinfo=dt.timezone.utc)
-    assert parse_datetime("2022-01-25T10:00:00") == dt.datetime(2022, 1, 25, 10, tzinfo=dt.timezone.utc)
+    assert parse_datetime("2022-01-25T10:00:00Z").tzinfo is dt.UTC
+    assert parse_datetime("2022-01-25T12:00:00+02:00") == dt.datetime(2022, 1, 25, 10, tzinfo=dt.UTC)
+    assert parse_datetime("2022-01-25T10:00:00") == dt.datetime(2022, 1, 25, 10, tzinfo=dt.UTC)
 
 
 def test_mgrs_tile_bbox_contains_tile_footprints():
@@ -250,8 +250,8 @@ def test_raw_grd_of_every_server_is_amplitude_dn_in_gcp_geometry(make):
 
 @pytest.mark.parametrize("make", [earth_search_grd_item, cdse_grd_item, pc_grd_item])
 def test_raw_grd_is_refused_at_search_naming_collection_and_config_key(make):
-    query = SearchQuery("sentinel-1-grd", dt.datetime(2023, 6, 1, tzinfo=dt.timezone.utc),
-                        dt.datetime(2023, 6, 30, tzinfo=dt.timezone.utc))
+    query = SearchQuery("sentinel-1-grd", dt.datetime(2023, 6, 1, tzinfo=dt.UTC),
+                        dt.datetime(2023, 6, 30, tzinfo=dt.UTC))
     to_record = lambda it: item_to_record(it, collection="sentinel-1-grd")  # noqa: E731
     with pytest.raises(SarPhysicsError) as err:
         normalise_and_filter([make()], to_record, query, "STAC")
@@ -261,8 +261,8 @@ def test_raw_grd_is_refused_at_search_naming_collection_and_config_key(make):
 
 
 def test_planetary_computer_rtc_is_terrain_flattened_gamma0_and_accepted():
-    query = SearchQuery("sentinel-1-grd", dt.datetime(2023, 6, 1, tzinfo=dt.timezone.utc),
-                        dt.datetime(2023, 6, 30, tzinfo=dt.timezone.utc))
+    query = SearchQuery("sentinel-1-grd", dt.datetime(2023, 6, 1, tzinfo=dt.UTC),
+                        dt.datetime(2023, 6, 30, tzinfo=dt.UTC))
     (rec,) = normalise_and_filter([pc_rtc_item()], lambda it: item_to_record(it, collection="sentinel-1-grd"),
                                   query, "STAC")
     assert rec.collection == "sentinel-1-grd" and rec.source_collection == "sentinel-1-rtc"

@@ -30,10 +30,11 @@ import subprocess
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from unittest import mock
 from urllib.parse import parse_qs
 
@@ -54,7 +55,7 @@ from cloudyeo.datasets import timeseries as ts
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHIVES = ("local", "stac-api", "earthengine", "sentinelhub")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 EE_COLLECTIONS = {"sentinel-2-l1c": "COPERNICUS/S2_HARMONIZED", "sentinel-2-l2a": "COPERNICUS/S2_SR_HARMONIZED",
                   "sentinel-1-grd": "COPERNICUS/S1_GRD"}
 EE_FILL = -32768.0

@@ -18,7 +18,6 @@ from cloudyeo.datasets import cben
 from cloudyeo.reben import ReBEN
 from cloudyeo.sentinel import BEN19_CLASSES, S2_L2A_BANDS
 
-
 SHARD = 8  # samples per shard: several shards, some shared by two products
 
 
@@ -120,8 +119,8 @@ def test_offset_applied_for_reprocessed_scenes(tiny_world):
         pid = ref.patches(product)["patch_id"].iloc[0]
         grid = ref.grid(pid)
         tile = product.split("_T")[-1]
-        scenes = archive.search(SearchQuery(cben.L2A, dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
-                                            dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc), tile=tile))
+        scenes = archive.search(SearchQuery(cben.L2A, dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+                                            dt.datetime(2100, 1, 1, tzinfo=dt.UTC), tile=tile))
         for scene in scenes:
             if scene.cloud_cover > 1 or scene.shadow_percent not in (None, 0.0) and scene.shadow_percent > 1:
                 continue
@@ -319,7 +318,7 @@ def test_missing_assets_are_not_checked_for_records_without_assets():
 
     from cloudyeo.archives.base import AssetInfo, SceneRecord
 
-    bare = SceneRecord("x", cben.L2A, "sentinel-2a", dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc),
+    bare = SceneRecord("x", cben.L2A, "sentinel-2a", dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
                        {"type": "Point", "coordinates": [0, 0]})
     assert cben.missing_assets(bare) == []  # Sentinel Hub: pixels through the Process API only
     partial = SceneRecord("y", cben.L2A, "sentinel-2a", bare.datetime, bare.footprint,

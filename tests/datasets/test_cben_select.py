@@ -3,7 +3,7 @@ import datetime as dt
 from cloudyeo.archives.base import SceneRecord, SearchQuery, apply_filters
 from cloudyeo.datasets.cben import choose_scene, select_scene
 
-REF = dt.datetime(2017, 6, 13, 10, 10, 31, tzinfo=dt.timezone.utc)
+REF = dt.datetime(2017, 6, 13, 10, 10, 31, tzinfo=dt.UTC)
 
 
 def scene(days, cloud, sid=None):

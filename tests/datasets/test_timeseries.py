@@ -13,7 +13,7 @@ import pytest
 from cloudyeo.config import ConfigError, paths, validate_config
 from cloudyeo.datasets import timeseries as ts
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 # ----------------------------------------------------------------------------- units

@@ -14,8 +14,14 @@ from cloudyeo.archives import SearchQuery
 from cloudyeo.archives.local import LocalStacArchive
 from cloudyeo.archives.planet import LocalPlanetArchive
 from cloudyeo.demo.planet import (
-    KNOWN_AOIS, OPTICAL_ASSET, UDM2_ASSET, UDM2_BANDS, generate_planet_world, load_planet_world,
-    normalise_cfg, plan_world,
+    KNOWN_AOIS,
+    OPTICAL_ASSET,
+    UDM2_ASSET,
+    UDM2_BANDS,
+    generate_planet_world,
+    load_planet_world,
+    normalise_cfg,
+    plan_world,
 )
 from cloudyeo.landcover import WORLDCOVER_CLASSES
 
@@ -148,8 +154,8 @@ def test_local_adapter_gives_planet_records(world_dir, world):
             [aoi["bbox"][2], aoi["bbox"][3]], [aoi["bbox"][0], aoi["bbox"][3]], [aoi["bbox"][0], aoi["bbox"][1]]]
     import datetime as dt
 
-    q = SearchQuery("planetscope", dt.datetime(2022, 1, 1, tzinfo=dt.timezone.utc),
-                    dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc),
+    q = SearchQuery("planetscope", dt.datetime(2022, 1, 1, tzinfo=dt.UTC),
+                    dt.datetime(2023, 1, 1, tzinfo=dt.UTC),
                     intersects={"type": "Polygon", "coordinates": [ring]})
     recs = arch.search(q)
     assert recs and all(r.collection == "planetscope" and r.quantification == 10000.0 for r in recs)

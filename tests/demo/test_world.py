@@ -202,7 +202,7 @@ def test_l2a_properties_agree_with_scl_and_truth(world_dir, items):
         p = it["properties"]
         scl = _read(_href(world_dir, it["assets"]["SCL"]))
         truth = _read(_href(world_dir, it["assets"]["truth_mask"]))
-        pct = lambda *codes: 100.0 * np.isin(scl, codes).mean()  # noqa: E731
+        pct = lambda *codes, scl=scl: 100.0 * np.isin(scl, codes).mean()
         assert p["eo:cloud_cover"] == pytest.approx(pct(8, 9, 10), abs=1e-3)
         assert p["s2:high_proba_clouds_percentage"] == pytest.approx(pct(9), abs=1e-3)
         assert p["s2:medium_proba_clouds_percentage"] == pytest.approx(pct(8), abs=1e-3)
@@ -467,7 +467,7 @@ def test_climatology_files(world_dir, world):
     assert jul[r_med, c_med] < jan[r_med, c_med] - 1500
     assert jan[r_sah, c_sah] < 3500 and jan[r_itcz, c_itcz] > 6000
     for tile in world["tiles"]:
-        for month, (mean, sd) in tile["climatology_percent"].items():
+        for month, (mean, _sd) in tile["climatology_percent"].items():
             with rasterio.open(folder / monthly_mean_name(int(month))) as src:
                 assert next(src.sample([(tile["centre_lon"], tile["centre_lat"])]))[0] / 100 == pytest.approx(mean)
 
@@ -502,8 +502,8 @@ def test_local_archive_reads_the_demo_catalog(world_dir, world):
 
     arc = LocalStacArchive(world_dir / "catalog" / "items.ndjson")
     tile = world["tiles"][0]
-    start = dt.datetime.fromisoformat(tile["date_start"]).replace(tzinfo=dt.timezone.utc)
-    end = dt.datetime.fromisoformat(tile["date_end"]).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+    start = dt.datetime.fromisoformat(tile["date_start"]).replace(tzinfo=dt.UTC)
+    end = dt.datetime.fromisoformat(tile["date_end"]).replace(tzinfo=dt.UTC) + dt.timedelta(days=1)
     recs = arc.search(SearchQuery(collection="sentinel-2-l2a", start=start, end=end, tile=tile["id"]))
     assert len(recs) == tile["s2_scenes"]
     for r in recs:

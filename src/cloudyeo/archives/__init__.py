@@ -20,7 +20,8 @@ reading (:func:`readable_href`); records themselves never carry credentials.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cloudyeo.archives.base import (
     Archive,

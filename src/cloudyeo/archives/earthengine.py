@@ -92,8 +92,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -217,7 +218,7 @@ def image_to_record(info: Mapping[str, Any], collection: str, collection_id: str
     start = props.get("system:time_start")
     if start is None:
         raise ValueError("image without system:time_start")
-    when = dt.datetime.fromtimestamp(int(start) / 1000.0, tz=dt.timezone.utc)
+    when = dt.datetime.fromtimestamp(int(start) / 1000.0, tz=dt.UTC)
     asset_id = f"{collection_id}/{index}"
     footprint = _footprint(props)
     assets = _assets(info, asset_id)
@@ -285,8 +286,8 @@ def image_to_record(info: Mapping[str, Any], collection: str, collection_id: str
 
 def _iso_ms(t: dt.datetime) -> str:
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    t = t.astimezone(dt.timezone.utc)
+        t = t.replace(tzinfo=dt.UTC)
+    t = t.astimezone(dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
@@ -372,7 +373,7 @@ class EarthEngineArchive:
         self.credential_env: str = CONFIG_KEY if self.service_account_key else KEY_ENVS[-1]
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], **kwargs: Any) -> "EarthEngineArchive":
+    def from_config(cls, config: Mapping[str, Any], **kwargs: Any) -> EarthEngineArchive:
         """Build from the whole validated config (its ``earthengine`` section) or the section."""
         sec = dict((config.get("earthengine") if "archive" in config else config) or {})
         args: dict[str, Any] = {}

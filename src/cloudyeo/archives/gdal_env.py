@@ -22,7 +22,8 @@ The options may hold a credential: pass them to ``rasterio.Env`` and never log t
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cloudyeo.http import USER_AGENT, RetryPolicy, redact
 

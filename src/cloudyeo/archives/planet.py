@@ -88,18 +88,31 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from cloudyeo.archives.base import (
-    AssetInfo, SceneRecord, SearchQuery, apply_filters, normalise_and_filter,
+    AssetInfo,
+    SceneRecord,
+    SearchQuery,
+    apply_filters,
+    normalise_and_filter,
 )
 from cloudyeo.archives.stac_items import format_datetime, parse_datetime, resolve_href
 from cloudyeo.http import (
-    AuthError, HttpClient, HttpError, IntegrityError, RetryPolicy, download, redact,
-    register_secret, same_origin, verified_copy,
+    AuthError,
+    HttpClient,
+    HttpError,
+    IntegrityError,
+    RetryPolicy,
+    download,
+    redact,
+    register_secret,
+    same_origin,
+    verified_copy,
 )
 
 log = logging.getLogger(__name__)
@@ -342,7 +355,7 @@ class PlanetArchive:
         self.name = "planet"
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], **kwargs: Any) -> "PlanetArchive":
+    def from_config(cls, config: Mapping[str, Any], **kwargs: Any) -> PlanetArchive:
         """Build from the whole config (its ``planet`` section) or from that section itself."""
         sec = dict((config.get("planet") if "archive" in config else config) or {})
         known = {"url": str, "page_size": int, "max_pages": int, "min_clear_percent": float,

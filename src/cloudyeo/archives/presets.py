@@ -54,8 +54,9 @@ Credentials (all optional for searching; only their *names* appear in messages):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from cloudyeo.archives.base import S1Product
 

@@ -30,8 +30,9 @@ A target pixel outside the raster reads as NaN, so partial coverage is visible t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import rasterio

@@ -33,8 +33,9 @@ refused at its first search too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from cloudyeo.archives.base import S1Product, SarPhysicsError
 

@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from cloudyeo.http import AuthError, HttpClient, HttpError, RetryPolicy, register_secret
@@ -103,7 +103,7 @@ class PlanetaryComputerSigner:
         with self._lock:
             self._cache[collection] = (token, expiry)
         log.info("fetched a SAS token for collection %s (valid until %s)", collection,
-                 dt.datetime.fromtimestamp(expiry, dt.timezone.utc).isoformat(timespec="seconds"))
+                 dt.datetime.fromtimestamp(expiry, dt.UTC).isoformat(timespec="seconds"))
         return token
 
     @staticmethod

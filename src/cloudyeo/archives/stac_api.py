@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from cloudyeo.archives.base import SceneRecord, SearchQuery, normalise_and_filter
 from cloudyeo.archives.presets import Preset, build_cql2_filter, build_query, get_preset
@@ -121,7 +122,7 @@ class StacApiArchive:
         self._sas_url = sas_url or self.preset.sas_url
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], **kwargs: Any) -> "StacApiArchive":
+    def from_config(cls, config: Mapping[str, Any], **kwargs: Any) -> StacApiArchive:
         """Build from the whole validated config (or just its ``stac`` section)."""
         stac = dict((config.get("stac") if "archive" in config else config) or {})
         return cls(

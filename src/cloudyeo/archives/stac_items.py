@@ -51,7 +51,8 @@ import datetime as dt
 import math
 import os
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from cloudyeo.archives.base import SAR_GEOMETRY, SAR_RADIOMETRY, AssetInfo, SceneRecord
@@ -105,8 +106,8 @@ def parse_number(value: Any) -> float | None:
 def format_datetime(t: dt.datetime) -> str:
     """RFC 3339 in UTC with a ``Z`` (naive datetimes are taken as UTC)."""
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        t = t.replace(tzinfo=dt.UTC)
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_datetime(value: str | None) -> dt.datetime | None:
@@ -121,8 +122,8 @@ def parse_datetime(value: str | None) -> dt.datetime | None:
         s = m.group(1) + m.group(2)
     out = dt.datetime.fromisoformat(s)
     if out.tzinfo is None:
-        out = out.replace(tzinfo=dt.timezone.utc)
-    return out.astimezone(dt.timezone.utc)
+        out = out.replace(tzinfo=dt.UTC)
+    return out.astimezone(dt.UTC)
 
 
 def normalise_tile(value: Any) -> str | None:

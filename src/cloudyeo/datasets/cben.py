@@ -32,19 +32,26 @@ from shapely.ops import unary_union
 from tqdm import tqdm
 
 from .. import store
-from ..atomic import write_creation_record, write_parquet
 from ..archives import open_archive
-from ..archives.s1_source import dataset_s1_source
-from ..archives.reading import ReadError, read_windows, reads_pixels_itself
 from ..archives.base import Archive, SceneRecord, SearchQuery
+from ..archives.reading import ReadError, read_windows, reads_pixels_itself
+from ..archives.s1_source import dataset_s1_source
+from ..atomic import write_creation_record, write_parquet
 from ..climatology import Climatology
 from ..config import paths
-from ..provenance import code_version
 from ..grids import footprint, geojson, scaled_transform, to_lonlat, upsample_bilinear
+from ..provenance import code_version
 from ..reben import ReBEN, ReferenceDataError, parse_product, s1_datetime
 from ..sentinel import (
-    BEN19_CLASSES, S1_POLARIZATIONS, S2_BAND_GSD, S2_CENTRAL_WAVELENGTH_NM, S2_L2A_BANDS,
-    S2_QUANTIFICATION, SCL_CIRRUS, SCL_CLOUD, SCL_SHADOW,
+    BEN19_CLASSES,
+    S1_POLARIZATIONS,
+    S2_BAND_GSD,
+    S2_CENTRAL_WAVELENGTH_NM,
+    S2_L2A_BANDS,
+    S2_QUANTIFICATION,
+    SCL_CIRRUS,
+    SCL_CLOUD,
+    SCL_SHADOW,
 )
 
 log = logging.getLogger(__name__)

@@ -43,12 +43,12 @@ from affine import Affine
 from rasterio.windows import Window
 from shapely.geometry import box
 
-from ..atomic import write_creation_record, write_parquet
 from .. import store
 from ..archives.base import SceneRecord, SearchQuery
-from ..archives.s1_source import dataset_s1_source
-from ..archives.reading import ReadError, open_raster, read_asset_on_grid, read_exact_window
 from ..archives.planet import ASSETS_KEY, PL_API_KEY_ENV, PlanetAssetMissing
+from ..archives.reading import ReadError, open_raster, read_asset_on_grid, read_exact_window
+from ..archives.s1_source import dataset_s1_source
+from ..atomic import write_creation_record, write_parquet
 from ..config import paths, stage_config
 from ..grids import footprint, to_lonlat
 from ..landcover import CLASSES, IGNORE_INDEX, class_fractions, remap_table_attrs, remap_worldcover
@@ -112,7 +112,7 @@ class Settings:
     aois_per_batch: int
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "Settings":
+    def from_config(cls, cfg: dict[str, Any]) -> Settings:
         s = cfg["planetcr"]
         splits = s.get("splits") or {}
         classes = tuple(s["cloud_classes"])
@@ -193,7 +193,7 @@ class Source:
             catalog = p.demo_planet / "catalog"
             self.planet = LocalPlanetArchive(catalog / PSSCENE_FILE, asset_type=self.optical_asset)
             self.stac = LocalStacArchive(catalog / "items.ndjson")
-            start = dt.datetime.fromisoformat(world["cfg"]["start_date"]).replace(tzinfo=dt.timezone.utc)
+            start = dt.datetime.fromisoformat(world["cfg"]["start_date"]).replace(tzinfo=dt.UTC)
             end = start + dt.timedelta(days=int(world["cfg"]["days"]))
             known = {a["id"]: AoiSpec.from_dict(a) for a in world["aois"]}
             wanted = sec.get("aois") or list(known)
@@ -240,8 +240,8 @@ class Source:
         return self.stac.search(q)
 
     def worldcover(self, work: AoiWork) -> SceneRecord | None:
-        q = SearchQuery(WORLDCOVER, dt.datetime(2015, 1, 1, tzinfo=dt.timezone.utc),
-                        dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc), intersects=work.aoi.footprint())
+        q = SearchQuery(WORLDCOVER, dt.datetime(2015, 1, 1, tzinfo=dt.UTC),
+                        dt.datetime(2100, 1, 1, tzinfo=dt.UTC), intersects=work.aoi.footprint())
         found = [r for r in self.stac.search(q) if "map" in r.assets]
         return max(found, key=lambda r: (r.datetime, r.id)) if found else None
 
@@ -257,7 +257,7 @@ class Source:
 # ------------------------------------------------------------------------------- raster io
 
 
-def _stac_on_grid(src: "Source", record: SceneRecord, band: str, transform: Affine, shape: tuple[int, int],
+def _stac_on_grid(src: Source, record: SceneRecord, band: str, transform: Affine, shape: tuple[int, int],
                   epsg: int, *, resampling: str = "nearest", fill: float = 0) -> np.ndarray:
     """Band ``band`` of a STAC scene (S1, WorldCover) on the AOI grid, through the reading layer:
     a window read on the raster's lattice, else a warp; ``fill`` outside the raster."""

@@ -58,12 +58,12 @@ from pyproj import Transformer
 from shapely.geometry import box, mapping, shape
 from tqdm import tqdm
 
-from ..atomic import write_creation_record, write_parquet, write_text
 from .. import store
 from ..archives import open_archive
 from ..archives.base import Archive, SceneRecord, SearchQuery
-from ..archives.s1_source import dataset_s1_source, s1_card_line
 from ..archives.reading import ReadError, read_band
+from ..archives.s1_source import dataset_s1_source, s1_card_line
+from ..atomic import write_creation_record, write_parquet, write_text
 from ..config import Paths, paths
 from ..provenance import code_version
 from ..sentinel import (

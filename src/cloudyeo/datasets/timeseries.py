@@ -34,20 +34,20 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import shapely
 import numpy as np
 import pandas as pd
+import shapely
 from affine import Affine
 from pyproj import Transformer
 from shapely.geometry import box, shape
 from tqdm import tqdm
 
 from .. import store
-from ..atomic import write_creation_record, write_csv, write_parquet
 from ..archives import open_archive
-from ..archives.s1_source import dataset_s1_source
 from ..archives.base import SceneRecord, SearchQuery
 from ..archives.reading import ReadError, read_band, read_raster
+from ..archives.s1_source import dataset_s1_source
+from ..atomic import write_creation_record, write_csv, write_parquet
 from ..config import ConfigError, paths
 from ..grids import geojson, to_lonlat
 from ..provenance import code_version
@@ -161,8 +161,8 @@ def split_of(cfg: dict[str, Any], rois: list[Roi]) -> dict[str, str]:
 
 def intervals(year: int, n: int) -> list[tuple[dt.datetime, dt.datetime]]:
     """``n`` equal, contiguous intervals [start, end) covering the calendar year (UTC)."""
-    t0 = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
-    t1 = dt.datetime(year + 1, 1, 1, tzinfo=dt.timezone.utc)
+    t0 = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
+    t1 = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
     step = (t1 - t0) / n
     return [(t0 + i * step, t0 + (i + 1) * step) for i in range(n)]
 
@@ -187,8 +187,8 @@ def _archive(cfg: dict[str, Any]):
 def _year_span(cfg: dict[str, Any], pad_days: float = 0.0) -> tuple[dt.datetime, dt.datetime]:
     year = int(cfg["timeseries"]["year"])
     pad = dt.timedelta(days=pad_days)
-    return (dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc) - pad,
-            dt.datetime(year, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc) + pad)
+    return (dt.datetime(year, 1, 1, tzinfo=dt.UTC) - pad,
+            dt.datetime(year, 12, 31, 23, 59, 59, tzinfo=dt.UTC) + pad)
 
 
 # ------------------------------------------------------------------------------- plan

@@ -14,9 +14,9 @@ every demo tile centre so each tile has a value.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from rasterio.features import rasterize

@@ -24,7 +24,7 @@ from cloudyeo.demo.climatology import Climatology
 from cloudyeo.demo.tiles import TileSpec, stable_hash
 from cloudyeo.sentinel import baseline_offset
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 GRID_EPOCH = dt.date(2017, 1, 1)
 SEASON_START = dt.date(2017, 6, 20)  # first reference slot; slots are spread over a year
 REFERENCE_FIRST = dt.date(2017, 6, 1)  # references lie in 2017-06 .. 2018-05

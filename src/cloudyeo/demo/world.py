@@ -19,8 +19,9 @@ import json
 import multiprocessing
 import os
 import shutil
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -28,11 +29,11 @@ from rasterio.windows import Window
 
 from cloudyeo.atomic import write_text
 from cloudyeo.demo.atmosphere import (
+    TOA_TRANSMITTANCE,
     TRUTH_CIRRUS,
     TRUTH_CLOUD,
     TRUTH_SHADOW,
     TRUTH_SNOW,
-    TOA_TRANSMITTANCE,
     b10_toa,
     block_mean,
     compose,

@@ -15,6 +15,7 @@ from cloudyeo.training.normalization import (
     RunningBandStats,
     compute_normalization,
 )
+from cloudyeo.training.pretrain import pretrain as pretrain_ssl
 from cloudyeo.training.runtime import (
     MetricsLogger,
     autocast,
@@ -29,7 +30,6 @@ from cloudyeo.training.runtime import (
     select_device,
     to_device,
 )
-from cloudyeo.training.pretrain import pretrain as pretrain_ssl
 
 __all__ = [
     "MetricsLogger", "MultibandAugment", "NormalizationSpec", "RunningBandStats", "autocast",

@@ -40,8 +40,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from cloudyeo.config import paths
 from cloudyeo.atomic import write_csv
+from cloudyeo.config import paths
 from cloudyeo.metrics import (
     batch_image_metrics,
     cloud_region_masks,

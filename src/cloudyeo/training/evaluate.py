@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from cloudyeo.config import paths
 from cloudyeo.atomic import atomic_write
+from cloudyeo.config import paths
 from cloudyeo.metrics.classification import average_precision
 from cloudyeo.training.data import CBENFused
 from cloudyeo.training.experiments import cben_store, evaluate_outputs, finetune_outputs

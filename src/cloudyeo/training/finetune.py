@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
-from cloudyeo.config import paths
 from cloudyeo import atomic
+from cloudyeo.config import paths
 from cloudyeo.metrics.classification import AveragePrecisionAccumulator
 from cloudyeo.models.registry import build_backbone
 from cloudyeo.training.data import CBENFused, flips, normalize_batch, resize

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from cloudyeo.config import paths
 from cloudyeo import atomic
+from cloudyeo.config import paths
 from cloudyeo.models.ssl import build_ssl
 from cloudyeo.training.augment import MultibandAugment, optical_channels_from_bands
 from cloudyeo.training.data import (

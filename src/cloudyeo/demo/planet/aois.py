@@ -158,7 +158,7 @@ class AoiSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AoiSpec":
+    def from_dict(cls, d: dict[str, Any]) -> AoiSpec:
         t = d["transform_10m"]
         return cls(id=d["id"], epsg=int(d["epsg"]), x0=float(t[2]), y0=float(t[5]),
                    size_px=int(d["shape_10m"][0]), name=d.get("name", ""),

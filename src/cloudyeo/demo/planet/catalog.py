@@ -20,11 +20,11 @@ import datetime as dt
 from typing import Any
 
 import numpy as np
+import shapely
 from pyproj import Transformer
 from rasterio.features import shapes
 from rasterio.transform import Affine
 from shapely.geometry import mapping, shape
-import shapely
 from shapely.ops import unary_union
 
 from cloudyeo.demo.planet.aois import AoiSpec
@@ -47,7 +47,7 @@ EXT = {
 
 
 def iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def href(*parts: str) -> str:

@@ -33,7 +33,12 @@ from rasterio.transform import Affine
 from cloudyeo.demo.atmosphere import block_mean
 from cloudyeo.demo.planet.aois import AoiSpec
 from cloudyeo.demo.planet.surface import (
-    SNOW, AoiSurface, GridLayers, grid_layers, sar_mean_db, surface_reflectance,
+    SNOW,
+    AoiSurface,
+    GridLayers,
+    grid_layers,
+    sar_mean_db,
+    surface_reflectance,
 )
 from cloudyeo.demo.rasters import discard_float_bits, write_cog
 from cloudyeo.demo.surface import smooth_field

@@ -19,21 +19,36 @@ import math
 import multiprocessing
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from cloudyeo.atomic import write_text
 from cloudyeo.demo.planet.aois import DEFAULT_AOIS, KNOWN_AOIS, AoiSpec, known_aoi, place_aoi
 from cloudyeo.demo.planet.catalog import (
-    COLLECTION_S1, COLLECTION_WORLDCOVER, collections, psscene_feature, s1_item, valid_footprint,
+    COLLECTION_S1,
+    COLLECTION_WORLDCOVER,
+    collections,
+    psscene_feature,
+    s1_item,
+    valid_footprint,
     worldcover_item,
 )
 from cloudyeo.demo.planet.render import (
-    MARGIN_M, OPTICAL_ASSET, PLANET_RES, UDM2_ASSET, UDM2_BANDS, PlanetGrid, PlanetSky,
-    planet_grid, render_planet_scene, render_s1, render_worldcover,
+    MARGIN_M,
+    OPTICAL_ASSET,
+    PLANET_RES,
+    UDM2_ASSET,
+    UDM2_BANDS,
+    PlanetGrid,
+    PlanetSky,
+    planet_grid,
+    render_planet_scene,
+    render_s1,
+    render_worldcover,
 )
 from cloudyeo.demo.planet.surface import GENERIC_PRIORS, aoi_surface
 from cloudyeo.demo.tiles import stable_hash
@@ -166,7 +181,7 @@ def aoi_setups(cfg: dict[str, Any]) -> list[AoiSetup]:
 
 
 def _utc(day: dt.date, local_hour: float, lon: float) -> dt.datetime:
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     return start + dt.timedelta(hours=local_hour - lon / 15.0)
 
 
