@@ -4,10 +4,7 @@ loopback, and a fault-injecting proxy in front of it. Everything stays on 127.0.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -17,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from support.loopback import rustac_serving
 
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 GSD = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10,
@@ -187,48 +185,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rustac() -> str | None:
-    exe = Path(sys.executable).with_name("rustac")
-    return str(exe) if exe.exists() else shutil.which("rustac")
-
-
 @pytest.fixture(scope="session")
 def rustac_url(catalog_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """A real STAC API (``rustac serve``, in-memory backend) with the demo items."""
-    exe = _rustac()
-    if exe is None:
-        pytest.skip("rustac is not installed (pip install rustac)")
-    port = free_port()
     collections = sorted(str(p) for p in catalog_dir.glob("collection-*.json"))
     log_path = tmp_path_factory.mktemp("rustac") / "rustac.log"
-    with open(log_path, "wb") as log_fh:
-        proc = subprocess.Popen(
-            [exe, "serve", "--addr", f"127.0.0.1:{port}", *collections,
-             str(catalog_dir / "items.ndjson")],
-            stdout=log_fh, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"rustac serve exited: {log_path.read_text()}")
-            try:
-                if requests.get(url + "/", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"rustac serve did not answer: {log_path.read_text()}")
-            time.sleep(0.1)
+    with rustac_serving(free_port(), collections, catalog_dir / "items.ndjson", log_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 class FlakyProxy:

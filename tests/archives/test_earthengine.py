@@ -21,6 +21,7 @@ import pytest
 
 ee = pytest.importorskip("ee")
 from ee import apitestcase
+from support.loopback import ee_invocations as invocations
 
 from cloudyeo.archives import earthengine as eea
 from cloudyeo.archives import open_archive
@@ -119,33 +120,6 @@ def sent(mock_http: mock.MagicMock) -> list[tuple[str, str, dict[str, Any]]]:
         url, method = call.args[0], call.args[1]
         out.append((url, method, json.loads(call.kwargs["body"])))
     return out
-
-
-def invocations(expression: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Every function call in a serialized expression as (name, {argument: constant | name})."""
-    values = expression["values"]
-    found: list[tuple[str, dict[str, Any]]] = []
-
-    def walk(node: Any) -> Any:
-        if not isinstance(node, dict):
-            return node
-        if "valueReference" in node:
-            return walk(values[node["valueReference"]])
-        if "constantValue" in node:
-            return node["constantValue"]
-        if "functionInvocationValue" in node:
-            inv = node["functionInvocationValue"]
-            args = {k: walk(v) for k, v in inv.get("arguments", {}).items()}
-            found.append((inv["functionName"], args))
-            return inv["functionName"]
-        if "arrayValue" in node:
-            return [walk(v) for v in node["arrayValue"]["values"]]
-        if "dictionaryValue" in node:
-            return {k: walk(v) for k, v in node["dictionaryValue"]["values"].items()}
-        return node
-
-    walk(values[expression["result"]])
-    return found
 
 
 def names(expression: dict[str, Any]) -> list[str]:

@@ -26,9 +26,7 @@ import datetime as dt
 import io
 import json
 import re
-import subprocess
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,10 +39,10 @@ from urllib.parse import parse_qs
 import numpy as np
 import pandas as pd
 import pytest
-import requests
 import yaml
 from affine import Affine
 from shapely.geometry import box, shape
+from support.loopback import ee_invocations, rustac_serving
 
 from cloudyeo import store
 from cloudyeo.archives.local import LocalStacArchive
@@ -128,39 +126,13 @@ class World:
 
 
 @contextmanager
-def rustac_serving(world: World, tmp: Path) -> Iterator[str]:
-    exe = Path(__import__("sys").executable).with_name("rustac")
-    if not exe.exists():
-        pytest.skip("rustac is not installed (pip install rustac)")
+def rustac_over(world: World, tmp: Path) -> Iterator[str]:
+    """``rustac serve`` with the demo world's collections and items."""
     collections = sorted(str(p) for p in (world.catalog / "collections").glob("*.json"))
     with socket_port() as port:
         pass
-    log_path = tmp / "rustac.log"
-    with open(log_path, "wb") as log_fh:
-        proc = subprocess.Popen([str(exe), "serve", "--addr", f"127.0.0.1:{port}", *collections,
-                                 str(world.catalog / "items.ndjson")], stdout=log_fh, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"rustac serve exited: {log_path.read_text()}")
-            try:
-                if requests.get(url + "/", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"rustac serve did not answer: {log_path.read_text()}")
-            time.sleep(0.1)
+    with rustac_serving(port, collections, world.catalog / "items.ndjson", tmp / "rustac.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @contextmanager
@@ -210,33 +182,6 @@ def _ee_image(world: World, rec) -> dict[str, Any]:
     return {"type": "Image", "id": f"{EE_COLLECTIONS[rec.collection]}/{rec.id}", "bands": bands, "properties": p}
 
 
-def _ee_calls(expression: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Every function call of a serialized expression as (name, {argument: constant | call name})."""
-    values = expression["values"]
-    found: list[tuple[str, dict[str, Any]]] = []
-
-    def walk(node: Any) -> Any:
-        if not isinstance(node, dict):
-            return node
-        if "valueReference" in node:
-            return walk(values[node["valueReference"]])
-        if "constantValue" in node:
-            return node["constantValue"]
-        if "functionInvocationValue" in node:
-            inv = node["functionInvocationValue"]
-            args = {k: walk(v) for k, v in inv.get("arguments", {}).items()}
-            found.append((inv["functionName"], args))
-            return inv["functionName"]
-        if "arrayValue" in node:
-            return [walk(v) for v in node["arrayValue"]["values"]]
-        if "dictionaryValue" in node:
-            return {k: walk(v) for k, v in node["dictionaryValue"]["values"].items()}
-        return node
-
-    walk(values[expression["result"]])
-    return found
-
-
 class FakeEarthEngine:
     """Answers the earthengine-api client's REST calls from the demo world."""
 
@@ -258,8 +203,8 @@ class FakeEarthEngine:
         return httplib2.Response({"status": 404}), json.dumps(body).encode()
 
     def list_images(self, req: dict[str, Any]) -> list[dict[str, Any]]:
-        calls = dict((name, args) for name, args in _ee_calls(req["expression"]) if name != "Collection.filter")
-        filters = [args for name, args in _ee_calls(req["expression"]) if name.startswith("Filter.")
+        calls = dict((name, args) for name, args in ee_invocations(req["expression"]) if name != "Collection.filter")
+        filters = [args for name, args in ee_invocations(req["expression"]) if name.startswith("Filter.")
                    or name == "DateRange"]
         cid = calls["ImageCollection.load"]["id"]
         logical = {v: k for k, v in EE_COLLECTIONS.items()}[cid]
@@ -277,7 +222,7 @@ class FakeEarthEngine:
         return [_ee_image(self.world, r) for r in recs[offset:offset + count]]
 
     def compute_pixels(self, req: dict[str, Any]) -> bytes:
-        calls = dict(_ee_calls(req["expression"]))
+        calls = dict(ee_invocations(req["expression"]))
         cid, index = calls["Image.load"]["id"].rsplit("/", 1)
         rec = self.world.by_id[index]
         names = calls["Image.select"]["newNames"]
@@ -466,7 +411,7 @@ def archive_config(kind: str, world: World, tmp: Path, monkeypatch) -> Iterator[
     if kind == "local":
         yield {"archive": "demo"}, None
     elif kind == "stac-api":
-        with rustac_serving(world, tmp) as url:
+        with rustac_over(world, tmp) as url:
             yield {"archive": "stac-api", "stac": {"preset": "custom", "url": url, "page_size": 50,
                                                    "asset_base": str(world.catalog) + "/"}}, url
     elif kind == "earthengine":
