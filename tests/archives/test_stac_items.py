@@ -85,6 +85,19 @@ def test_cdse_dialect_nested_statistics_and_resolution_suffixes():
     assert rec.relative_orbit == 23 and rec.orbit_state == "descending"
 
 
+def test_s3_hrefs_read_from_their_https_alternate():
+    """CDSE: s3://eodata needs S3 keys; the https twin on the download service takes the token."""
+    dl = "https://download.dataspace.copernicus.eu/odata/v1/Products(x)/Nodes(B02_10m.jp2)/$value"
+    assets = {"B02_10m": {"href": "s3://eodata/B02_10m.jp2", "proj:code": "EPSG:32629",
+                          "alternate": {"s3": {"href": "s3://eodata/B02_10m.jp2"}, "https": {"href": dl}}},
+              "B03_10m": {"href": "s3://eodata/B03_10m.jp2", "proj:code": "EPSG:32629"}}
+    props = {"platform": "sentinel-2a", "grid:code": "MGRS-29UNU", "eo:cloud_cover": 1.0,
+             "processing:version": "05.12"}
+    rec = item_to_record(_item(props, assets, "S2A_MSIL2A_20260628T115421_N0512_R023_T29UNU_20260628T194416"))
+    assert rec.assets["B02"].href == dl
+    assert rec.assets["B03"].href == "s3://eodata/B03_10m.jp2"  # no twin: kept as given
+
+
 def test_planetary_computer_dialect_and_baseline_fallback():
     assets = {b: {"href": f"https://pc.blob.core.windows.net/x/{b}.tif", "proj:shape": [10980, 10980],
                   "proj:transform": [10, 0, 499980, 0, -10, 5300040]}

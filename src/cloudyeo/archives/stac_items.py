@@ -402,6 +402,20 @@ def _is_sar(collection: str, platform: str, bands: Iterable[str]) -> bool:
 # --------------------------------------------------------------------------------------
 
 
+def asset_href(asset: Mapping[str, Any]) -> str:
+    """The href to read an asset from: the primary one, except that an ``s3://`` href with an
+    https twin in the alternate-assets extension (``alternate.<name>.href``, the same file) reads
+    from the twin. CDSE's items point at ``s3://eodata/...``, which needs S3 keys; their https
+    alternate on the download service takes the archive's bearer token (sent by the reading layer
+    to that origin only)."""
+    href = str(asset["href"])
+    if href.startswith("s3://"):
+        for alt in (asset.get("alternate") or {}).values():
+            if isinstance(alt, Mapping) and str(alt.get("href", "")).startswith("https://"):
+                return str(alt["href"])
+    return href
+
+
 def item_to_record(
     item: Mapping[str, Any],
     *,
@@ -470,7 +484,7 @@ def item_to_record(
         if shape is None and item_shape and transform in (None, item_transform):
             shape = item_shape
         assets[band] = AssetInfo(
-            href=resolve_href(str(asset["href"]), base),
+            href=resolve_href(asset_href(asset), base),
             epsg=parse_epsg(asset) or item_epsg,
             transform=tuple(float(v) for v in list(transform)[:6]) if transform else None,
             shape=(int(shape[0]), int(shape[1])) if shape else None,
