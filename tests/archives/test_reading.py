@@ -131,7 +131,7 @@ def test_adapter_is_asked_per_window_when_windows_are_sparse_or_off_lattice():
 
 def test_every_open_runs_inside_the_archive_gdal_environment(raster, monkeypatch):
     seen = []
-    monkeypatch.setattr(reading, "_gdal_options",
+    monkeypatch.setattr(reading, "gdal_read_options",
                         lambda archive, href: seen.append((archive.name, href)) or {"GDAL_HTTP_MAX_RETRY": "7"})
     with open_raster(Local(), str(raster)) as src:
         assert rasterio.env.getenv()["GDAL_HTTP_MAX_RETRY"] == "7"
@@ -139,7 +139,7 @@ def test_every_open_runs_inside_the_archive_gdal_environment(raster, monkeypatch
     read_windows(Local(), _record(raster), "B05", epsg=EPSG, transforms=[T20], shape=(2, 2))
     read_band(Local(), _record(raster), "B05", epsg=EPSG, transform=T20, shape=(2, 2))
     assert seen == [("local-test", str(raster))] * 3
-    assert reading._gdal_options.__name__ == "<lambda>"
+    assert reading.gdal_read_options.__name__ == "<lambda>"
 
 
 def test_open_errors_are_redacted_and_not_chained(tmp_path):

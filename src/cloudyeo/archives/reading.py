@@ -9,8 +9,8 @@ Entry points (float32 in the archive's native units, nodata as NaN):
 * ``read_asset_on_grid(archive, record, band, ...)`` and ``read_raster(href, ...)`` -- multi-band or
   non-scene rasters (land cover, Planet assets) on a grid;
 * ``open_raster(archive, href)`` -- the only ``rasterio.open`` of the package's datasets, inside the
-  one ``rasterio.Env`` built by :func:`_gdal_options` (the place for GDAL HTTP retries, timeouts
-  and auth headers of an archive).
+  one ``rasterio.Env`` built by :func:`cloudyeo.archives.gdal_env.gdal_read_options` (GDAL HTTP
+  retries, timeouts and auth headers of an archive).
 
 The pixel protocol: adapters that download pixels themselves (Earth Engine via
 ``computePixels``, Sentinel Hub via the Process API) implement
@@ -59,28 +59,19 @@ class ReadError(RuntimeError):
 # ------------------------------------------------------------------------- opening rasters
 
 
-def _gdal_options(archive: Any, href: str) -> dict[str, Any]:
-    """GDAL configuration options for reading ``href`` of ``archive`` (``None`` for rasters
-    that belong to no archive, e.g. land-cover maps).
-
-    The one place for remote-read settings (:func:`cloudyeo.archives.gdal_env.gdal_read_options`):
-    HTTP retries and timeouts from the archive's config, no directory listing on open, merged
-    ranges, and auth headers only for the archive's own origin. Every read of every dataset runs
-    inside ``rasterio.Env(**_gdal_options(...))``; local files get none.
-    """
-    return gdal_read_options(archive, href)
-
-
 @contextmanager
 def open_raster(archive: Any, href: str, *, what: str = "raster") -> Iterator[Any]:
-    """``rasterio.open(href)`` inside the archive's GDAL environment (:func:`_gdal_options`).
+    """``rasterio.open(href)`` inside the archive's GDAL environment
+    (:func:`cloudyeo.archives.gdal_env.gdal_read_options`: retries and timeouts from the archive's
+    config, no directory listing, merged ranges, credentials for the archive's own origin only;
+    nothing for local files).
 
     ``href`` may be signed: errors (also those raised while reading the open dataset inside the
     ``with`` block) become :class:`ReadError` naming ``what`` and the redacted href, never
     chained to GDAL's raw message.
     """
     try:
-        with rasterio.Env(**_gdal_options(archive, href)), rasterio.open(href) as src:
+        with rasterio.Env(**gdal_read_options(archive, href)), rasterio.open(href) as src:
             yield src
     except rasterio.errors.RasterioError as exc:
         raise ReadError(f"cannot read {what} from {redact(href)}: {redact(str(exc))}") from None
@@ -195,11 +186,14 @@ def read_windows(archive: Any, record: SceneRecord, band: str, *, epsg: int,
     if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
         invalid |= block == np.float32(nodata)
     block[invalid] = np.nan
-    return [
-        block[w.row_off - whole.row_off: w.row_off - whole.row_off + shape[0],
-              w.col_off - whole.col_off: w.col_off - whole.col_off + shape[1]].copy()
-        for w in windows
-    ]
+    return _cut(block, whole, windows, shape)
+
+
+def _cut(block: np.ndarray, whole: Window, windows: Sequence[Window], shape: tuple[int, int]) -> list[np.ndarray]:
+    """The ``windows`` (each of ``shape``) out of ``block``, which holds the union window ``whole``."""
+    return [block[w.row_off - whole.row_off: w.row_off - whole.row_off + shape[0],
+                  w.col_off - whole.col_off: w.col_off - whole.col_off + shape[1]].copy()
+            for w in windows]
 
 
 def _adapter_windows(archive: Any, record: SceneRecord, band: str, epsg: int,
@@ -216,9 +210,7 @@ def _adapter_windows(archive: Any, record: SceneRecord, band: str, epsg: int,
         whole = union_window(offsets)
         if whole.width * whole.height <= UNION_MAX_RATIO * len(offsets) * shape[0] * shape[1]:
             block = ask(t0 @ Affine.translation(whole.col_off, whole.row_off), (whole.height, whole.width))
-            return [block[w.row_off - whole.row_off: w.row_off - whole.row_off + shape[0],
-                          w.col_off - whole.col_off: w.col_off - whole.col_off + shape[1]].copy()
-                    for w in offsets]
+            return _cut(block, whole, offsets, shape)
     return [ask(t, shape) for t in transforms]
 
 
