@@ -1,0 +1,30 @@
+"""Figures a dataset builder names in its summary (``Figure("<renderer>", data)``), rendered by
+the drivers. Builders live below the report layer, so they name a figure instead of drawing it.
+
+Each renderer is ``function(path, **data)`` and writes one PNG. Registered as
+``"module:function"`` of ``cloudyeo.report`` and imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RENDERERS: dict[str, str] = {
+    "cloud_cover_histogram": "figures:cloud_cover_histogram",
+}
+
+
+def renderer(name: str) -> Callable[..., Any]:
+    if name not in RENDERERS:
+        raise KeyError(f"no figure renderer {name!r}; known: {', '.join(sorted(RENDERERS))}")
+    module, func = RENDERERS[name].split(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), func)
+
+
+def render(name: str, path: Path, **data: Any) -> Any:
+    """Draw figure ``name`` into ``path`` (the renderer writes atomically or not at all)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return renderer(name)(path=Path(path), **data)
