@@ -42,60 +42,24 @@ def _climatology_download(args):
     download_earthenv(cfg["climatology"]["url"], paths(cfg).climatology)
 
 
-def _cben_plan(args):
-    from .datasets import cben
+def _dataset(args):
+    """``cloudyeo dataset <name> <verb>``: the generic drivers run the named builder."""
+    from . import drivers
+    from .datasets.builder import get_builder
 
-    cben.write_plan(_load(args))
-
-
-def _cben_init_store(args):
-    from .datasets import cben
-
-    cben.init_store(_load(args))
-
-
-def _cben_extract(args):
-    from .datasets import cben
-
-    cben.extract_product(_load(args), args.product, progress=not args.quiet)
-
-
-def _cben_finalize(args):
-    from .datasets import cben
-
-    cben.finalize(_load(args), progress=not args.quiet)
-
-
-def _ssl4eo(verb):
-    def run(args):
-        from .datasets import ssl4eo
-
-        cfg = _load(args)
-        if verb == "plan":
-            ssl4eo.write_plan(cfg, progress=not args.quiet)
-        elif verb == "init-store":
-            ssl4eo.init_store(cfg)
-        elif verb == "extract":
-            ssl4eo.extract_batch(cfg, args.batch, progress=not args.quiet)
-        else:
-            ssl4eo.finalize(cfg)
-    return run
-
-
-def _timeseries(verb):
-    def run(args):
-        from .datasets import timeseries
-
-        cfg = _load(args)
-        if verb == "plan":
-            timeseries.write_plan(cfg)
-        elif verb == "init-store":
-            timeseries.init_store(cfg)
-        elif verb == "extract":
-            timeseries.extract_roi(cfg, args.roi, progress=not args.quiet)
-        else:
-            timeseries.finalize(cfg)
-    return run
+    builder = get_builder(args.name, _load(args))
+    progress = not args.quiet
+    if args.verb == "plan":
+        drivers.run_plan(builder, progress=progress)
+    elif args.verb == "init":
+        drivers.run_init(builder)
+    elif args.verb == "extract":
+        if not args.unit:
+            raise ConfigError(f"cloudyeo dataset {args.name} extract needs --unit <{builder.unit_label}>")
+        drivers.run_extract(builder, args.unit, progress=progress)
+    else:
+        for path in drivers.run_finalize(builder, progress=progress).values():
+            print(path)
 
 
 def _demo_generate_planet(args):
@@ -104,23 +68,6 @@ def _demo_generate_planet(args):
     cfg = _load(args)
     out = Path(args.out) if args.out else paths(cfg).demo_planet
     generate_planet_world(cfg["demo_planet"], out, progress=not args.quiet, workers=args.workers)
-
-
-def _planetcr(verb):
-    def run(args):
-        from .datasets import planetcr
-
-        cfg = _load(args)
-        if verb == "plan":
-            planetcr.write_plan(cfg)
-        elif verb == "init-store":
-            planetcr.init_store(cfg)
-        elif verb == "extract":
-            batch = args.batch if not args.batch.isdigit() else f"batch-{int(args.batch):03d}"
-            planetcr.extract_batch(cfg, batch, progress=not args.quiet)
-        else:
-            planetcr.finalize(cfg)
-    return run
 
 
 def _experiment(verb):
@@ -220,37 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
             "--workers": dict(type=int, default=None, help="processes (default: up to 2)")})
     clim = stages.add_parser("climatology", help="EarthEnv cloud climatology").add_subparsers(dest="verb", required=True)
     verb(clim, "download", _climatology_download, "download the EarthEnv MODCF files")
-    cben = stages.add_parser("cben", help="CBEN, a cloudy BigEarthNet").add_subparsers(dest="verb", required=True)
-    verb(cben, "plan", _cben_plan, "choose a cloudy scene per reference product (manifest)")
-    verb(cben, "init-store", _cben_init_store, "create the empty Zarr store from the plan")
-    verb(cben, "extract", _cben_extract, "cut one product's patches into the store",
-         **{"--product": dict(required=True, help="reference S2 product name")})
-    verb(cben, "finalize", _cben_finalize, "statistics, index, dataset card; mark the store complete")
-    ssl = stages.add_parser("ssl4eo", help="SSL4EO-S12-style four-season pretraining set").add_subparsers(
-        dest="verb", required=True)
-    verb(ssl, "plan", _ssl4eo("plan"), "choose S2 L1C/L2A + S1 scenes per location and season (manifest)")
-    verb(ssl, "init-store", _ssl4eo("init-store"), "create the empty ssl4eo.zarr from the plan")
-    verb(ssl, "extract", _ssl4eo("extract"), "cut one batch of locations into the store",
-         **{"--batch": dict(type=int, required=True, help="batch number (manifest column batch)")})
-    verb(ssl, "finalize", _ssl4eo("finalize"), "nodata checks, statistics, index, card; mark complete")
-    ts = stages.add_parser("timeseries", help="SEN12MS-CR-TS-style time series").add_subparsers(
-        dest="verb", required=True)
-    verb(ts, "plan", _timeseries("plan"), "candidate S2 scenes per ROI and interval (manifest)")
-    verb(ts, "init-store", _timeseries("init-store"), "create the empty timeseries.zarr")
-    verb(ts, "extract", _timeseries("extract"), "build one ROI's time points, masks and patches",
-         **{"--roi": dict(required=True, help="ROI name")})
-    verb(ts, "finalize", _timeseries("finalize"), "coordinates, manifests, figures; mark complete")
+    ds = stages.add_parser("dataset", parents=[common],
+                           help="build a dataset: plan | init | extract --unit U | finalize (every registered builder)")
+    ds.add_argument("name", help="dataset builder name (cben, timeseries, ssl4eo, planetcr, or a config's dataset_builders)")
+    ds.add_argument("verb", choices=["plan", "init", "extract", "finalize"])
+    ds.add_argument("--unit", help="the unit of work for extract (a manifest's product, ROI or batch)")
+    ds.set_defaults(func=_dataset)
     verb(demo, "generate-planet", _demo_generate_planet,
          "generate the Planet-CR demo world (PlanetScope + UDM2, Sentinel-1, WorldCover)",
          **{"--out": dict(help="output folder (default <resources_dir>/demo-planet)"),
             "--workers": dict(type=int, default=None, help="processes (default: up to 2)")})
-    pcr = stages.add_parser("planetcr", help="Planet-CR-style quartets (PlanetScope, S1, WorldCover)")
-    pcr = pcr.add_subparsers(dest="verb", required=True)
-    verb(pcr, "plan", _planetcr("plan"), "pair scenes, check alignment, balance and split windows (manifest)")
-    verb(pcr, "init-store", _planetcr("init-store"), "create the empty planetcr.zarr from the plan")
-    verb(pcr, "extract", _planetcr("extract"), "cut one batch of AOIs into the store",
-         **{"--batch": dict(required=True, help="batch id (manifest column batch, e.g. batch-000) or its number")})
-    verb(pcr, "finalize", _planetcr("finalize"), "statistics, index, figures, dataset card; mark complete")
     run_opts = {
         "--device": dict(default=None, help="auto | cpu | cuda | cuda:N (default: cben_experiments.runtime.device)"),
         "--num-workers": dict(type=int, default=None, help="DataLoader workers (default: from the config)"),

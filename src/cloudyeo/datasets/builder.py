@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ..config import paths
+from ..config import ConfigError, paths
 
 # name -> module of the builders shipped with the package (imported on first use).
 PACKAGE_BUILDERS: dict[str, str] = {
@@ -55,7 +55,7 @@ ARCHIVE_INPUTS = ("archive", "timeseries_archive", "planet_archive", "none")
 WriteSamples = Callable[[int, dict[str, np.ndarray]], None]
 
 
-class BuilderError(RuntimeError):
+class BuilderError(ConfigError):
     """A builder or its registry is misdeclared (names the builder and what is wrong)."""
 
 

@@ -5,13 +5,14 @@ centroid, month of the reference acquisition) gives a cloud-cover window; the te
 closest Sentinel-2 L2A scene of the same MGRS tile whose scene cloud cover lies in that window
 is cut on the exact patch grid of every reference patch of the product.
 
-Stages (one Snakemake rule each; the extract stage runs once per product):
+A dataset builder (:class:`CBENBuilder`, see :mod:`cloudyeo.datasets.builder`); the generic
+drivers run it (``cloudyeo dataset cben plan|init|extract --unit <product>|finalize``):
 
-- :func:`plan` -> ``manifest.parquet`` (one row per product, GeoParquet) and
-  ``patches.parquet`` (one row per patch, with its sample index in the store);
-- :func:`init_store` -> the empty ``cben.zarr`` with every coordinate known at plan time;
-- :func:`extract_product` -> writes the product's samples and then its part file;
-- :func:`finalize` -> per-sample cloud fractions, statistics, index, card, completion mark.
+- plan -> ``manifest.parquet`` (one row per product, GeoParquet) and ``patches.parquet`` (one
+  row per patch, with its sample index in the store);
+- init -> the empty ``cben.zarr`` with every coordinate known at plan time;
+- extract, one unit per selected product -> the product's samples, then its part file;
+- finalize -> per-sample cloud fractions, statistics, index, card, completion mark.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dask
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -35,8 +35,7 @@ from .. import store
 from ..archives import open_archive
 from ..archives.base import Archive, SceneRecord, SearchQuery
 from ..archives.reading import ReadError, read_windows, reads_pixels_itself
-from ..archives.s1_source import dataset_s1_source
-from ..atomic import write_creation_record, write_parquet
+from ..archives.s1_source import dataset_s1_source, s1_card_line
 from ..climatology import Climatology
 from ..config import paths
 from ..grids import footprint, geojson, scaled_transform, to_lonlat, upsample_bilinear
@@ -53,6 +52,8 @@ from ..sentinel import (
     SCL_CLOUD,
     SCL_SHADOW,
 )
+from .builder import DatasetBuilder, Figure, StoreLayout, Summary, Table, WriteSamples
+from .common import S2_FILL, S2_SCALE, band_statistics, encode_s2, to_db, utc64
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,6 @@ S1_GRD = "sentinel-1-grd"
 PATCH_PX = 120
 # reBEN patches hold sen2cor DNs without BOA_ADD_OFFSET (all products precede baseline 04.00).
 REFERENCE_OFFSET_DN = 0.0
-S2_FILL = -32768
-S2_SCALE = 1e-4
 RESAMPLING = "bilinear on pixel centres (20 m x2, 60 m x6), edges clamped"
 SAME_ACQUISITION = dt.timedelta(hours=1)
 # Every asset a CBEN scene must have (checked at plan time where the archive lists assets).
@@ -253,16 +252,6 @@ PATCH_COLUMNS = ["patch_id", "product", "split", "labels", "s1_name", "epsg", "t
                  "width", "clim_mean", "clim_sd"]
 
 
-def write_plan(cfg: dict[str, Any]) -> None:
-    p = paths(cfg)
-    manifest, patches = plan(cfg)
-    p.cben.mkdir(parents=True, exist_ok=True)
-    write_parquet(patches, p.cben_patches)
-    write_parquet(manifest, p.cben_manifest)
-    n_skip = int(manifest["skip_reason"].notna().sum())
-    log.info("planned %d products (%d skipped), %d samples", len(manifest), n_skip, int((patches["sample"] >= 0).sum()))
-
-
 def read_manifest(path: str | Path) -> gpd.GeoDataFrame:
     return gpd.read_parquet(path)
 
@@ -279,13 +268,16 @@ def _multi_hot(labels: list[list[str]]) -> np.ndarray:
     return out
 
 
-def init_store(cfg: dict[str, Any]) -> None:
-    """Create the empty store: arrays, plan-time coordinates, labels and attributes."""
-    p = paths(cfg)
-    manifest = read_manifest(p.cben_manifest)
-    patches = pd.read_parquet(p.cben_patches)
-    rows = patches[patches["sample"] >= 0].sort_values("sample")
-    scenes = manifest.set_index("product")
+def _store_rows(plan: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The patches that have a sample in the store, in sample order."""
+    patches = plan["patches"]
+    return patches[patches["sample"] >= 0].sort_values("sample").reset_index(drop=True)
+
+
+def store_layout(cfg: dict[str, Any], plan: dict[str, pd.DataFrame]) -> StoreLayout:
+    """The empty store: arrays, plan-time coordinates, labels and attributes."""
+    rows = _store_rows(plan)
+    scenes = plan["manifest"].set_index("product")
     s2_vars = dict(
         units="1", long_name="surface reflectance", scale_factor=S2_SCALE, add_offset=0.0,
         _FillValue=S2_FILL, resampling_to_10m=RESAMPLING,
@@ -313,8 +305,8 @@ def init_store(cfg: dict[str, Any]) -> None:
         "product": (sample, prod.astype(str)),
         "split": (sample, rows["split"].to_numpy(dtype=str)),
         "s2_scene_id": (sample, scenes.loc[prod, "scene_id"].to_numpy(dtype=str)),
-        "s2_datetime": (sample, _utc64(scenes.loc[prod, "scene_datetime"])),
-        "s2_reference_datetime": (sample, _utc64(scenes.loc[prod, "reference_datetime"])),
+        "s2_datetime": (sample, utc64(scenes.loc[prod, "scene_datetime"])),
+        "s2_reference_datetime": (sample, utc64(scenes.loc[prod, "reference_datetime"])),
         "scene_cloud_cover": (sample, scenes.loc[prod, "cloud_cover"].to_numpy(dtype=np.float32)),
         "window_low": (sample, scenes.loc[prod, "window_low"].to_numpy(dtype=np.float32)),
         "window_high": (sample, scenes.loc[prod, "window_high"].to_numpy(dtype=np.float32)),
@@ -349,16 +341,9 @@ def init_store(cfg: dict[str, Any]) -> None:
         build_config=json.dumps(cfg, sort_keys=True),
         code_version=code_version("cben"),
     )
-    store.create_store(p.cben_store, len(rows), variables, coords, attrs, codec=cfg["cben"]["store_codec"])
-    if len(rows):
-        store.write_samples(p.cben_store, 0, {"labels": _multi_hot(list(rows["labels"]))})
-    # A new store is empty: every extraction reruns after it.
-    write_creation_record(p.cben_store_created, store=str(p.cben_store), n_samples=int(len(rows)),
-                          codec=cfg["cben"]["store_codec"], shard_samples=shard)
-
-
-def _utc64(values: pd.Series) -> np.ndarray:
-    return pd.to_datetime(values, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    initial = {"labels": _multi_hot(list(rows["labels"]))} if len(rows) else {}
+    return StoreLayout(len(rows), variables, coords, attrs, cfg["cben"]["store_codec"], initial,
+                       record=dict(shard_samples=shard))
 
 
 # -------------------------------------------------------------------------------- extract
@@ -390,76 +375,7 @@ def _encode_reflectance(dn: np.ndarray, offset: float, quantification: float, fa
     refl = (dn.astype(np.float32) + offset) / quantification
     if nodata is not None:
         refl[dn == nodata] = np.nan
-    up = upsample_bilinear(refl, factor)
-    out = np.full(up.shape, S2_FILL, dtype=np.int16)
-    ok = np.isfinite(up)
-    out[ok] = np.clip(np.rint(up[ok] / S2_SCALE), -32767, 32767).astype(np.int16)
-    return out
-
-
-def _to_db(linear: np.ndarray) -> np.ndarray:
-    out = np.full(linear.shape, np.nan, dtype=np.float32)
-    ok = np.isfinite(linear) & (linear > 0)
-    out[ok] = 10.0 * np.log10(linear[ok])
-    return out
-
-
-def extract_product(cfg: dict[str, Any], product: str, *, progress: bool = True) -> Path:
-    """Cut one product's patches into its rows of the store, then write its part file."""
-    p = paths(cfg)
-    store.mark_incomplete(p.cben_store)
-    manifest = read_manifest(p.cben_manifest).set_index("product")
-    if product not in manifest.index:
-        raise ExtractionError(f"product {product} is not in {p.cben_manifest}")
-    row = manifest.loc[product]
-    if not pd.isna(row["skip_reason"]):
-        raise ExtractionError(f"product {product} was skipped by the plan: {row['skip_reason']}")
-    patches = pd.read_parquet(p.cben_patches)
-    patches = patches[patches["product"] == product].sort_values("sample")
-    start = int(patches["sample"].iloc[0])
-    if not np.array_equal(patches["sample"].to_numpy(), np.arange(start, start + len(patches))):
-        raise ExtractionError(f"product {product}: sample indices in {p.cben_patches} are not contiguous")
-
-    archive = open_archive(cfg)
-    reference = ReBEN(p.reference)
-    scene = _find_scene(archive, L2A, row["scene_id"], pd.Timestamp(row["scene_datetime"]).to_pydatetime(), row["tile"])
-    epsg = int(patches["epsg"].iloc[0])
-    t10 = [Affine(*t) for t in patches["transform"]]
-    n = len(patches)
-    s2 = np.empty((n, len(S2_L2A_BANDS), PATCH_PX, PATCH_PX), dtype=np.int16)
-    s2_ref = np.empty_like(s2)
-    # Files hold raw DN with 0 = no data (L2A convention, also where a COG declares no nodata);
-    # read_window services send NaN for no data and may send a harmonized DN of 0 as data.
-    dn_nodata = None if reads_pixels_itself(archive) else 0
-    bar = tqdm(S2_L2A_BANDS, desc=f"extract {product}", unit="band", disable=not progress)
-    for b, band in enumerate(bar):
-        factor = S2_BAND_GSD[band] // 10
-        size = PATCH_PX // factor
-        cuts = _cut(archive, scene, band, epsg, [scaled_transform(t, factor) for t in t10], (size, size),
-                    f"{product} {band}")
-        for i, cut in enumerate(cuts):
-            s2[i, b] = _encode_reflectance(cut, scene.radiometric_offset, scene.quantification, factor,
-                                           nodata=dn_nodata)
-    for i, pid in enumerate(patches["patch_id"]):
-        ref_bands = reference.read_s2(pid)
-        for b, band in enumerate(S2_L2A_BANDS):
-            s2_ref[i, b] = _encode_reflectance(ref_bands[band], REFERENCE_OFFSET_DN, S2_QUANTIFICATION,
-                                               S2_BAND_GSD[band] // 10)
-
-    scl = _cut(archive, scene, "SCL", epsg, [scaled_transform(t, 2) for t in t10], (PATCH_PX // 2,) * 2,
-               f"{product} SCL")
-    fractions = np.array([_scl_fractions(c) for c in scl], dtype=np.float32)
-
-    s1, s1_ids, s1_times = _extract_s1(cfg, archive, reference, patches, scene, epsg, t10, row["geometry"])
-    store.write_samples(p.cben_store, start, {"s2": s2, "s2_reference": s2_ref, "s1": s1})
-    part = pd.DataFrame(dict(
-        patch_id=patches["patch_id"].to_numpy(), sample=patches["sample"].to_numpy(),
-        cloud_fraction=fractions[:, 0], shadow_fraction=fractions[:, 1], cirrus_fraction=fractions[:, 2],
-        valid_fraction=fractions[:, 3], s1_id=s1_ids, s1_datetime=s1_times,
-        skip_reason=[None if f > 0 else NO_VALID_PIXEL for f in fractions[:, 3]],
-    ))
-    write_parquet(part, p.cben_part(product))
-    return p.cben_part(product)
+    return encode_s2(upsample_bilinear(refl, factor))
 
 
 def _scl_fractions(scl: np.ndarray) -> tuple[float, float, float, float]:
@@ -493,99 +409,220 @@ def _extract_s1(cfg, archive, reference, patches, scene, epsg, t10, outline):
     for pol in S1_POLARIZATIONS:
         cuts = _cut(archive, s1_scene, pol, epsg, t10, (PATCH_PX, PATCH_PX), f"S1 {s1_scene.id} {pol}")
         stack = np.stack(cuts).astype(np.float32)
-        layers.append(stack if s1_scene.sar_units == "dB" else _to_db(stack))
+        layers.append(stack if s1_scene.sar_units == "dB" else to_db(stack))
     s1 = np.stack(layers, axis=1)
     return s1, [s1_scene.id] * n, pd.to_datetime([s1_scene.datetime] * n, utc=True)
 
 
-# ------------------------------------------------------------------------------- finalize
+class CBENBuilder(DatasetBuilder):
+    """CBEN on the dataset-builder protocol: one unit per reference product."""
 
-
-def finalize(cfg: dict[str, Any], *, progress: bool = False) -> dict[str, Path]:
-    """Pack the staged samples into shards; gather the parts, write per-sample coordinates,
-    statistics, index and card; mark done."""
-    from ..report import cards, figures
-
-    p = paths(cfg)
-    manifest = read_manifest(p.cben_manifest)
-    patches = pd.read_parquet(p.cben_patches)
-    selected = manifest.loc[manifest["skip_reason"].isna(), "product"].tolist()
-    missing = [prod for prod in selected if not p.cben_part(prod).exists()]
-    if missing:
-        raise RuntimeError(f"cannot finalize {p.cben_store}: no extracted part for {missing}")
-    parts = pd.concat([pd.read_parquet(p.cben_part(prod)) for prod in selected], ignore_index=True)
-    rows = patches[patches["sample"] >= 0].sort_values("sample").reset_index(drop=True)
-    parts = parts.set_index("sample").loc[rows["sample"]].reset_index()
-    if not (parts["patch_id"].to_numpy() == rows["patch_id"].to_numpy()).all():
-        raise RuntimeError(f"{p.cben}/parts disagree with {p.cben_patches} on sample order")
-    # A sample without one valid pixel has unknown cover: recorded, and kept out of the splits.
-    if "skip_reason" not in parts:
-        parts["skip_reason"] = None
-    parts["skip_reason"] = parts["skip_reason"].astype(object).where(parts["skip_reason"].notna(), None)
-    skipped = parts["skip_reason"].notna().to_numpy()
-    split = rows["split"].to_numpy(dtype=object).copy()
-    split[skipped] = EXCLUDED_SPLIT
-    if skipped.any():
-        log.warning("%d samples without a valid pixel are excluded from the splits: %s", int(skipped.sum()),
-                    ", ".join(parts.loc[skipped, "patch_id"].astype(str)[:5]))
-
-    store.pack_shards(p.cben_store, progress=progress)  # the statistics below read the data
-    sample = ("sample",)
-    store.write_coords(p.cben_store, {
-        "cloud_fraction": (sample, parts["cloud_fraction"].to_numpy(np.float32)),
-        "shadow_fraction": (sample, parts["shadow_fraction"].to_numpy(np.float32)),
-        "cirrus_fraction": (sample, parts["cirrus_fraction"].to_numpy(np.float32)),
-        "valid_fraction": (sample, parts["valid_fraction"].to_numpy(np.float32)),
-        "skip_reason": (sample, parts["skip_reason"].fillna("").to_numpy(dtype=str)),
-        "split": (sample, split.astype(str)),
-        "s1_id": (sample, parts["s1_id"].to_numpy(dtype=str)),
-        "s1_datetime": (sample, _utc64(parts["s1_datetime"])),
-    })
-    ds = store.open_store(p.cben_store, require_complete=False)
-    index = pd.DataFrame({
-        "sample": rows["sample"], "patch_id": rows["patch_id"], "product": rows["product"],
-        "split": split, "skip_reason": parts["skip_reason"], "labels": rows["labels"],
-        "s2_scene_id": ds["s2_scene_id"].values, "s2_datetime": ds["s2_datetime"].values,
-        "s2_reference_datetime": ds["s2_reference_datetime"].values,
-        "s1_id": parts["s1_id"], "s1_datetime": ds["s1_datetime"].values,
-        "cloud_percent": 100 * parts["cloud_fraction"], "shadow_percent": 100 * parts["shadow_fraction"],
-        "cirrus_percent": 100 * parts["cirrus_fraction"],
-        "scene_cloud_cover": ds["scene_cloud_cover"].values,
-        "window_low": ds["window_low"].values, "window_high": ds["window_high"].values,
-        "clim_mean": rows["clim_mean"], "clim_sd": rows["clim_sd"], "epsg": rows["epsg"],
-    })
-    out = {
-        "index": p.cben / "index.parquet",
-        "table_ii": p.cben / "table_ii_cloud_statistics.csv",
-        "table_iii": p.cben / "table_iii_time_differences.csv",
-        "band_stats": p.cben / "band_statistics.csv",
-        "histogram": p.cben / "cloud_cover_histogram.png",
-        "card": p.cben / "dataset_card.md",
+    name = "cben"
+    title = "CBEN - cloudy BigEarthNet"
+    sections = ("archive", "resources_dir", "results_dir", "stac", "earthengine", "sentinelhub",
+                "climatology", "reference", "cben")
+    plan_tables = ("manifest", "patches")
+    outputs = {
+        "index": "index.parquet",
+        "table_ii": "table_ii_cloud_statistics.csv",
+        "table_iii": "table_iii_time_differences.csv",
+        "band_stats": "band_statistics.csv",
+        "histogram": "cloud_cover_histogram.png",
+        "card": "dataset_card.md",
     }
-    write_parquet(index, out["index"])
-    usable = index[index["skip_reason"].isna()]
-    table_ii = cloud_statistics(usable)
-    table_iii = time_differences(usable)
-    band_stats = band_statistics(ds)
-    table_ii.to_csv(out["table_ii"], index=False, float_format="%.3f")
-    table_iii.to_csv(out["table_iii"], index=False, float_format="%.3f")
-    band_stats.to_csv(out["band_stats"], index=False, float_format="%.6g")
-    figures.cloud_cover_histogram(usable, manifest, out["histogram"])
-    cards.write_dataset_card(
-        out["card"], title="CBEN - cloudy BigEarthNet", cfg=cfg, manifest=manifest, index=index,
-        tables={"Table II analogue - cloud, shadow and cirrus cover per patch (%)": table_ii,
-                "Table III analogue - time differences (days)": table_iii,
-                "Band statistics (reflectance; S1 in dB)": band_stats},
-        attrs=ds.attrs, files=out,
-    )
-    store.mark_complete(p.cben_store, {
-        "n_samples": int(len(index)),
-        "split_counts": {k: int(v) for k, v in index["split"].value_counts().items()},
-        "n_skipped": int(skipped.sum()),
-        "band_statistics": json.loads(band_stats.to_json(orient="records")),
-    })
-    return out
+    report_outputs = {
+        "table_ii": ("cben_table_ii.rst", "CBEN"),
+        "table_iii": ("cben_table_iii.rst", "CBEN"),
+        "histogram": ("cben_histogram.rst", "CBEN"),
+    }
+    unit_label = "product"
+    archive_input = "archive"
+    resources = {"plan": dict(mem_mb=2000, runtime=60), "init": dict(mem_mb=1000, runtime=10),
+                 "extract": dict(mem_mb=2000, runtime=30), "finalize": dict(mem_mb=4000, runtime=60)}
 
+    def plan(self, *, progress: bool = False) -> dict[str, pd.DataFrame]:
+        manifest, patches = plan(self.cfg)
+        n_skip = int(manifest["skip_reason"].notna().sum())
+        log.info("planned %d products (%d skipped), %d samples", len(manifest), n_skip, int((patches["sample"] >= 0).sum()))
+        return {"manifest": manifest, "patches": patches}
+
+    def units(self, plan: dict[str, pd.DataFrame]) -> list[str]:
+        """The products the plan selected (products with a skip reason have no samples)."""
+        manifest = plan["manifest"]
+        return manifest.loc[manifest["skip_reason"].isna(), "product"].tolist()
+
+    def layout(self, plan: dict[str, pd.DataFrame]) -> StoreLayout:
+        return store_layout(self.cfg, plan)
+
+    def extract(self, unit: str, plan: dict[str, pd.DataFrame], write: WriteSamples, *,
+                progress: bool = False) -> pd.DataFrame:
+        """Cut one product's patches into its rows of the store; return its part table."""
+        cfg, product = self.cfg, unit
+        row = plan["manifest"].set_index("product").loc[product]
+        patches = plan["patches"]
+        patches = patches[patches["product"] == product].sort_values("sample")
+        start = int(patches["sample"].iloc[0])
+        if not np.array_equal(patches["sample"].to_numpy(), np.arange(start, start + len(patches))):
+            raise ExtractionError(f"product {product}: sample indices in {self.paths.plan['patches']} are not contiguous")
+
+        archive = open_archive(cfg)
+        reference = ReBEN(paths(cfg).reference)
+        scene = _find_scene(archive, L2A, row["scene_id"], pd.Timestamp(row["scene_datetime"]).to_pydatetime(), row["tile"])
+        epsg = int(patches["epsg"].iloc[0])
+        t10 = [Affine(*t) for t in patches["transform"]]
+        n = len(patches)
+        s2 = np.empty((n, len(S2_L2A_BANDS), PATCH_PX, PATCH_PX), dtype=np.int16)
+        s2_ref = np.empty_like(s2)
+        # Files hold raw DN with 0 = no data (L2A convention, also where a COG declares no nodata);
+        # read_window services send NaN for no data and may send a harmonized DN of 0 as data.
+        dn_nodata = None if reads_pixels_itself(archive) else 0
+        bar = tqdm(S2_L2A_BANDS, desc=f"extract {product}", unit="band", disable=not progress)
+        for b, band in enumerate(bar):
+            factor = S2_BAND_GSD[band] // 10
+            size = PATCH_PX // factor
+            cuts = _cut(archive, scene, band, epsg, [scaled_transform(t, factor) for t in t10], (size, size),
+                        f"{product} {band}")
+            for i, cut in enumerate(cuts):
+                s2[i, b] = _encode_reflectance(cut, scene.radiometric_offset, scene.quantification, factor,
+                                               nodata=dn_nodata)
+        for i, pid in enumerate(patches["patch_id"]):
+            ref_bands = reference.read_s2(pid)
+            for b, band in enumerate(S2_L2A_BANDS):
+                s2_ref[i, b] = _encode_reflectance(ref_bands[band], REFERENCE_OFFSET_DN, S2_QUANTIFICATION,
+                                                   S2_BAND_GSD[band] // 10)
+
+        scl = _cut(archive, scene, "SCL", epsg, [scaled_transform(t, 2) for t in t10], (PATCH_PX // 2,) * 2,
+                   f"{product} SCL")
+        fractions = np.array([_scl_fractions(c) for c in scl], dtype=np.float32)
+
+        s1, s1_ids, s1_times = _extract_s1(cfg, archive, reference, patches, scene, epsg, t10, row["geometry"])
+        write(start, {"s2": s2, "s2_reference": s2_ref, "s1": s1})
+        return pd.DataFrame(dict(
+            patch_id=patches["patch_id"].to_numpy(), sample=patches["sample"].to_numpy(),
+            cloud_fraction=fractions[:, 0], shadow_fraction=fractions[:, 1], cirrus_fraction=fractions[:, 2],
+            valid_fraction=fractions[:, 3], s1_id=s1_ids, s1_datetime=s1_times,
+            skip_reason=[None if f > 0 else NO_VALID_PIXEL for f in fractions[:, 3]],
+        ))
+
+    def _ordered_parts(self, plan: dict[str, pd.DataFrame], parts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(store rows, parts in the same sample order; skip_reason None where usable)."""
+        rows = _store_rows(plan)
+        parts = parts.set_index("sample").loc[rows["sample"]].reset_index()
+        if not (parts["patch_id"].to_numpy() == rows["patch_id"].to_numpy()).all():
+            raise RuntimeError(f"{self.paths.parts} disagree with {self.paths.plan['patches']} on sample order")
+        if "skip_reason" not in parts:
+            parts["skip_reason"] = None
+        parts["skip_reason"] = parts["skip_reason"].astype(object).where(parts["skip_reason"].notna(), None)
+        return rows, parts
+
+    def _splits(self, rows: pd.DataFrame, parts: pd.DataFrame) -> np.ndarray:
+        """A sample without one valid pixel has unknown cover: recorded, and kept out of the splits."""
+        skipped = parts["skip_reason"].notna().to_numpy()
+        split = rows["split"].to_numpy(dtype=object).copy()
+        split[skipped] = EXCLUDED_SPLIT
+        return split
+
+    def sample_coords(self, plan: dict[str, pd.DataFrame], parts: pd.DataFrame) -> dict[str, tuple]:
+        rows, parts = self._ordered_parts(plan, parts)
+        skipped = parts["skip_reason"].notna().to_numpy()
+        if skipped.any():
+            log.warning("%d samples without a valid pixel are excluded from the splits: %s", int(skipped.sum()),
+                        ", ".join(parts.loc[skipped, "patch_id"].astype(str)[:5]))
+        sample = ("sample",)
+        return {
+            "cloud_fraction": (sample, parts["cloud_fraction"].to_numpy(np.float32)),
+            "shadow_fraction": (sample, parts["shadow_fraction"].to_numpy(np.float32)),
+            "cirrus_fraction": (sample, parts["cirrus_fraction"].to_numpy(np.float32)),
+            "valid_fraction": (sample, parts["valid_fraction"].to_numpy(np.float32)),
+            "skip_reason": (sample, parts["skip_reason"].fillna("").to_numpy(dtype=str)),
+            "split": (sample, self._splits(rows, parts).astype(str)),
+            "s1_id": (sample, parts["s1_id"].to_numpy(dtype=str)),
+            "s1_datetime": (sample, utc64(parts["s1_datetime"])),
+        }
+
+    def summarise(self, plan: dict[str, pd.DataFrame], parts: pd.DataFrame, ds: Any, *,
+                  progress: bool = False) -> Summary:
+        rows, parts = self._ordered_parts(plan, parts)
+        split = self._splits(rows, parts)
+        index = pd.DataFrame({
+            "sample": rows["sample"], "patch_id": rows["patch_id"], "product": rows["product"],
+            "split": split, "skip_reason": parts["skip_reason"], "labels": rows["labels"],
+            "s2_scene_id": ds["s2_scene_id"].values, "s2_datetime": ds["s2_datetime"].values,
+            "s2_reference_datetime": ds["s2_reference_datetime"].values,
+            "s1_id": parts["s1_id"], "s1_datetime": ds["s1_datetime"].values,
+            "cloud_percent": 100 * parts["cloud_fraction"], "shadow_percent": 100 * parts["shadow_fraction"],
+            "cirrus_percent": 100 * parts["cirrus_fraction"],
+            "scene_cloud_cover": ds["scene_cloud_cover"].values,
+            "window_low": ds["window_low"].values, "window_high": ds["window_high"].values,
+            "clim_mean": rows["clim_mean"], "clim_sd": rows["clim_sd"], "epsg": rows["epsg"],
+        })
+        usable = index[index["skip_reason"].isna()]
+        band_stats = band_statistics(ds, [(v, d, ("sample", "y", "x"), None) for v, d in
+                                          (("s2", "band"), ("s2_reference", "band"), ("s1", "polarization"))])
+        return Summary(
+            outputs={
+                "index": index,
+                "table_ii": Table(cloud_statistics(usable), "%.3f",
+                                  "Table II analogue - cloud, shadow and cirrus cover per patch (%)"),
+                "table_iii": Table(time_differences(usable), "%.3f", "Table III analogue - time differences (days)"),
+                "band_stats": Table(band_stats, "%.6g", "Band statistics (reflectance; S1 in dB)"),
+                "histogram": Figure("cloud_cover_histogram", dict(index=usable, manifest=plan["manifest"])),
+            },
+            card=_card_sections(plan["manifest"], index, ds.attrs),
+            complete_attrs={
+                "n_samples": int(len(index)),
+                "split_counts": {k: int(v) for k, v in index["split"].value_counts().items()},
+                "n_skipped": int(index["skip_reason"].notna().sum()),
+                "band_statistics": json.loads(band_stats.to_json(orient="records")),
+            },
+            licences=LICENCES,
+        )
+
+
+BUILDER = CBENBuilder
+
+LICENCES = {
+    "Sentinel-1/2": "Copernicus Sentinel data, free and open (Copernicus data licence); cite the source archive.",
+    "BigEarthNet v2.0 (reBEN)": "CDLA-Permissive-1.0; cite Clasen et al. 2024.",
+    "EarthEnv cloud climatology": "CC BY-NC 4.0, Wilson & Jetz 2016 (PLoS Biology 14(3): e1002415); non-commercial use.",
+}
+
+
+def _card_sections(manifest: pd.DataFrame, index: pd.DataFrame, attrs: dict[str, Any]) -> list[tuple[str, Any]]:
+    skipped = manifest[manifest["skip_reason"].notna()]
+    s2_bands = attrs.get("s2_bands", [])
+    band_table = pd.DataFrame({
+        "band": s2_bands,
+        "wavelength (nm)": [attrs.get("s2_central_wavelength_nm", {}).get(b) for b in s2_bands],
+        "native GSD (m)": [attrs.get("s2_band_gsd_m", {}).get(b) for b in s2_bands],
+    })
+    label_counts = pd.Series(0, index=attrs.get("label_order", []), dtype=int)
+    for labs in index["labels"]:
+        for lab in labs:
+            label_counts[lab] += 1
+    labels = pd.DataFrame({"index": range(len(label_counts)), "class": label_counts.index,
+                           "patches": label_counts.values})
+    counts = "\n".join([
+        f"- products planned: {len(manifest)}; built: {len(manifest) - len(skipped)}; skipped: {len(skipped)}",
+        f"- samples (patches): {len(index)}; by split: "
+        + ", ".join(f"{k} {v}" for k, v in index["split"].value_counts().sort_index().items()),
+    ])
+    variables = "\n".join([
+        "- `s2`: cloudy Sentinel-2 L2A, `s2_reference`: clear reBEN reference; int16, "
+        f"{attrs.get('s2_encoding')}.",
+        f"- `s1`: Sentinel-1 VV, VH in {attrs.get('s1_units')} (source: {attrs.get('s1_source')}).",
+        s1_card_line(attrs),
+        "- `labels`: multi-hot over the 19 BigEarthNet classes, order below.",
+        f"- All bands at 10 m; resampling: {attrs.get('resampling')}.",
+        f"- Cloud fraction: {attrs.get('cloud_fraction_definition')}; cirrus: "
+        f"{attrs.get('cirrus_fraction_definition')}; shadow: {attrs.get('shadow_fraction_definition')}.",
+    ])
+    out: list[tuple[str, Any]] = [("Counts", counts)]
+    if len(skipped):
+        out.append(("Skipped products", skipped[["product", "skip_reason"]]))
+    out += [("Variables", variables), ("Sentinel-2 bands (store order)", band_table),
+            ("Label order and counts", labels)]
+    return out
 
 def cloud_statistics(index: pd.DataFrame) -> pd.DataFrame:
     """Mean, SD, min, max of per-patch cloud, shadow and cirrus cover in percent (Table II)."""
@@ -606,17 +643,4 @@ def time_differences(index: pd.DataFrame) -> pd.DataFrame:
     for name, (a, b) in pairs.items():
         d = ((b - a).dt.total_seconds() / 86400).abs()
         rows.append(dict(pair=name, mean=d.mean(), sd=d.std(ddof=1), min=d.min(), max=d.max(), n=len(d)))
-    return pd.DataFrame(rows)
-
-
-def band_statistics(ds) -> pd.DataFrame:
-    """Per-band mean/SD computed lazily with dask over the whole store (never loaded at once)."""
-    rows = []
-    for var, dim in (("s2", "band"), ("s2_reference", "band"), ("s1", "polarization")):
-        da = ds[var]
-        mean = da.mean(dim=("sample", "y", "x"), skipna=True)
-        std = da.std(dim=("sample", "y", "x"), skipna=True)
-        mean, std = dask.compute(mean, std)
-        for name, m, s in zip(da[dim].values, mean.values, std.values):
-            rows.append(dict(variable=var, band=str(name), mean=float(m), std=float(s)))
     return pd.DataFrame(rows)
