@@ -55,11 +55,13 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "demo": ("cloudyeo.demo",),                                  # demo generate
     "demo_timeseries": ("cloudyeo.demo.timeseries",),            # demo generate-timeseries
     "climatology": ("cloudyeo.climatology",),                    # climatology download
-    "cben": ("cloudyeo.datasets.cben",),                         # cben plan/init-store/extract/finalize
-    "timeseries": ("cloudyeo.datasets.timeseries",),             # timeseries ...
-    "ssl4eo": ("cloudyeo.datasets.ssl4eo",),                     # ssl4eo ...
+    "cben": ("cloudyeo.drivers", "cloudyeo.datasets.cben"),  # cloudyeo dataset cben <verb>
+    "timeseries": ("cloudyeo.drivers", "cloudyeo.datasets.timeseries"),  # cloudyeo dataset timeseries <verb>
+    "ssl4eo": ("cloudyeo.drivers", "cloudyeo.datasets.ssl4eo"),  # cloudyeo dataset ssl4eo <verb>
+    # A builder outside the package: the drivers, plus its own module file (builder.code_version).
+    "datasets": ("cloudyeo.drivers",),
     "demo_planet": ("cloudyeo.demo.planet",),                    # demo generate-planet
-    "planetcr": ("cloudyeo.datasets.planetcr",),                 # planetcr ...
+    "planetcr": ("cloudyeo.drivers", "cloudyeo.datasets.planetcr"),  # cloudyeo dataset planetcr <verb>
     # The CBEN experiment: pretrain[method] -> finetune[method, set] -> evaluate -> table.
     "pretrain": ("cloudyeo.training.pretrain",),                 # ssl pretrain
     "finetune": ("cloudyeo.training.finetune",),                 # cben-eval finetune

@@ -11,10 +11,11 @@ import rasterio
 import xarray as xr
 from affine import Affine
 
-from cloudyeo import store
+from cloudyeo import drivers, store
 from cloudyeo.archives.reading import read_windows
 from cloudyeo.config import paths
 from cloudyeo.datasets import cben
+from cloudyeo.datasets.builder import get_builder
 from cloudyeo.reben import ReBEN
 from cloudyeo.sentinel import BEN19_CLASSES, S2_L2A_BANDS
 
@@ -25,12 +26,12 @@ SHARD = 8  # samples per shard: several shards, some shared by two products
 def built(tiny_world, tmp_path_factory):
     cfg = dict(tiny_world, results_dir=str(tmp_path_factory.mktemp("results")),
                cben=dict(tiny_world["cben"], store_shard_samples=SHARD))
-    cben.write_plan(cfg)
-    cben.init_store(cfg)
+    drivers.run_plan(get_builder("cben", cfg))
+    drivers.run_init(get_builder("cben", cfg))
     manifest = cben.read_manifest(paths(cfg).cben_manifest)
     for product in manifest.loc[manifest["skip_reason"].isna(), "product"]:
-        cben.extract_product(cfg, product, progress=False)
-    cben.finalize(cfg)
+        drivers.run_extract(get_builder("cben", cfg), product)
+    drivers.run_finalize(get_builder("cben", cfg))
     return cfg
 
 
@@ -163,10 +164,10 @@ def test_rerun_one_product_marks_incomplete_until_finalized(built):
     before = xr.open_zarr(p.cben_store)["s2"].values.copy()
     shards = {f.name: f.stat().st_ino for f in (p.cben_store / "s2").glob("c.*")}
     assert len(shards) > 1
-    cben.extract_product(built, product, progress=False)
+    drivers.run_extract(get_builder("cben", built), product)
     with pytest.raises(Exception, match="complete"):
         store.open_store(p.cben_store)
-    cben.finalize(built)
+    drivers.run_finalize(get_builder("cben", built))
     after = store.open_store(p.cben_store)["s2"].values
     assert np.array_equal(before, after, equal_nan=True)
     # only the shards holding this product's samples were rewritten
@@ -182,14 +183,14 @@ def test_corrupt_cog_error_names_the_file(tiny_world, tmp_path):
     world = tmp_path / "resources"
     shutil.copytree(paths(tiny_world).resources, world)
     cfg = dict(tiny_world, resources_dir=str(world), results_dir=str(tmp_path / "results"))
-    cben.write_plan(cfg)
-    cben.init_store(cfg)
+    drivers.run_plan(get_builder("cben", cfg))
+    drivers.run_init(get_builder("cben", cfg))
     m = cben.read_manifest(paths(cfg).cben_manifest)
     row = m[m["skip_reason"].isna()].iloc[0]
     bad = next((world / "demo" / "archive" / "sentinel-2-l2a" / row["scene_id"]).glob("B04.tif"))
     bad.write_bytes(b"II*\x00 this is not a tiff any more")
     with pytest.raises(cben.ExtractionError) as err:
-        cben.extract_product(cfg, row["product"], progress=False)
+        drivers.run_extract(get_builder("cben", cfg), row["product"])
     assert "B04.tif" in str(err.value) and row["product"] in str(err.value)
     assert not paths(cfg).cben_part(row["product"]).exists()
 
@@ -197,11 +198,11 @@ def test_corrupt_cog_error_names_the_file(tiny_world, tmp_path):
 def test_s1_closest_to_the_cloudy_scene(tiny_world, tmp_path):
     cfg = dict(tiny_world, results_dir=str(tmp_path / "results"),
                cben=dict(tiny_world["cben"], s1_source="closest", s1_max_days=14))
-    cben.write_plan(cfg)
-    cben.init_store(cfg)
+    drivers.run_plan(get_builder("cben", cfg))
+    drivers.run_init(get_builder("cben", cfg))
     m = cben.read_manifest(paths(cfg).cben_manifest)
     row = m[m["skip_reason"].isna()].iloc[0]
-    cben.extract_product(cfg, row["product"], progress=False)
+    drivers.run_extract(get_builder("cben", cfg), row["product"])
     part = pd.read_parquet(paths(cfg).cben_part(row["product"]))
     assert part["s1_id"].str.startswith("S1").all() and part["s1_id"].nunique() == 1
     dt_days = (pd.to_datetime(part["s1_datetime"]) - pd.Timestamp(row["scene_datetime"])).dt.total_seconds() / 86400
@@ -235,7 +236,7 @@ def test_all_nodata_scene_gives_skipped_samples_not_clear_ones(tiny_world, tmp_p
     import rasterio
 
     cfg = _private_world(tiny_world, tmp_path)
-    cben.write_plan(cfg)
+    drivers.run_plan(get_builder("cben", cfg))
     m = cben.read_manifest(paths(cfg).cben_manifest)
     chosen = m[m["skip_reason"].isna()]
     product, scene_id = chosen["product"].iloc[0], chosen["scene_id"].iloc[0]
@@ -246,11 +247,11 @@ def test_all_nodata_scene_gives_skipped_samples_not_clear_ones(tiny_world, tmp_p
         with rasterio.open(tif, "w", **profile) as dst:
             dst.write(np.zeros((dst.count, dst.height, dst.width), dtype=dst.dtypes[0]))
     cfg = dict(cfg, reference=dict(cfg["reference"], products=list(chosen["product"])))
-    cben.write_plan(cfg)
-    cben.init_store(cfg)
+    drivers.run_plan(get_builder("cben", cfg))
+    drivers.run_init(get_builder("cben", cfg))
     for prod in chosen["product"]:
-        cben.extract_product(cfg, prod, progress=False)
-    cben.finalize(cfg)
+        drivers.run_extract(get_builder("cben", cfg), prod)
+    drivers.run_finalize(get_builder("cben", cfg))
     index = pd.read_parquet(paths(cfg).cben / "index.parquet")
     mine = index["product"] == product
     assert mine.any() and (~mine).any()
@@ -277,7 +278,7 @@ def test_missing_reference_patch_folder_skips_only_its_product(tiny_world, tmp_p
     victim = ref.products()[0]
     pid = ref.patches(victim)["patch_id"].iloc[1]
     shutil.rmtree(ref.s2_path(pid, "B02").parent)
-    cben.write_plan(cfg)
+    drivers.run_plan(get_builder("cben", cfg))
     m = cben.read_manifest(paths(cfg).cben_manifest).set_index("product")
     assert "reference data unreadable" in m.loc[victim, "skip_reason"] and pid in m.loc[victim, "skip_reason"]
     others = m.drop(index=victim)
@@ -291,7 +292,7 @@ def test_scene_lacking_an_asset_is_never_chosen(tiny_world, tmp_path):
     import json
 
     cfg = _private_world(tiny_world, tmp_path)
-    cben.write_plan(cfg)
+    drivers.run_plan(get_builder("cben", cfg))
     before = cben.read_manifest(paths(cfg).cben_manifest).set_index("product")
     product = before.index[before["skip_reason"].isna()][0]
     first_choice = before.loc[product, "scene_id"]
@@ -303,7 +304,7 @@ def test_scene_lacking_an_asset_is_never_chosen(tiny_world, tmp_path):
             del item["assets"]["B11"]
         lines.append(json.dumps(item))
     items.write_text("\n".join(lines) + "\n")
-    cben.write_plan(cfg)
+    drivers.run_plan(get_builder("cben", cfg))
     after = cben.read_manifest(paths(cfg).cben_manifest).set_index("product")
     assert after.loc[product, "scene_id"] != first_choice
     if after.loc[product, "skip_reason"] is None:  # the next candidate: complete, in the window

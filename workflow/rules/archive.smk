@@ -71,3 +71,31 @@ else:
 
     ARCHIVE_READY = CLIMATOLOGY_FILES
     TIMESERIES_ARCHIVE_READY = []
+
+# The Planet-CR-style dataset reads this part of the demo world (or the Planet API).
+if config["planetcr"]["source"] == "demo":
+
+    rule demo_planet:
+        output:
+            world=P.demo_planet / "world.json",
+        params:
+            cfg=stage_config(config, "demo_planet"),
+            code=code_version("demo_planet"),
+        threads: 2
+        resources:
+            mem_mb=3000,
+            runtime=20,
+        log:
+            f"{LOGS}/demo_planet.log",
+        benchmark:
+            f"{LOGS}/benchmarks/demo_planet.tsv"
+        conda:
+            CONDA_ENV
+        shell:
+            "cloudyeo demo generate-planet --quiet --workers {threads} "
+            "--config-json {params.cfg:q} > {log} 2>&1"
+
+    PLANET_READY = [rules.demo_planet.output.world]
+
+else:
+    PLANET_READY = []

@@ -28,8 +28,10 @@ Which builders exist: :data:`PACKAGE_BUILDERS` plus the modules a config lists u
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError, paths
+from ..provenance import STAGE_ENTRIES, code_version
 
 # name -> module of the builders shipped with the package (imported on first use).
 PACKAGE_BUILDERS: dict[str, str] = {
@@ -51,6 +54,15 @@ PACKAGE_BUILDERS: dict[str, str] = {
 VERBS = ("plan", "init", "extract", "finalize")
 # The archive prerequisites a builder may name (workflow/rules/archive.smk provides them).
 ARCHIVE_INPUTS = ("archive", "timeseries_archive", "planet_archive", "none")
+
+# Per-verb job resources (Snakemake resources: mem_mb, runtime in minutes); a builder overrides
+# entries through ``resources`` or ``job_resources``.
+DEFAULT_RESOURCES: dict[str, dict[str, int]] = {
+    "plan": {"mem_mb": 2000, "runtime": 60},
+    "init": {"mem_mb": 1000, "runtime": 10},
+    "extract": {"mem_mb": 2000, "runtime": 30},
+    "finalize": {"mem_mb": 4000, "runtime": 60},
+}
 
 WriteSamples = Callable[[int, dict[str, np.ndarray]], None]
 
@@ -194,6 +206,20 @@ class DatasetBuilder(ABC):
 
     # -- what the drivers and the workflow read ------------------------------------------------
 
+    @classmethod
+    def code_version(cls) -> str:
+        """The code that decides this dataset's outputs: the stage's import graph for the
+        package's builders; the drivers' graph plus the module file for any other builder."""
+        if cls.name in STAGE_ENTRIES:
+            return code_version(cls.name)
+        module = sys.modules[cls.__module__]
+        digest = hashlib.sha256(Path(module.__file__ or "").read_bytes()).hexdigest()[:12]
+        return f"{code_version('datasets')}.{digest}"
+
+    def job_resources(self, verb: str) -> dict[str, int]:
+        """The Snakemake resources of a verb's jobs (never part of params)."""
+        return {**DEFAULT_RESOURCES[verb], **self.resources.get(verb, {})}
+
     def params(self, verb: str) -> str:
         """The config a verb reads, as canonical JSON: the rule's ``params`` and the CLI's
         ``--config-json``. The plan never sees the store-only keys."""
@@ -262,7 +288,12 @@ def registry(cfg: Mapping[str, Any]) -> dict[str, type[DatasetBuilder]]:
 
 
 def get_builder(name: str, cfg: Mapping[str, Any]) -> DatasetBuilder:
-    builders = registry(cfg)
-    if name not in builders:
-        raise BuilderError(f"unknown dataset {name!r}; known: {', '.join(sorted(builders))}")
-    return builders[name](cfg)
+    """The builder ``name`` made from ``cfg`` (imports its module only, not every builder's)."""
+    extra = {m.rsplit(".", 1)[-1]: m for m in cfg.get("dataset_builders") or ()}
+    module = PACKAGE_BUILDERS.get(name) or extra.get(name)
+    if module is None:
+        raise BuilderError(f"unknown dataset {name!r}; known: {', '.join(sorted({*PACKAGE_BUILDERS, *extra}))}")
+    cls = builder_class(module)
+    if cls.name != name:
+        raise BuilderError(f"{module}: BUILDER.name is {cls.name!r}, registered as {name!r}")
+    return cls(cfg)
