@@ -437,8 +437,6 @@ class CBENBuilder(DatasetBuilder):
     }
     unit_label = "product"
     archive_input = "archive"
-    resources = {"plan": dict(mem_mb=2000, runtime=60), "init": dict(mem_mb=1000, runtime=10),
-                 "extract": dict(mem_mb=2000, runtime=30), "finalize": dict(mem_mb=4000, runtime=60)}
 
     def plan(self, *, progress: bool = False) -> dict[str, pd.DataFrame]:
         manifest, patches = plan(self.cfg)
