@@ -28,7 +28,7 @@ def built(tiny_world, tmp_path_factory):
                cben=dict(tiny_world["cben"], store_shard_samples=SHARD))
     drivers.run_plan(get_builder("cben", cfg))
     drivers.run_init(get_builder("cben", cfg))
-    manifest = cben.read_manifest(paths(cfg).cben_manifest)
+    manifest = cben.read_manifest(get_builder("cben", cfg).paths.manifest)
     for product in manifest.loc[manifest["skip_reason"].isna(), "product"]:
         drivers.run_extract(get_builder("cben", cfg), product)
     drivers.run_finalize(get_builder("cben", cfg))
@@ -36,7 +36,7 @@ def built(tiny_world, tmp_path_factory):
 
 
 def test_manifest_windows_and_skip_reasons(built):
-    m = cben.read_manifest(paths(built).cben_manifest)
+    m = cben.read_manifest(get_builder("cben", built).paths.manifest)
     assert m.crs.to_epsg() == 4326
     assert {"product", "scene_id", "cloud_cover", "window_low", "window_high", "delta_days",
             "search_attempts", "skip_reason"} <= set(m.columns)
@@ -159,7 +159,7 @@ def test_cloud_fractions_and_outputs(built):
 
 def test_rerun_one_product_marks_incomplete_until_finalized(built):
     p = paths(built)
-    manifest = cben.read_manifest(p.cben_manifest)
+    manifest = cben.read_manifest(get_builder("cben", built).paths.manifest)
     product = manifest.loc[manifest["skip_reason"].isna(), "product"].iloc[0]
     before = xr.open_zarr(p.cben_store)["s2"].values.copy()
     shards = {f.name: f.stat().st_ino for f in (p.cben_store / "s2").glob("c.*")}
@@ -171,7 +171,7 @@ def test_rerun_one_product_marks_incomplete_until_finalized(built):
     after = store.open_store(p.cben_store)["s2"].values
     assert np.array_equal(before, after, equal_nan=True)
     # only the shards holding this product's samples were rewritten
-    patches = pd.read_parquet(p.cben_patches)
+    patches = pd.read_parquet(get_builder("cben", built).paths.plan["patches"])
     mine = {f"c.{k}.0.0.0" for k in patches.loc[patches["product"] == product, "sample"] // SHARD}
     now = {f.name: f.stat().st_ino for f in (p.cben_store / "s2").glob("c.*")}
     assert now.keys() == shards.keys()
@@ -185,14 +185,14 @@ def test_corrupt_cog_error_names_the_file(tiny_world, tmp_path):
     cfg = dict(tiny_world, resources_dir=str(world), results_dir=str(tmp_path / "results"))
     drivers.run_plan(get_builder("cben", cfg))
     drivers.run_init(get_builder("cben", cfg))
-    m = cben.read_manifest(paths(cfg).cben_manifest)
+    m = cben.read_manifest(get_builder("cben", cfg).paths.manifest)
     row = m[m["skip_reason"].isna()].iloc[0]
     bad = next((world / "demo" / "archive" / "sentinel-2-l2a" / row["scene_id"]).glob("B04.tif"))
     bad.write_bytes(b"II*\x00 this is not a tiff any more")
     with pytest.raises(cben.ExtractionError) as err:
         drivers.run_extract(get_builder("cben", cfg), row["product"])
     assert "B04.tif" in str(err.value) and row["product"] in str(err.value)
-    assert not paths(cfg).cben_part(row["product"]).exists()
+    assert not get_builder("cben", cfg).paths.part(row["product"]).exists()
 
 
 def test_s1_closest_to_the_cloudy_scene(tiny_world, tmp_path):
@@ -200,10 +200,10 @@ def test_s1_closest_to_the_cloudy_scene(tiny_world, tmp_path):
                cben=dict(tiny_world["cben"], s1_source="closest", s1_max_days=14))
     drivers.run_plan(get_builder("cben", cfg))
     drivers.run_init(get_builder("cben", cfg))
-    m = cben.read_manifest(paths(cfg).cben_manifest)
+    m = cben.read_manifest(get_builder("cben", cfg).paths.manifest)
     row = m[m["skip_reason"].isna()].iloc[0]
     drivers.run_extract(get_builder("cben", cfg), row["product"])
-    part = pd.read_parquet(paths(cfg).cben_part(row["product"]))
+    part = pd.read_parquet(get_builder("cben", cfg).paths.part(row["product"]))
     assert part["s1_id"].str.startswith("S1").all() and part["s1_id"].nunique() == 1
     dt_days = (pd.to_datetime(part["s1_datetime"]) - pd.Timestamp(row["scene_datetime"])).dt.total_seconds() / 86400
     assert (dt_days.abs() <= 14).all()
@@ -237,7 +237,7 @@ def test_all_nodata_scene_gives_skipped_samples_not_clear_ones(tiny_world, tmp_p
 
     cfg = _private_world(tiny_world, tmp_path)
     drivers.run_plan(get_builder("cben", cfg))
-    m = cben.read_manifest(paths(cfg).cben_manifest)
+    m = cben.read_manifest(get_builder("cben", cfg).paths.manifest)
     chosen = m[m["skip_reason"].isna()]
     product, scene_id = chosen["product"].iloc[0], chosen["scene_id"].iloc[0]
     # The chosen scene becomes all no data (every band and its SCL 0).
@@ -279,11 +279,11 @@ def test_missing_reference_patch_folder_skips_only_its_product(tiny_world, tmp_p
     pid = ref.patches(victim)["patch_id"].iloc[1]
     shutil.rmtree(ref.s2_path(pid, "B02").parent)
     drivers.run_plan(get_builder("cben", cfg))
-    m = cben.read_manifest(paths(cfg).cben_manifest).set_index("product")
+    m = cben.read_manifest(get_builder("cben", cfg).paths.manifest).set_index("product")
     assert "reference data unreadable" in m.loc[victim, "skip_reason"] and pid in m.loc[victim, "skip_reason"]
     others = m.drop(index=victim)
     assert others["skip_reason"].isna().any()  # the rest of the plan stands
-    patches = pd.read_parquet(paths(cfg).cben_patches)
+    patches = pd.read_parquet(get_builder("cben", cfg).paths.plan["patches"])
     assert victim not in set(patches["product"])
     assert (patches["sample"] >= 0).any()
 
@@ -293,7 +293,7 @@ def test_scene_lacking_an_asset_is_never_chosen(tiny_world, tmp_path):
 
     cfg = _private_world(tiny_world, tmp_path)
     drivers.run_plan(get_builder("cben", cfg))
-    before = cben.read_manifest(paths(cfg).cben_manifest).set_index("product")
+    before = cben.read_manifest(get_builder("cben", cfg).paths.manifest).set_index("product")
     product = before.index[before["skip_reason"].isna()][0]
     first_choice = before.loc[product, "scene_id"]
     items = paths(cfg).catalog
@@ -305,7 +305,7 @@ def test_scene_lacking_an_asset_is_never_chosen(tiny_world, tmp_path):
         lines.append(json.dumps(item))
     items.write_text("\n".join(lines) + "\n")
     drivers.run_plan(get_builder("cben", cfg))
-    after = cben.read_manifest(paths(cfg).cben_manifest).set_index("product")
+    after = cben.read_manifest(get_builder("cben", cfg).paths.manifest).set_index("product")
     assert after.loc[product, "scene_id"] != first_choice
     if after.loc[product, "skip_reason"] is None:  # the next candidate: complete, in the window
         assert after.loc[product, "window_low"] <= after.loc[product, "cloud_cover"] <= after.loc[product, "window_high"]
