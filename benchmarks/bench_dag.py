@@ -28,6 +28,7 @@ import yaml
 from shapely.geometry import box
 
 from cloudyeo.config import load_config, paths
+from cloudyeo.datasets.builder import get_builder
 from cloudyeo.sentinel import BEN19_CLASSES
 from cloudyeo.store import marker_path
 
@@ -76,27 +77,27 @@ def write_metadata(cfg: dict, n_products: int, n_patches: int) -> list[str]:
     pd.DataFrame(rows).to_parquet(p.reference / "metadata.parquet")
     (p.demo).mkdir(parents=True, exist_ok=True)
     (p.demo / "world.json").write_text(json.dumps({"note": "metadata-only benchmark world"}))
-    p.cben.mkdir(parents=True, exist_ok=True)
+    bp = get_builder("cben", cfg).paths
+    bp.root.mkdir(parents=True, exist_ok=True)
     time.sleep(0.05)
-    pd.DataFrame(patches).to_parquet(p.cben_patches)
-    gpd.GeoDataFrame(manifest, geometry="geometry", crs="EPSG:4326").to_parquet(p.cben_manifest)
+    pd.DataFrame(patches).to_parquet(bp.plan["patches"])
+    gpd.GeoDataFrame(manifest, geometry="geometry", crs="EPSG:4326").to_parquet(bp.manifest)
     return products
 
 
 def touch_all_outputs(cfg: dict, products: list[str]) -> None:
     """Every downstream output, oldest first, as a finished run would leave them."""
-    p = paths(cfg)
+    bp = get_builder("cben", cfg).paths
     time.sleep(0.05)
-    p.cben_store_created.write_text("{}")
-    (p.cben / "parts").mkdir(exist_ok=True)
+    bp.created.write_text("{}")
+    bp.parts.mkdir(exist_ok=True)
     time.sleep(0.05)
     for prod in products:
-        p.cben_part(prod).write_text("")
+        bp.part(prod).write_text("")
     time.sleep(0.05)
-    for name in ("index.parquet", "table_ii_cloud_statistics.csv", "table_iii_time_differences.csv",
-                 "band_statistics.csv", "cloud_cover_histogram.png", "dataset_card.md"):
-        (p.cben / name).write_text("")
-    marker = marker_path(p.cben_store)
+    for path in bp.outputs.values():
+        path.write_text("")
+    marker = marker_path(bp.store)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text("{}")
 

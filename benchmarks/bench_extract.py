@@ -20,9 +20,12 @@ from pathlib import Path
 import pandas as pd
 from affine import Affine
 
-from cloudyeo.archives import open_archive, readable_href
+from cloudyeo import drivers
+from cloudyeo.archives import open_archive
+from cloudyeo.archives.reading import read_windows
 from cloudyeo.config import load_config, paths
 from cloudyeo.datasets import cben
+from cloudyeo.datasets.builder import get_builder
 from cloudyeo.grids import scaled_transform
 from cloudyeo.reben import ReBEN
 from cloudyeo.sentinel import S2_BAND_GSD, S2_L2A_BANDS
@@ -30,8 +33,9 @@ from cloudyeo.sentinel import S2_BAND_GSD, S2_L2A_BANDS
 
 def decode_only(cfg: dict, product: str) -> None:
     p = paths(cfg)
-    row = cben.read_manifest(p.cben_manifest).set_index("product").loc[product]
-    patches = pd.read_parquet(p.cben_patches)
+    bp = get_builder("cben", cfg).paths
+    row = cben.read_manifest(bp.manifest).set_index("product").loc[product]
+    patches = pd.read_parquet(bp.plan["patches"])
     patches = patches[patches["product"] == product]
     archive = open_archive(cfg)
     scene = cben._find_scene(archive, cben.L2A, row["scene_id"],
@@ -40,8 +44,8 @@ def decode_only(cfg: dict, product: str) -> None:
     t10 = [Affine(*t) for t in patches["transform"]]
     for band in (*S2_L2A_BANDS, "SCL"):
         factor = 2 if band == "SCL" else S2_BAND_GSD[band] // 10
-        cben._read_windows(readable_href(archive, scene, band), epsg, [scaled_transform(t, factor) for t in t10],
-                           (120 // factor,) * 2, band)
+        read_windows(archive, scene, band, epsg=epsg, transforms=[scaled_transform(t, factor) for t in t10],
+                     shape=(120 // factor,) * 2, resampling="nearest", exact=True, what=band)
     reference = ReBEN(p.reference)
     for pid, s1_name in zip(patches["patch_id"], patches["s1_name"]):
         reference.read_s2(pid)
@@ -57,9 +61,10 @@ def main() -> None:
         cfg = load_config(args.config, {"results_dir": str(Path(tmp) / "results")})
         if not (paths(cfg).demo / "world.json").exists() and cfg["archive"] == "demo":
             raise SystemExit(f"no demo world under {paths(cfg).demo}: run `snakemake --cores 2 demo_world` first")
-        cben.write_plan(cfg)
-        cben.init_store(cfg)
-        manifest = cben.read_manifest(paths(cfg).cben_manifest)
+        builder = get_builder("cben", cfg)
+        drivers.run_plan(builder)
+        drivers.run_init(builder)
+        manifest = cben.read_manifest(builder.paths.manifest)
         products = list(manifest.loc[manifest["skip_reason"].isna(), "product"])
         n_patches = int(manifest.loc[manifest["skip_reason"].isna(), "n_patches"].sum())
         for product in products:  # warm the page cache for both sides
@@ -72,7 +77,7 @@ def main() -> None:
             t_decode.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             for product in products:
-                cben.extract_product(cfg, product, progress=False)
+                drivers.run_extract(builder, product)
             t_extract.append(time.perf_counter() - t0)
     dec, ext = statistics.median(t_decode), statistics.median(t_extract)
     print(f"products: {len(products)}, patches: {n_patches}, repeats: {args.repeat} (median)")
