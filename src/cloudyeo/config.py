@@ -117,28 +117,20 @@ class Paths:
     climatology: Path
     catalog: Path
 
+    def dataset_dir(self, name: str) -> Path:
+        """A dataset's plan, parts, index, tables, figures and card (its builder's path table)."""
+        return self.results / "datasets" / name
+
+    def dataset_store(self, name: str) -> Path:
+        return self.results / "datasets" / f"{name}.zarr"
+
     @property
     def cben(self) -> Path:
-        return self.results / "datasets" / "cben"
+        return self.dataset_dir("cben")
 
     @property
     def cben_store(self) -> Path:
-        return self.results / "datasets" / "cben.zarr"
-
-    @property
-    def cben_store_created(self) -> Path:
-        return self.cben / "store.created.json"
-
-    @property
-    def cben_manifest(self) -> Path:
-        return self.cben / "manifest.parquet"
-
-    @property
-    def cben_patches(self) -> Path:
-        return self.cben / "patches.parquet"
-
-    def cben_part(self, product: str) -> Path:
-        return self.cben / "parts" / f"{product}.parquet"
+        return self.dataset_store("cben")
 
     @property
     def demo_timeseries(self) -> Path:
@@ -146,22 +138,22 @@ class Paths:
 
     @property
     def timeseries(self) -> Path:
-        return self.results / "datasets" / "timeseries"
+        return self.dataset_dir("timeseries")
 
     @property
     def timeseries_store(self) -> Path:
-        return self.results / "datasets" / "timeseries.zarr"
+        return self.dataset_store("timeseries")
 
     def timeseries_part(self, roi: str) -> Path:
         return self.timeseries / "parts" / f"{roi}.parquet"
 
     @property
     def ssl4eo(self) -> Path:
-        return self.results / "datasets" / "ssl4eo"
+        return self.dataset_dir("ssl4eo")
 
     @property
     def ssl4eo_store(self) -> Path:
-        return self.results / "datasets" / "ssl4eo.zarr"
+        return self.dataset_store("ssl4eo")
 
     @property
     def models(self) -> Path:
@@ -179,11 +171,11 @@ class Paths:
 
     @property
     def planetcr(self) -> Path:
-        return self.results / "datasets" / "planetcr"
+        return self.dataset_dir("planetcr")
 
     @property
     def planetcr_store(self) -> Path:
-        return self.results / "datasets" / "planetcr.zarr"
+        return self.dataset_store("planetcr")
 
     @property
     def planetcr_store_created(self) -> Path:

@@ -42,6 +42,7 @@ import pytest
 import yaml
 from affine import Affine
 from shapely.geometry import box, shape
+from support.datasets import build_dataset
 from support.loopback import ee_invocations, rustac_serving
 
 from cloudyeo import store
@@ -456,13 +457,9 @@ def _cben_cfg(world_cfg: dict[str, Any], sections: dict[str, Any], results: Path
 
 
 def _build_cben(cfg: dict[str, Any]) -> dict[str, Any]:
-    cben.write_plan(cfg)
-    cben.init_store(cfg)
-    m = cben.read_manifest(paths(cfg).cben_manifest)
-    for product in m.loc[m["skip_reason"].isna(), "product"]:
-        cben.extract_product(cfg, product, progress=False)
-    cben.finalize(cfg)
-    ds = store.open_store(paths(cfg).cben_store)
+    builder = build_dataset("cben", cfg)
+    m = cben.read_manifest(builder.paths.manifest)
+    ds = store.open_store(builder.paths.store)
     return {"manifest": m, "index": pd.read_parquet(paths(cfg).cben / "index.parquet"),
             **{v: ds[v].values for v in ("s2", "s2_reference", "s1", "cloud_fraction", "valid_fraction")}}
 

@@ -232,11 +232,11 @@ class DatasetBuilder(ABC):
 
 
 def dataset_paths(builder: type[DatasetBuilder], cfg: Mapping[str, Any]) -> DatasetPaths:
-    datasets = paths(dict(cfg)).results / "datasets"
-    root = datasets / builder.name
+    p = paths(dict(cfg))
+    root = p.dataset_dir(builder.name)
     return DatasetPaths(
         root=root,
-        store=datasets / f"{builder.name}.zarr",
+        store=p.dataset_store(builder.name),
         plan={t: root / f"{t}.parquet" for t in builder.plan_tables},
         outputs={k: root / v for k, v in builder.outputs.items()},
     )
