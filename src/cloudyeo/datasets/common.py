@@ -13,6 +13,8 @@ import pandas as pd
 # Readers take both from the store's attributes (scale_factor, _FillValue), never from here.
 S2_SCALE = 1e-4
 S2_FILL = -32768
+# The licence line of every dataset built from Copernicus Sentinel data (cards' "Sources and licences").
+SENTINEL_LICENCE = "Copernicus Sentinel data, free and open (Copernicus data licence); cite the source archive."
 
 
 def encode_s2(reflectance: np.ndarray) -> np.ndarray:
