@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cloudyeo import drivers
 from cloudyeo.config import ConfigError, paths, validate_config
 from cloudyeo.datasets import timeseries as ts
+from cloudyeo.datasets.builder import get_builder
 
 UTC = dt.UTC
 
@@ -92,18 +94,33 @@ def test_manifest_coverage_filter_and_skip_reason():
 
 
 def _build(cfg, rois=None):
-    ts.write_plan(cfg)
-    ts.init_store(cfg)
-    for roi in rois or [r.name for r in ts.load_rois(cfg)]:
-        ts.extract_roi(cfg, roi, progress=False)
+    b = get_builder("timeseries", cfg)
+    drivers.run_plan(b)
+    drivers.run_init(b)
+    for roi in rois or b.units(drivers.read_plan(b)):
+        drivers.run_extract(b, roi)
+    return b
 
 
 @pytest.fixture(scope="module")
 def built(tiny_timeseries_world):
     cfg = tiny_timeseries_world
-    _build(cfg)
-    ts.finalize(cfg)
+    drivers.run_finalize(_build(cfg))
     return cfg
+
+
+def test_builder_units_are_the_rois_and_plan_tables_keep_their_files(built):
+    b = get_builder("timeseries", built)
+    plan = drivers.read_plan(b)
+    assert b.units(plan) == ["14SKF", "44QKE"]
+    assert {t: p.name for t, p in b.paths.plan.items()} == {"plan": "plan.parquet", "patches": "patches.parquet"}
+    assert "skip_reason" in plan["plan"] and b.paths.part("14SKF") == paths(built).timeseries_part("14SKF")
+    assert b.paths.store == paths(built).timeseries_store
+    created = json.loads(b.paths.created.read_text())
+    assert (created["n_patches"], created["intervals"]) == (2, 12)
+    # Mask quality needs the demo world's truth masks: no such output with a real archive.
+    assert "mask_quality" in b.paths.outputs
+    assert "mask_quality" not in get_builder("timeseries", dict(built, archive="stac-api")).paths.outputs
 
 
 def test_store_layout_and_mask_attrs(built):
@@ -191,7 +208,7 @@ def test_forced_missing_band_and_s1_gaps(built, tmp_path):
     assert not row["valid"] and victim["s2_id"] in row["gap_reason"] and "B05" in row["gap_reason"]
 
     strict = validate_config(dict(cfg, timeseries=dict(cfg["timeseries"], s1_max_days=0.01)))
-    ts.extract_roi(strict, "14SKF", progress=False)
+    drivers.run_extract(get_builder("timeseries", strict), "14SKF")
     part = pd.read_parquet(paths(strict).timeseries_part("14SKF"))
     assert not part["valid"].any()
     assert part["gap_reason"].str.contains("no complete S1 scene within 0.01 days|lacks band|no S2").all()
@@ -208,6 +225,13 @@ def test_manifests_and_figures(built):
         assert (p.timeseries / name).stat().st_size > 0
     q = pd.read_csv(p.timeseries / "mask_quality.csv").set_index("truth_class")
     assert q.loc["thick", "recall"] > 0.8  # s2cloudless finds the thick clouds of the demo world
+    card = (p.timeseries / "dataset_card.md").read_text()
+    for heading in ("## Layout", "## Availability per ROI", "## s2cloudless mask vs demo truth",
+                    "## Cloud coverage by split", "## Sources and licences"):
+        assert heading in card
+    index = pd.read_parquet(p.timeseries / "index.parquet")
+    example = index.groupby("patch_id")["valid"].sum().idxmax()
+    assert f"`example_series.png` (patch {example})" in card
 
 
 def test_loader_reads_stored_masks_and_never_computes(built, monkeypatch):

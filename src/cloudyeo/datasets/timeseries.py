@@ -16,21 +16,27 @@ quantification, S1 in dB. The ROI is sliced into non-overlapping ``patch_px`` pa
 ROI's upper-left corner; a remainder narrower than a patch is dropped). s2cloudless masks are
 computed once here, on the whole ROI, and stored; loaders never compute masks.
 
-Stages: :func:`plan` (checkpoint: ``plan.parquet`` GeoParquet per (ROI, interval) with the
-ordered candidates, ``patches.parquet``), :func:`init_store`, :func:`extract_roi` (writes the
-ROI's patches and ``parts/<roi>.parquet``), :func:`finalize` (coordinates, sampling manifests,
-mask quality, figures, card; marks the store complete).
+A dataset builder (:class:`TimeSeriesBuilder`, see :mod:`cloudyeo.datasets.builder`); the generic
+drivers run it (``cloudyeo dataset timeseries plan|init|extract --unit <roi>|finalize``):
+
+- plan -> ``plan.parquet`` (GeoParquet, one row per (ROI, interval) with the ordered candidates
+  and ``skip_reason``) and ``patches.parquet`` (one row per patch, with its index in the store);
+- init -> the empty ``timeseries.zarr`` (leading dimension ``patch``) with every plan-time coordinate;
+- extract, one unit per ROI -> the ROI's patches, then ``parts/<roi>.parquet``;
+- finalize -> per-(patch, time) coordinates, sampling manifests, mask quality (demo), gaps,
+  figures, card; marks the store complete.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -46,19 +52,17 @@ from .. import store
 from ..archives import open_archive
 from ..archives.base import SceneRecord, SearchQuery
 from ..archives.reading import ReadError, read_band, read_raster
-from ..archives.s1_source import dataset_s1_source
-from ..atomic import write_creation_record, write_csv, write_parquet
+from ..archives.s1_source import dataset_s1_source, s1_card_line
 from ..config import ConfigError, paths
 from ..grids import geojson, to_lonlat
-from ..provenance import code_version
 from ..sentinel import S1_POLARIZATIONS, S2_BAND_GSD, S2_CENTRAL_WAVELENGTH_NM, S2_L1C_BANDS
+from .builder import DatasetBuilder, Figure, StoreLayout, Summary, Table, WriteSamples
+from .common import S2_FILL, S2_SCALE, SENTINEL_LICENCE, encode_s2, to_db, utc64, utm_epsg
 
 log = logging.getLogger(__name__)
 
 L1C = "sentinel-2-l1c"
 S1_GRD = "sentinel-1-grd"
-S2_FILL = -32768
-S2_SCALE = 1e-4
 U8_FILL = 255
 RESAMPLING = ("20 m and 60 m bands: bilinear on pixel centres (x2, x6), edges clamped; "
               "land cover: nearest")
@@ -106,11 +110,6 @@ class Roi:
 
     def patch_grid(self, patch_px: int) -> tuple[int, int]:
         return self.shape[0] // patch_px, self.shape[1] // patch_px
-
-
-def utm_epsg(lon: float, lat: float) -> int:
-    zone = int((lon + 180.0) // 6.0) + 1
-    return (32600 if lat >= 0 else 32700) + min(zone, 60)
 
 
 def roi_from_point(name: str, lon: float, lat: float, size_px: int) -> Roi:
@@ -241,17 +240,6 @@ def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     return manifest, pd.DataFrame(patch_rows)
 
 
-def write_plan(cfg: dict[str, Any]) -> None:
-    p = paths(cfg)
-    manifest, patches = plan(cfg)
-    p.timeseries.mkdir(parents=True, exist_ok=True)
-    write_parquet(manifest, p.timeseries / "plan.parquet")
-    write_parquet(patches, p.timeseries / "patches.parquet")
-    n_skip = int(manifest["skip_reason"].notna().sum())
-    log.info("time series plan: %d ROIs, %d patches, %d intervals without a covering scene",
-             manifest["roi"].nunique(), len(patches), n_skip)
-
-
 # ------------------------------------------------------------------------------- store
 
 
@@ -263,13 +251,11 @@ def _mask_params(cfg: dict[str, Any]):
                            dilation_size=m["dilation_size"], working_resolution_m=m["working_resolution_m"])
 
 
-def init_store(cfg: dict[str, Any]) -> None:
-    """Create the empty store with every plan-time coordinate; record its creation."""
-    from ..masks import mask_attrs, probability_attrs
+def store_layout(cfg: Mapping[str, Any], patches: pd.DataFrame, code: str) -> StoreLayout:
+    """The empty store (one sample per patch) with every plan-time coordinate."""
+    from ..masks import detector_attrs, mask_attrs, probability_attrs
 
-    p = paths(cfg)
     ts = cfg["timeseries"]
-    patches = pd.read_parquet(p.timeseries / "patches.parquet")
     n_t = int(ts["intervals"])
     px = int(ts["patch_px"])
     params = _mask_params(cfg)
@@ -315,8 +301,6 @@ def init_store(cfg: dict[str, Any]) -> None:
         "band": (("band",), np.array(S2_L1C_BANDS)),
         "polarization": (("polarization",), np.array(S1_POLARIZATIONS)),
     }
-    from ..masks import detector_attrs
-
     attrs = dict(
         title="SEN12MS-CR-TS-style time series (cloudyeo)",
         year=int(ts["year"]), intervals=n_t, s1_max_days=float(ts["s1_max_days"]), patch_px=px,
@@ -336,12 +320,10 @@ def init_store(cfg: dict[str, Any]) -> None:
                            else json.dumps(WORLDCOVER_CODES)),
         splits=json.dumps(cfg["timeseries"]["splits"]),
         archive=cfg["archive"], store_codec=ts["store_codec"],
-        build_config=json.dumps(cfg, sort_keys=True), code_version=code_version("timeseries"),
+        build_config=json.dumps(cfg, sort_keys=True), code_version=code,
     )
-    store.create_store(p.timeseries_store, len(patches), variables, coords, attrs,
-                       codec=ts["store_codec"], sample_dim="patch")
-    write_creation_record(p.timeseries / "store.created.json", store=str(p.timeseries_store),
-                          n_patches=int(len(patches)), intervals=n_t)
+    return StoreLayout(len(patches), variables, coords, attrs, ts["store_codec"], sample_dim="patch",
+                       record=dict(n_patches=int(len(patches)), intervals=n_t))
 
 
 # ------------------------------------------------------------------------------- extract
@@ -376,10 +358,7 @@ def _read_s1_db(archive, rec: SceneRecord, roi: Roi) -> np.ndarray:
     for pol in S1_POLARIZATIONS:
         key = pol if pol in rec.assets else pol.upper()
         v = read_band(archive, rec, key, epsg=roi.epsg, transform=roi.affine, shape=roi.shape)
-        if rec.sar_units != "dB":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                v = np.where(v > 0, 10.0 * np.log10(v), np.nan).astype(np.float32)
-        layers.append(v)
+        layers.append(to_db(v, rec.sar_units))
     return np.stack(layers)
 
 
@@ -395,13 +374,6 @@ def _choose_s1(s1_records: list[SceneRecord], when: dt.datetime, max_days: float
     lim = dt.timedelta(days=max_days)
     near = [r for r in s1_records if abs(r.datetime - when) <= lim]
     return sorted(near, key=lambda r: (abs((r.datetime - when).total_seconds()), r.datetime, r.id))
-
-
-def _encode_s2(refl: np.ndarray) -> np.ndarray:
-    out = np.full(refl.shape, S2_FILL, dtype=np.int16)
-    ok = np.isfinite(refl)
-    out[ok] = np.clip(np.rint(refl[ok] / S2_SCALE), -32767, 32767).astype(np.int16)
-    return out
 
 
 def _landcover(cfg: dict[str, Any], roi: Roi) -> np.ndarray:
@@ -423,140 +395,6 @@ def worldcover_tile(lon: float, lat: float) -> str:
     la = int(np.floor(lat / 3.0) * 3)
     lo = int(np.floor(lon / 3.0) * 3)
     return f"{'N' if la >= 0 else 'S'}{abs(la):02d}{'E' if lo >= 0 else 'W'}{abs(lo):03d}"
-
-
-def extract_roi(cfg: dict[str, Any], roi_name: str, *, progress: bool = True) -> Path:
-    """Build every time point of one ROI, write its patches and then its part file."""
-    from ..masks import compute_cloud_masks
-
-    p = paths(cfg)
-    ts = cfg["timeseries"]
-    store.mark_incomplete(p.timeseries_store)
-    rois = {r.name: r for r in load_rois(cfg)}
-    if roi_name not in rois:
-        raise TimeSeriesError(f"ROI {roi_name} is not configured (known: {', '.join(rois)})")
-    roi = rois[roi_name]
-    manifest = pd.read_parquet(p.timeseries / "plan.parquet")
-    manifest = manifest[manifest["roi"] == roi_name].sort_values("time")
-    patches = pd.read_parquet(p.timeseries / "patches.parquet")
-    patches = patches[patches["roi"] == roi_name].sort_values("patch")
-    start = int(patches["patch"].iloc[0])
-    if not np.array_equal(patches["patch"].to_numpy(), np.arange(start, start + len(patches))):
-        raise TimeSeriesError(f"ROI {roi_name}: patch indices in patches.parquet are not contiguous")
-    px = int(ts["patch_px"])
-    n_t = int(ts["intervals"])
-    n_p = len(patches)
-    is_demo = cfg["archive"] == "demo"
-
-    archive = _archive(cfg)
-    y0, y1 = _year_span(cfg)
-    s2_by_id = {r.id: r for r in archive.search(SearchQuery(L1C, y0, y1, intersects=roi.geometry()))}
-    pad = float(ts["s1_max_days"])
-    s1_all = [r for r in archive.search(SearchQuery(S1_GRD, *_year_span(cfg, pad), intersects=roi.geometry()))
-              if covers(r, roi)]
-    params = _mask_params(cfg)
-
-    s2 = np.full((n_p, n_t, 13, px, px), S2_FILL, dtype=np.int16)
-    s1 = np.full((n_p, n_t, 2, px, px), np.nan, dtype=np.float32)
-    prob = np.full((n_p, n_t, px, px), U8_FILL, dtype=np.uint8)
-    mask = np.full((n_p, n_t, px, px), U8_FILL, dtype=np.uint8)
-    truth = np.full((n_p, n_t, px, px), U8_FILL, dtype=np.uint8) if is_demo else None
-    points = []
-    grid = [(int(r), int(c)) for r, c in zip(patches["row"], patches["col"])]
-
-    def cut(a: np.ndarray) -> np.ndarray:
-        return np.stack([a[..., r * px:(r + 1) * px, c * px:(c + 1) * px] for r, c in grid])
-
-    bar = tqdm(manifest.itertuples(), total=len(manifest), desc=f"time series {roi_name}",
-               unit="interval", disable=not progress)
-    for row in bar:
-        tp = TimePoint(int(row.time))
-        points.append(tp)
-        if row.skip_reason is not None and not pd.isna(row.skip_reason):
-            tp.gap_reason = str(row.skip_reason)
-            continue
-        refl, rec, rejected = None, None, []
-        for cand in row.candidates:
-            rec = s2_by_id.get(cand)
-            if rec is None:
-                rejected.append(f"{cand}: no longer in the archive")
-                continue
-            missing = _missing_bands(rec)
-            if missing:
-                tp.gap_reason = f"scene {rec.id} lacks band(s) {', '.join(missing)}"
-                break
-            try:
-                refl = _read_s2(archive, rec, roi)
-            except ReadError as exc:
-                tp.gap_reason = f"scene {rec.id} unreadable: {exc}"
-                break
-            nod = float(np.mean(~np.isfinite(refl).all(axis=0)))
-            if nod > 0:
-                rejected.append(f"{rec.id}: partial coverage ({100 * nod:.1f} % nodata in the ROI)")
-                refl = None
-                continue
-            break
-        tp.rejected = "; ".join(rejected)
-        if refl is None:
-            tp.gap_reason = tp.gap_reason or ("no complete S2 L1C scene covers the ROI (" + tp.rejected + ")")
-            continue
-        tp.s2_id, tp.s2_datetime = rec.id, rec.datetime
-        tp.baseline, tp.offset = rec.processing_baseline, float(rec.radiometric_offset)
-        s1_arr = None
-        near = _choose_s1(s1_all, rec.datetime, float(ts["s1_max_days"]))
-        for s1_rec in near:
-            try:
-                cand_arr = _read_s1_db(archive, s1_rec, roi)
-            except ReadError as exc:
-                log.warning("ROI %s: skipping S1 %s: %s", roi_name, s1_rec.id, exc)
-                continue
-            if np.isnan(cand_arr).any():
-                continue  # partial S1 coverage: try the next closest
-            s1_arr, tp.s1_id, tp.s1_datetime = cand_arr, s1_rec.id, s1_rec.datetime
-            tp.dt_days = (s1_rec.datetime - rec.datetime).total_seconds() / 86400.0
-            break
-        if s1_arr is None:
-            closest = min((abs((r.datetime - rec.datetime).total_seconds()) / 86400 for r in s1_all), default=None)
-            tp.gap_reason = (f"no complete S1 scene within {ts['s1_max_days']:g} days of {rec.id}"
-                             + (f" (closest {closest:.1f} days)" if closest is not None else ""))
-            continue
-        p_u8, m = compute_cloud_masks(refl, params, num_threads=int(os.environ.get("CLOUDYEO_THREADS", "2")))
-        t = tp.time
-        s2[:, t] = cut(_encode_s2(refl))
-        s1[:, t] = cut(s1_arr)
-        prob[:, t] = cut(p_u8)
-        mask[:, t] = cut(m.astype(np.uint8))
-        if truth is not None and TRUTH_ASSET in rec.assets:
-            tr = read_band(archive, rec, TRUTH_ASSET, epsg=roi.epsg, transform=roi.affine, shape=roi.shape,
-                           resampling="nearest")
-            truth[:, t] = cut(np.nan_to_num(tr, nan=U8_FILL).astype(np.uint8))
-        tp.valid = True
-
-    data = {"s2": s2, "s1": s1, "cloud_probability": prob, "cloud_mask": mask,
-            "landcover": cut(_landcover(cfg, roi))}
-    if truth is not None:
-        data["truth_mask"] = truth
-    store.write_samples(p.timeseries_store, start, data)
-
-    rows = []
-    for i, patch in enumerate(patches.itertuples()):
-        for tp in points:
-            valid_m = mask[i, tp.time] if tp.valid else None
-            rows.append(dict(
-                patch=int(patch.patch), patch_id=patch.patch_id, roi=roi_name, split=patch.split,
-                time=tp.time, valid=tp.valid, gap_reason=tp.gap_reason, s2_id=tp.s2_id,
-                s2_datetime=tp.s2_datetime, processing_baseline=tp.baseline, radiometric_offset=tp.offset,
-                s1_id=tp.s1_id, s1_datetime=tp.s1_datetime, dt_days=tp.dt_days,
-                rejected_candidates=tp.rejected,
-                cloud_coverage=float(100.0 * valid_m.mean()) if valid_m is not None else np.nan,
-            ))
-    part = pd.DataFrame(rows)
-    for col in ("s2_datetime", "s1_datetime"):
-        part[col] = pd.to_datetime(part[col], utc=True)
-    write_parquet(part, p.timeseries_part(roi_name))
-    n_valid = sum(tp.valid for tp in points)
-    log.info("ROI %s: %d/%d time points valid, %d gaps", roi_name, n_valid, n_t, n_t - n_valid)
-    return p.timeseries_part(roi_name)
 
 
 # ------------------------------------------------------------------------------- manifests
@@ -610,88 +448,355 @@ def sampling_manifest(index: pd.DataFrame, split: str, *, n_inputs: int, samples
     return samples, pd.DataFrame(skipped, columns=["patch", "reason"])
 
 
-# ------------------------------------------------------------------------------- finalize
+# ------------------------------------------------------------------------------- the builder
 
 
-def finalize(cfg: dict[str, Any]) -> dict[str, Path]:
-    """Coordinates, manifests, mask quality, figures and card; marks the store complete last."""
-    from ..masks import confusion_counts, mask_metrics
-    from ..report import timeseries_figures
+class TimeSeriesBuilder(DatasetBuilder):
+    """The time series on the dataset-builder protocol: one unit per ROI."""
 
-    p = paths(cfg)
-    ts = cfg["timeseries"]
-    patches = pd.read_parquet(p.timeseries / "patches.parquet")
-    rois = list(dict.fromkeys(patches["roi"]))
-    missing = [r for r in rois if not p.timeseries_part(r).exists()]
-    if missing:
-        raise TimeSeriesError(f"ROI part(s) missing, extract them first: {', '.join(missing)}")
-    index = pd.concat([pd.read_parquet(p.timeseries_part(r)) for r in rois], ignore_index=True)
-    index = index.sort_values(["patch", "time"]).reset_index(drop=True)
-    n_p, n_t = len(patches), int(ts["intervals"])
-    if len(index) != n_p * n_t:
-        raise TimeSeriesError(f"parts hold {len(index)} (patch, time) rows, expected {n_p * n_t}")
+    name = "timeseries"
+    title = "SEN12MS-CR-TS-style time series (cloudyeo)"
+    sections = ("archive", "resources_dir", "results_dir", "stac", "earthengine", "sentinelhub", "timeseries")
+    store_keys = ("store_codec",)
+    plan_tables = ("plan", "patches")
+    outputs = {
+        "index": "index.parquet",
+        **{f"manifest_{split}": f"manifest_{split}.parquet" for split in SPLITS},
+        **{f"manifest_{split}_skipped": f"manifest_{split}_skipped.csv" for split in SPLITS},
+        "gaps": "gaps.csv",
+        "mask_quality": "mask_quality.csv",  # demo only: measured against the demo world's truth masks
+        "coverage_table": "cloud_coverage_by_split.csv",
+        "coverage_figure": "cloud_coverage_by_split.png",
+        "dt_figure": "dt_s1_s2_histogram.png",
+        "example_figure": "example_series.png",
+        "card": "dataset_card.md",
+    }
+    report_outputs = {
+        "coverage_figure": ("timeseries_coverage.rst", "Time series"),
+        "dt_figure": ("timeseries_dt.rst", "Time series"),
+        "example_figure": ("timeseries_example.rst", "Time series"),
+    }
+    unit_label = "ROI"
+    archive_input = "timeseries_archive"
+    # Extraction computes s2cloudless masks with CLOUDYEO_THREADS (default 2) threads.
+    resources = {"extract": {"mem_mb": 6000, "runtime": 120}}
+    threads = {"extract": 2, "finalize": 2}
 
-    def grid(col, dtype, fill=None):
-        a = index[col].to_numpy()
-        if fill is not None:
-            a = np.where(pd.isna(a), fill, a)
-        return a.astype(dtype).reshape(n_p, n_t)
+    def __init__(self, cfg: Mapping[str, Any]):
+        super().__init__(cfg)
+        if cfg.get("archive") != "demo":  # no truth masks to measure the cloud masks against
+            outputs = {k: v for k, v in self.paths.outputs.items() if k != "mask_quality"}
+            self.paths = dataclasses.replace(self.paths, outputs=outputs)
 
-    def times(col):
-        return (pd.to_datetime(index[col], utc=True).dt.tz_localize(None)
-                .to_numpy(dtype="datetime64[ns]").reshape(n_p, n_t))
+    def plan(self, *, progress: bool = False) -> dict[str, pd.DataFrame]:
+        manifest, patches = plan(dict(self.cfg))
+        n_skip = int(manifest["skip_reason"].notna().sum())
+        log.info("time series plan: %d ROIs, %d patches, %d intervals without a covering scene",
+                 manifest["roi"].nunique(), len(patches), n_skip)
+        return {"plan": manifest, "patches": patches}
 
-    pt = ("patch", "time")
-    store.write_coords(p.timeseries_store, {
-        "valid": (pt, grid("valid", bool)),
-        "gap_reason": (pt, grid("gap_reason", object, "").astype(str)),
-        "s2_scene_id": (pt, grid("s2_id", object, "").astype(str)),
-        "s2_datetime": (pt, times("s2_datetime")),
-        "s1_scene_id": (pt, grid("s1_id", object, "").astype(str)),
-        "s1_datetime": (pt, times("s1_datetime")),
-        "dt_s1_days": (pt, grid("dt_days", np.float32, np.nan)),
-        "cloud_coverage": (pt, grid("cloud_coverage", np.float32, np.nan)),
-    })
+    def units(self, plan: dict[str, pd.DataFrame]) -> list[str]:
+        """Every ROI of the plan, in patch order (a ROI without any scene still gets its fill values)."""
+        return list(dict.fromkeys(plan["patches"]["roi"]))
 
-    out_dir = p.timeseries
-    outputs: dict[str, Path] = {}
-    man = ts["manifest"]
-    for split in SPLITS:
-        samples, skipped = sampling_manifest(
-            index, split, n_inputs=int(man["n_inputs"]), samples_per_patch=int(man["samples_per_patch"]),
-            cloud_range=tuple(man["cloud_range"][split]), seed=int(man["seed"]))
-        path = out_dir / f"manifest_{split}.parquet"
-        write_parquet(samples, path)
-        write_csv(skipped, out_dir / f"manifest_{split}_skipped.csv")
-        outputs[f"manifest_{split}"] = path
+    def layout(self, plan: dict[str, pd.DataFrame]) -> StoreLayout:
+        return store_layout(self.cfg, plan["patches"], self.code_version())
 
-    quality = None
-    if cfg["archive"] == "demo":
-        grp = store._open_group(p.timeseries_store, mode="r")
+    def extract(self, unit: str, plan: dict[str, pd.DataFrame], write: WriteSamples, *,
+                progress: bool = False) -> pd.DataFrame:
+        """Build every time point of one ROI, write its patches; return its part table."""
+        from ..masks import compute_cloud_masks
+
+        cfg, roi_name = self.cfg, unit
+        ts = cfg["timeseries"]
+        rois = {r.name: r for r in load_rois(cfg)}
+        if roi_name not in rois:
+            raise TimeSeriesError(f"ROI {roi_name} is not configured (known: {', '.join(rois)})")
+        roi = rois[roi_name]
+        manifest = plan["plan"]
+        manifest = manifest[manifest["roi"] == roi_name].sort_values("time")
+        patches = plan["patches"]
+        patches = patches[patches["roi"] == roi_name].sort_values("patch")
+        start = int(patches["patch"].iloc[0])
+        if not np.array_equal(patches["patch"].to_numpy(), np.arange(start, start + len(patches))):
+            raise TimeSeriesError(f"ROI {roi_name}: patch indices in {self.paths.plan['patches']} are not contiguous")
+        px = int(ts["patch_px"])
+        n_t = int(ts["intervals"])
+        n_p = len(patches)
+        is_demo = cfg["archive"] == "demo"
+
+        archive = _archive(cfg)
+        y0, y1 = _year_span(cfg)
+        s2_by_id = {r.id: r for r in archive.search(SearchQuery(L1C, y0, y1, intersects=roi.geometry()))}
+        pad = float(ts["s1_max_days"])
+        s1_all = [r for r in archive.search(SearchQuery(S1_GRD, *_year_span(cfg, pad), intersects=roi.geometry()))
+                  if covers(r, roi)]
+        params = _mask_params(cfg)
+
+        s2 = np.full((n_p, n_t, 13, px, px), S2_FILL, dtype=np.int16)
+        s1 = np.full((n_p, n_t, 2, px, px), np.nan, dtype=np.float32)
+        prob = np.full((n_p, n_t, px, px), U8_FILL, dtype=np.uint8)
+        mask = np.full((n_p, n_t, px, px), U8_FILL, dtype=np.uint8)
+        truth = np.full((n_p, n_t, px, px), U8_FILL, dtype=np.uint8) if is_demo else None
+        points = []
+        grid = [(int(r), int(c)) for r, c in zip(patches["row"], patches["col"])]
+
+        def cut(a: np.ndarray) -> np.ndarray:
+            return np.stack([a[..., r * px:(r + 1) * px, c * px:(c + 1) * px] for r, c in grid])
+
+        bar = tqdm(manifest.itertuples(), total=len(manifest), desc=f"time series {roi_name}",
+                   unit="interval", disable=not progress)
+        for row in bar:
+            tp = TimePoint(int(row.time))
+            points.append(tp)
+            if row.skip_reason is not None and not pd.isna(row.skip_reason):
+                tp.gap_reason = str(row.skip_reason)
+                continue
+            refl, rec, rejected = None, None, []
+            for cand in row.candidates:
+                rec = s2_by_id.get(cand)
+                if rec is None:
+                    rejected.append(f"{cand}: no longer in the archive")
+                    continue
+                missing = _missing_bands(rec)
+                if missing:
+                    tp.gap_reason = f"scene {rec.id} lacks band(s) {', '.join(missing)}"
+                    break
+                try:
+                    refl = _read_s2(archive, rec, roi)
+                except ReadError as exc:
+                    tp.gap_reason = f"scene {rec.id} unreadable: {exc}"
+                    break
+                nod = float(np.mean(~np.isfinite(refl).all(axis=0)))
+                if nod > 0:
+                    rejected.append(f"{rec.id}: partial coverage ({100 * nod:.1f} % nodata in the ROI)")
+                    refl = None
+                    continue
+                break
+            tp.rejected = "; ".join(rejected)
+            if refl is None:
+                tp.gap_reason = tp.gap_reason or ("no complete S2 L1C scene covers the ROI (" + tp.rejected + ")")
+                continue
+            tp.s2_id, tp.s2_datetime = rec.id, rec.datetime
+            tp.baseline, tp.offset = rec.processing_baseline, float(rec.radiometric_offset)
+            s1_arr = None
+            near = _choose_s1(s1_all, rec.datetime, float(ts["s1_max_days"]))
+            for s1_rec in near:
+                try:
+                    cand_arr = _read_s1_db(archive, s1_rec, roi)
+                except ReadError as exc:
+                    log.warning("ROI %s: skipping S1 %s: %s", roi_name, s1_rec.id, exc)
+                    continue
+                if np.isnan(cand_arr).any():
+                    continue  # partial S1 coverage: try the next closest
+                s1_arr, tp.s1_id, tp.s1_datetime = cand_arr, s1_rec.id, s1_rec.datetime
+                tp.dt_days = (s1_rec.datetime - rec.datetime).total_seconds() / 86400.0
+                break
+            if s1_arr is None:
+                closest = min((abs((r.datetime - rec.datetime).total_seconds()) / 86400 for r in s1_all), default=None)
+                tp.gap_reason = (f"no complete S1 scene within {ts['s1_max_days']:g} days of {rec.id}"
+                                 + (f" (closest {closest:.1f} days)" if closest is not None else ""))
+                continue
+            p_u8, m = compute_cloud_masks(refl, params, num_threads=int(os.environ.get("CLOUDYEO_THREADS", "2")))
+            t = tp.time
+            s2[:, t] = cut(encode_s2(refl))
+            s1[:, t] = cut(s1_arr)
+            prob[:, t] = cut(p_u8)
+            mask[:, t] = cut(m.astype(np.uint8))
+            if truth is not None and TRUTH_ASSET in rec.assets:
+                tr = read_band(archive, rec, TRUTH_ASSET, epsg=roi.epsg, transform=roi.affine, shape=roi.shape,
+                               resampling="nearest")
+                truth[:, t] = cut(np.nan_to_num(tr, nan=U8_FILL).astype(np.uint8))
+            tp.valid = True
+
+        data = {"s2": s2, "s1": s1, "cloud_probability": prob, "cloud_mask": mask,
+                "landcover": cut(_landcover(cfg, roi))}
+        if truth is not None:
+            data["truth_mask"] = truth
+        write(start, data)
+
+        rows = []
+        for i, patch in enumerate(patches.itertuples()):
+            for tp in points:
+                valid_m = mask[i, tp.time] if tp.valid else None
+                rows.append(dict(
+                    patch=int(patch.patch), patch_id=patch.patch_id, roi=roi_name, split=patch.split,
+                    time=tp.time, valid=tp.valid, gap_reason=tp.gap_reason, s2_id=tp.s2_id,
+                    s2_datetime=tp.s2_datetime, processing_baseline=tp.baseline, radiometric_offset=tp.offset,
+                    s1_id=tp.s1_id, s1_datetime=tp.s1_datetime, dt_days=tp.dt_days,
+                    rejected_candidates=tp.rejected,
+                    cloud_coverage=float(100.0 * valid_m.mean()) if valid_m is not None else np.nan,
+                ))
+        part = pd.DataFrame(rows)
+        for col in ("s2_datetime", "s1_datetime"):
+            part[col] = pd.to_datetime(part[col], utc=True)
+        n_valid = sum(tp.valid for tp in points)
+        log.info("ROI %s: %d/%d time points valid, %d gaps", roi_name, n_valid, n_t, n_t - n_valid)
+        return part
+
+    def _index(self, plan: dict[str, pd.DataFrame], parts: pd.DataFrame) -> pd.DataFrame:
+        """The parts as one (patch, time) table, in store order."""
+        index = parts.sort_values(["patch", "time"]).reset_index(drop=True)
+        n_p, n_t = len(plan["patches"]), int(self.section["intervals"])
+        if len(index) != n_p * n_t:
+            raise TimeSeriesError(f"parts hold {len(index)} (patch, time) rows, expected {n_p * n_t}")
+        return index
+
+    def sample_coords(self, plan: dict[str, pd.DataFrame], parts: pd.DataFrame) -> dict[str, tuple]:
+        index = self._index(plan, parts)
+        pt_shape = (len(plan["patches"]), int(self.section["intervals"]))
+
+        def grid(col, dtype, fill=None):
+            a = index[col].to_numpy()
+            if fill is not None:
+                a = np.where(pd.isna(a), fill, a)
+            return a.astype(dtype).reshape(pt_shape)
+
+        pt = ("patch", "time")
+        return {
+            "valid": (pt, grid("valid", bool)),
+            "gap_reason": (pt, grid("gap_reason", object, "").astype(str)),
+            "s2_scene_id": (pt, grid("s2_id", object, "").astype(str)),
+            "s2_datetime": (pt, utc64(index["s2_datetime"]).reshape(pt_shape)),
+            "s1_scene_id": (pt, grid("s1_id", object, "").astype(str)),
+            "s1_datetime": (pt, utc64(index["s1_datetime"]).reshape(pt_shape)),
+            "dt_s1_days": (pt, grid("dt_days", np.float32, np.nan)),
+            "cloud_coverage": (pt, grid("cloud_coverage", np.float32, np.nan)),
+        }
+
+    def summarise(self, plan: dict[str, pd.DataFrame], parts: pd.DataFrame, ds: Any, *,
+                  progress: bool = False) -> Summary:
+        ts = self.section
+        index = self._index(plan, parts)
+        outputs: dict[str, Any] = {"index": index}
+        man = ts["manifest"]
+        for split in SPLITS:
+            samples, skipped = sampling_manifest(
+                index, split, n_inputs=int(man["n_inputs"]), samples_per_patch=int(man["samples_per_patch"]),
+                cloud_range=tuple(man["cloud_range"][split]), seed=int(man["seed"]))
+            outputs[f"manifest_{split}"] = samples
+            outputs[f"manifest_{split}_skipped"] = Table(skipped)
+        n_p, n_t = len(plan["patches"]), int(ts["intervals"])
+        valid = index["valid"].to_numpy(bool).reshape(n_p, n_t)
+        quality = self._mask_quality(valid) if "mask_quality" in self.paths.outputs else None
+        if quality:
+            outputs["mask_quality"] = Table(pd.DataFrame([
+                dict(truth_class=k, **{m: v[m] for m in ("iou", "precision", "recall", "tp", "fp", "fn")})
+                for k, v in quality.items() if k != "clear"]))
+        per_time = index.drop_duplicates(["roi", "time"])
+        gaps = index[~index["valid"]].drop_duplicates(["roi", "time"])[["roi", "time", "gap_reason"]]
+        example = example_patch(index)
+        outputs.update(
+            gaps=Table(gaps),
+            coverage_table=Table(coverage_table(index), title="Cloud coverage by split"),
+            coverage_figure=Figure("timeseries_coverage", dict(index=index)),
+            dt_figure=Figure("timeseries_dt", dict(index=index, max_days=float(ts["s1_max_days"]))),
+            example_figure=Figure("timeseries_example", self._example_data(index, example)),
+        )
+        n_valid = int(per_time["valid"].sum())
+        log.info("time series: %d patches, %d valid ROI time points", n_p, n_valid)
+        return Summary(
+            outputs=outputs,
+            card=self._card_sections(index, gaps, quality, ds.attrs,
+                                     None if example is None else index.loc[index["patch"] == example, "patch_id"].iloc[0]),
+            complete_attrs={
+                "n_patches": n_p,
+                "n_valid_time_points_per_roi": json.dumps(per_time.groupby("roi")["valid"].sum().astype(int).to_dict()),
+                "mask_quality": json.dumps(quality) if quality else "not measured (no truth masks)",
+            },
+            licences={"Sentinel-1/2": SENTINEL_LICENCE, "ESA WorldCover (real archives)": "CC BY 4.0."},
+        )
+
+    def _mask_quality(self, valid: np.ndarray) -> dict[str, dict[str, float]]:
+        """The stored s2cloudless masks against the demo world's truth masks over the valid
+        (patch, time) points ``valid``."""
+        from ..masks import confusion_counts, mask_metrics
+
+        grp = store._open_group(self.paths.store, mode="r")
         counts = np.zeros((4, 2), dtype=np.int64)
-        valid_pt = grid("valid", bool)
-        for i in range(n_p):
+        for i in range(valid.shape[0]):
             m = np.asarray(grp["cloud_mask"][i])
             t = np.asarray(grp["truth_mask"][i])
-            ok = valid_pt[i][:, None, None] & (m != U8_FILL) & (t != U8_FILL)
+            ok = valid[i][:, None, None] & (m != U8_FILL) & (t != U8_FILL)
             counts += confusion_counts(m == 1, t, ok)
-        quality = mask_metrics(counts)
-        qrows = [dict(truth_class=k, **{m: v[m] for m in ("iou", "precision", "recall", "tp", "fp", "fn")})
-                 for k, v in quality.items() if k != "clear"]
-        write_csv(pd.DataFrame(qrows), out_dir / "mask_quality.csv")
-        outputs["mask_quality"] = out_dir / "mask_quality.csv"
+        return mask_metrics(counts)
 
-    index_path = out_dir / "index.parquet"
-    write_parquet(index, index_path)
-    gaps = index[~index["valid"]].drop_duplicates(["roi", "time"])[["roi", "time", "gap_reason"]]
-    write_csv(gaps, out_dir / "gaps.csv")
-    outputs.update(timeseries_figures.write_all(cfg, p.timeseries_store, index, out_dir, quality))
-    n_valid = int(index.drop_duplicates(["roi", "time"])["valid"].sum())
-    store.mark_complete(p.timeseries_store, {
-        "n_patches": n_p, "n_valid_time_points_per_roi": json.dumps(
-            index.drop_duplicates(["roi", "time"]).groupby("roi")["valid"].sum().astype(int).to_dict()),
-        "mask_quality": json.dumps(quality) if quality else "not measured (no truth masks)",
-    })
-    log.info("time series: %d patches, %d valid ROI time points", n_p, n_valid)
-    outputs["index"] = index_path
-    return outputs
+    def _example_data(self, index: pd.DataFrame, patch: int | None) -> dict[str, Any]:
+        """The example figure's patch: stored values (int16 reflectance x 1e4, dB, mask) per time point."""
+        if patch is None:
+            return dict(rows=index.iloc[:0], s2=None, s1=None, cloud_mask=None)
+        grp = store._open_group(self.paths.store, mode="r")
+        return dict(rows=index[index["patch"] == patch].sort_values("time"), s2=np.asarray(grp["s2"][patch]),
+                    s1=np.asarray(grp["s1"][patch]), cloud_mask=np.asarray(grp["cloud_mask"][patch]))
+
+    def _card_sections(self, index: pd.DataFrame, gaps: pd.DataFrame, quality: dict | None,
+                       attrs: Mapping[str, Any], example: str | None) -> list[tuple[str, Any]]:
+        ts, files = self.section, self.paths.outputs
+        per_time = index.drop_duplicates(["roi", "time"])
+        avail = per_time.groupby("roi").agg(valid=("valid", "sum"), gaps=("valid", lambda v: int((~v).sum())))
+        masks = ts["masks"]
+        layout = "\n".join([
+            "- `s2` (patch, time, band[13], y, x): L1C TOA reflectance x 1e4 (int16; RADIO_ADD_OFFSET applied), "
+            "all bands at 10 m (20/60 m bilinear).",
+            f"- `s1` (patch, time, [VV, VH], y, x): IW {attrs.get('s1_radiometry')} in dB, closest to the S2 "
+            f"scene, |dt| <= {ts['s1_max_days']:g} days.",
+            s1_card_line(attrs),
+            "- `cloud_probability`, `cloud_mask` (patch, time, y, x): s2cloudless, computed once at build time "
+            f"(threshold {masks['threshold']}, average_over {masks['average_over']}, dilation "
+            f"{masks['dilation_size']}, working resolution {masks['working_resolution_m']} m).",
+            "- `landcover` (patch, y, x); `truth_mask` (demo only).",
+            "- per (patch, time): `valid`, `gap_reason`, scene ids and datetimes, `dt_s1_days`, `cloud_coverage` (%).",
+            "- a gap keeps its time index (fill values, valid = False): inputs are never shifted.",
+        ])
+        out: list[tuple[str, Any]] = [
+            ("Overview", f"Archive `{self.cfg['archive']}`, year {ts['year']}, {ts['intervals']} intervals, "
+                         f"{index['patch'].nunique()} patches of {ts['patch_px']} px from {index['roi'].nunique()} ROIs."),
+            ("Layout", layout),
+            ("Availability per ROI", avail.reset_index()),
+        ]
+        if len(gaps):
+            out.append(("Gaps", gaps))
+        if quality:
+            out.append(("s2cloudless mask vs demo truth", pd.DataFrame([
+                dict(truth_class=k, iou=v["iou"], precision=v["precision"], recall=v["recall"])
+                for k, v in quality.items() if k != "clear"])))
+        out += [
+            ("Sampling manifests",
+             f"seq2point, {ts['manifest']['n_inputs']} inputs, target = least cloudy valid frame "
+             "(ties: earliest), never among the inputs; input cloud ranges: "
+             + json.dumps(ts["manifest"]["cloud_range"]) + f"; seed {ts['manifest']['seed']}."),
+            ("Figures", "\n".join([
+                f"- cloud coverage: `{files['coverage_figure'].name}`",
+                f"- S1-S2 dt: `{files['dt_figure'].name}`",
+                f"- example series: `{files['example_figure'].name}` (patch {example})"])),
+        ]
+        return out
+
+
+BUILDER = TimeSeriesBuilder
+
+
+# ------------------------------------------------------------------------------- statistics
+
+COVERAGE_BINS = np.linspace(0, 100, 11)
+
+
+def coverage_table(index: pd.DataFrame) -> pd.DataFrame:
+    """Per split: valid (patch, time) samples, cloud-coverage mean/SD and counts per 10 % bin."""
+    rows = []
+    valid = index[index["valid"]]
+    for split, g in valid.groupby("split", sort=False):
+        counts, _ = np.histogram(g["cloud_coverage"], bins=COVERAGE_BINS)
+        row = {"split": split, "samples": len(g), "mean": g["cloud_coverage"].mean(),
+               "sd": g["cloud_coverage"].std(ddof=0)}
+        row.update({f"{int(a)}-{int(b)}%": int(n) for a, b, n in zip(COVERAGE_BINS[:-1], COVERAGE_BINS[1:], counts)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def example_patch(index: pd.DataFrame) -> int | None:
+    """The patch with the most valid time points (the first such), shown in the example figure."""
+    counts = index.groupby("patch")["valid"].sum()
+    if counts.empty or counts.max() == 0:
+        return None
+    return int(counts.idxmax())

@@ -14,6 +14,9 @@ from typing import Any
 
 RENDERERS: dict[str, str] = {
     "cloud_cover_histogram": "figures:cloud_cover_histogram",
+    "timeseries_coverage": "timeseries_figures:coverage_figure",
+    "timeseries_dt": "timeseries_figures:dt_figure",
+    "timeseries_example": "timeseries_figures:example_figure",
 }
 
 
