@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from support.datasets import build_dataset
 
 from cloudyeo import drivers
 from cloudyeo.config import ConfigError, paths, validate_config
@@ -93,20 +94,10 @@ def test_manifest_coverage_filter_and_skip_reason():
 # ----------------------------------------------------------------------------- end to end
 
 
-def _build(cfg, rois=None):
-    b = get_builder("timeseries", cfg)
-    drivers.run_plan(b)
-    drivers.run_init(b)
-    for roi in rois or b.units(drivers.read_plan(b)):
-        drivers.run_extract(b, roi)
-    return b
-
-
 @pytest.fixture(scope="module")
 def built(tiny_timeseries_world):
-    cfg = tiny_timeseries_world
-    drivers.run_finalize(_build(cfg))
-    return cfg
+    build_dataset("timeseries", tiny_timeseries_world)
+    return tiny_timeseries_world
 
 
 def test_builder_units_are_the_rois_and_plan_tables_keep_their_files(built):
@@ -202,7 +193,7 @@ def test_forced_missing_band_and_s1_gaps(built, tmp_path):
             del it["assets"]["B05"]
         lines.append(json.dumps(it))
     cat.write_text("\n".join(lines) + "\n")
-    _build(cfg, ["14SKF"])
+    build_dataset("timeseries", cfg, units=["14SKF"], finalize=False)
     part = pd.read_parquet(paths(cfg).timeseries_part("14SKF"))
     row = part[part["time"] == victim["time"]].iloc[0]
     assert not row["valid"] and victim["s2_id"] in row["gap_reason"] and "B05" in row["gap_reason"]
