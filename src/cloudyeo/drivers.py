@@ -67,7 +67,8 @@ def run_init(builder: DatasetBuilder) -> Path:
     plan = read_plan(builder)
     layout = builder.layout(plan)
     p = builder.paths
-    store.create_store(p.store, layout.n_samples, layout.variables, layout.coords, layout.attrs, codec=layout.codec)
+    store.create_store(p.store, layout.n_samples, layout.variables, layout.coords, layout.attrs, codec=layout.codec,
+                       sample_dim=layout.sample_dim)
     if layout.n_samples and layout.initial:
         store.write_samples(p.store, 0, layout.initial)
     return write_creation_record(p.created, store=str(p.store), n_samples=int(layout.n_samples),

@@ -522,12 +522,9 @@ def _landcover_dir(world_cfg: dict[str, Any], tmp: Path) -> Path:
 
 
 def _build_ts(cfg: dict[str, Any]) -> dict[str, Any]:
-    ts.write_plan(cfg)
-    ts.init_store(cfg)
-    ts.extract_roi(cfg, TS_ROI, progress=False)
-    ts.finalize(cfg)
-    ds = store.open_store(paths(cfg).timeseries_store)
-    part = pd.read_parquet(paths(cfg).timeseries_part(TS_ROI))
+    builder = build_dataset("timeseries", cfg, units=[TS_ROI])
+    ds = store.open_store(builder.paths.store)
+    part = pd.read_parquet(builder.paths.part(TS_ROI))
     return {"part": part, **{v: ds[v].values for v in ("s2", "s1", "cloud_mask", "landcover")}}
 
 

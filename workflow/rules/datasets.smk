@@ -64,6 +64,7 @@ for _name, _builder in DATASETS.items():
         params:
             cfg=dataset_params(_builder, "extract"),
             code=_code,
+        threads: _builder.threads.get("extract", 1)
         resources:
             **_builder.job_resources("extract"),
         log:
@@ -73,7 +74,7 @@ for _name, _builder in DATASETS.items():
         conda:
             CONDA_ENV
         shell:
-            f"cloudyeo dataset {_name} extract --quiet --unit {{wildcards.unit}} "
+            f"CLOUDYEO_THREADS={{threads}} cloudyeo dataset {_name} extract --quiet --unit {{wildcards.unit}} "
             f"--config-json {{params.cfg:q}} > {{log}} 2>&1"
 
     rule:
@@ -97,7 +98,7 @@ for _name, _builder in DATASETS.items():
         conda:
             CONDA_ENV
         shell:
-            f"cloudyeo dataset {_name} finalize --quiet --config-json {{params.cfg:q}} > {{log}} 2>&1"
+            f"CLOUDYEO_THREADS={{threads}} cloudyeo dataset {_name} finalize --quiet --config-json {{params.cfg:q}} > {{log}} 2>&1"
 
     rule:
         name:

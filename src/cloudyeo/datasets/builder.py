@@ -86,6 +86,7 @@ class StoreLayout:
     codec: str
     initial: dict[str, np.ndarray] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    sample_dim: str = "sample"  # the leading dimension's name ("patch" for the time series)
 
 
 @dataclass(frozen=True)

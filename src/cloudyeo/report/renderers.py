@@ -2,7 +2,9 @@
 the drivers. Builders live below the report layer, so they name a figure instead of drawing it.
 
 Each renderer is ``function(path, **data)`` and writes one PNG. Registered as
-``"module:function"`` of ``cloudyeo.report`` and imported on first use.
+``"module:function"`` of ``cloudyeo.report`` and imported on first use; the modules are also
+imported statically below (not called) so that the code version of every dataset stage
+(:mod:`cloudyeo.provenance` follows the import graph) covers the figures it renders.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from . import figures, timeseries_figures  # noqa: F401  (see the module docstring)
 
 RENDERERS: dict[str, str] = {
     "cloud_cover_histogram": "figures:cloud_cover_histogram",
