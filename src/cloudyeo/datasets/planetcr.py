@@ -6,18 +6,23 @@ closest clear scene (at most ``max_clear_days`` apart) and the closest Sentinel-
 acquisition; ESA WorldCover is remapped to six DeepGlobe classes (:mod:`cloudyeo.landcover`);
 samples are 300 x 300 windows at 3 m with the 90 x 90 windows at 10 m covering the same ground.
 
-Stages (one Snakemake rule each; ``extract`` runs once per batch of AOIs):
+A dataset builder (:class:`PlanetCRBuilder`, see :mod:`cloudyeo.datasets.builder`); the generic
+drivers run it (``cloudyeo dataset planetcr plan|init|extract --unit batch-000|finalize``):
 
-- :func:`plan` -> ``manifest.parquet`` (GeoParquet, one row per candidate window and one per
+- plan -> ``manifest.parquet`` (GeoParquet, one row per candidate window and one per
   skipped scene, with ``skip_reason``, ``selected``, ``split``, ``batch``, ``sample``) and
   ``scenes.parquet`` (one row per PlanetScope scene: UDM2 statistics, role, skip reason). Only
   UDM2 masks and the WorldCover map are read here (small); they decide cloud cover per window,
   pairing, the alignment check, the balanced selection and the AOI-level split.
-- :func:`init_store` -> the empty ``planetcr.zarr`` with every plan-time coordinate.
-- :func:`extract_batch` -> reads the optical, UDM2, Sentinel-1 and WorldCover windows of one
-  batch, re-checks alignment on the files themselves, writes the batch's samples, then its part.
-- :func:`finalize` -> per-sample extract statistics, index, tables, figures, dataset card,
-  completion mark.
+- init -> the empty ``planetcr.zarr`` with every plan-time coordinate.
+- extract, one unit per batch of AOIs -> reads the optical, UDM2, Sentinel-1 and WorldCover
+  windows of the batch, re-checks alignment on the files themselves, writes the batch's samples;
+  the driver then writes ``parts/<batch>.parquet``.
+- finalize -> per-sample extract statistics, index, tables, figures (named renderers of
+  :mod:`cloudyeo.report.planetcr_figures`), card sections.
+
+The demo source is an archive like any other: the demo world's ``world.json`` is read as data
+(AOI grids, period, asset names, catalog files) and its catalogs through the archives layer.
 
 Grids: the AOI's 10 m grid (corner on a 30 m multiple, in the AOI's UTM zone) is where
 Sentinel-1 and WorldCover are read (window reads when their files are on that lattice, else a
@@ -29,12 +34,13 @@ two footprints must agree within ``max_offset_m`` (default one 10 m pixel) at bo
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import dask
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -44,15 +50,24 @@ from rasterio.windows import Window
 from shapely.geometry import box
 
 from .. import store
+from ..aois import AoiSpec, place_aoi
 from ..archives.base import SceneRecord, SearchQuery
 from ..archives.planet import ASSETS_KEY, PL_API_KEY_ENV, PlanetAssetMissing
 from ..archives.reading import ReadError, open_raster, read_asset_on_grid, read_exact_window
-from ..archives.s1_source import dataset_s1_source
-from ..atomic import write_creation_record, write_parquet
+from ..archives.s1_source import dataset_s1_source, s1_card_line
 from ..config import paths, stage_config
 from ..grids import footprint, to_lonlat
-from ..landcover import CLASSES, IGNORE_INDEX, class_fractions, remap_table_attrs, remap_worldcover
-from ..provenance import code_version
+from ..landcover import (
+    CLASSES,
+    IGNORE_INDEX,
+    WORLDCOVER_CLASSES,
+    WORLDCOVER_TO_CLASS,
+    class_fractions,
+    remap_table_attrs,
+    remap_worldcover,
+)
+from .builder import DatasetBuilder, Figure, StoreLayout, Summary, Table, WriteSamples
+from .common import SENTINEL_LICENCE, band_statistics, to_db, utc64
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +91,15 @@ MASK_MEANINGS = {MASK_CLEAR: "clear_or_other", MASK_CLOUD: "cloud", MASK_SHADOW:
                  MASK_NODATA: "nodata"}
 OPTICAL_SCALE = 1e-4
 SAME_SCENE = dt.timedelta(minutes=1)
+# The demo world's description (cloudyeo demo generate-planet writes it last).
+DEMO_WORLD_FILE = "world.json"
+LICENCES = {
+    "PlanetScope": "Planet Labs PBC, licensed per Planet's terms (the Planet-CR release is gated); "
+                   "demo builds use synthetic scenes (CC0).",
+    "Sentinel-1": SENTINEL_LICENCE,
+    "ESA WorldCover": "CC BY 4.0, (c) ESA WorldCover project / Contains modified Copernicus "
+                      "Sentinel data processed by ESA WorldCover consortium.",
+}
 
 
 class ExtractionError(RuntimeError):
@@ -165,34 +189,39 @@ def cloud_bin(percent: float, bins: tuple[float, ...]) -> str | None:
 class AoiWork:
     """One AOI to build: its 10 m grid and the acquisition period searched."""
 
-    aoi: Any  # cloudyeo.demo.planet.aois.AoiSpec
+    aoi: AoiSpec
     start: dt.datetime
     end: dt.datetime
+
+
+def read_demo_world(world_dir) -> dict[str, Any]:
+    """The demo world's ``world.json`` (AOIs, period, asset names, catalog files), read as data."""
+    path = world_dir / DEMO_WORLD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the Planet demo world is missing or was interrupted; "
+                                "regenerate it with `cloudyeo demo generate-planet` (rule demo_planet)")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 class Source:
     """Where the scenes of a build come from (demo world or Planet API + STAC API)."""
 
-    def __init__(self, cfg: dict[str, Any]):
+    def __init__(self, cfg: Mapping[str, Any]):
         from ..archives.local import LocalStacArchive
         from ..archives.planet import LocalPlanetArchive, PlanetArchive
         from ..archives.stac_api import StacApiArchive
-        from ..demo.planet.aois import AoiSpec, place_aoi
 
         self.cfg = cfg
         sec = cfg["planetcr"]
         p = paths(cfg)
         self.kind = sec["source"]
         if self.kind == "demo":
-            from ..demo.planet import PSSCENE_FILE, load_planet_world
-
-            world = load_planet_world(p.demo_planet)
-            self.world = world
-            self.optical_asset = world["layout"]["optical_asset"]
-            self.udm2_asset = world["layout"]["udm2_asset"]
-            catalog = p.demo_planet / "catalog"
-            self.planet = LocalPlanetArchive(catalog / PSSCENE_FILE, asset_type=self.optical_asset)
-            self.stac = LocalStacArchive(catalog / "items.ndjson")
+            world = read_demo_world(p.demo_planet)
+            layout = world["layout"]
+            self.optical_asset = layout["optical_asset"]
+            self.udm2_asset = layout["udm2_asset"]
+            self.planet = LocalPlanetArchive(p.demo_planet / layout["psscene_catalog"], asset_type=self.optical_asset)
+            self.stac = LocalStacArchive(p.demo_planet / layout["stac_catalog"])
             start = dt.datetime.fromisoformat(world["cfg"]["start_date"]).replace(tzinfo=dt.UTC)
             end = start + dt.timedelta(days=int(world["cfg"]["days"]))
             known = {a["id"]: AoiSpec.from_dict(a) for a in world["aois"]}
@@ -630,7 +659,7 @@ def _evaluate_window(row: dict, ci: dict, near: list[dict], lc: np.ndarray | Non
             f"(cloud+haze+shadow <= {s.clear_max_percent:g} %) on the same 3 m lattice")
 
 
-def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+def plan(cfg: Mapping[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Decide every window: candidates, skips, balanced selection, splits, batches, samples."""
     s = Settings.from_config(cfg)
     dataset_s1_source(cfg, "planetcr")  # refuses raw Sentinel-1 GRD before any search
@@ -682,20 +711,6 @@ def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     return manifest, scenes
 
 
-def write_plan(cfg: dict[str, Any]) -> None:
-    p = paths(cfg)
-    manifest, scenes = plan(cfg)
-    p.planetcr.mkdir(parents=True, exist_ok=True)
-    write_parquet(scenes, p.planetcr_scenes)
-    write_parquet(manifest, p.planetcr_manifest)
-    n_sel = int(manifest["selected"].sum())
-    log.info("planned %d candidate windows, %d samples in %d batches; %d scenes (%d without UDM2)",
-             len(manifest), n_sel, manifest.loc[manifest["selected"], "batch"].nunique(), len(scenes),
-             int((~scenes["has_udm2"]).sum()) if len(scenes) else 0)
-
-
-def read_manifest(path: str | Path) -> gpd.GeoDataFrame:
-    return gpd.read_parquet(path)
 
 
 def selected_rows(manifest: pd.DataFrame) -> pd.DataFrame:
@@ -705,17 +720,10 @@ def selected_rows(manifest: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------ the store
 
 
-def _utc64(values) -> np.ndarray:
-    return pd.to_datetime(pd.Series(values), utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
-
-
-def init_store(cfg: dict[str, Any]) -> None:
-    """Create the empty store: variables, plan-time coordinates and attributes."""
-    p = paths(cfg)
+def store_layout(cfg: Mapping[str, Any], rows: pd.DataFrame, code: str) -> StoreLayout:
+    """The empty store (one sample per selected window): variables, plan-time coordinates, attributes."""
     s = Settings.from_config(cfg)
     sec = cfg["planetcr"]
-    manifest = read_manifest(p.planetcr_manifest)
-    rows = selected_rows(manifest)
     n3, n10 = s.window_3m, s.window_10m
     s1_src = dataset_s1_source(cfg, "planetcr").attrs()
     optical_attrs = dict(units="1", scale_factor=OPTICAL_SCALE, add_offset=0.0, _FillValue=0,
@@ -757,9 +765,9 @@ def init_store(cfg: dict[str, Any]) -> None:
         "clear_id": (sample, strs("clear_id")),
         "s1_id": (sample, strs("s1_id")),
         "worldcover_id": (sample, strs("worldcover_id")),
-        "cloudy_datetime": (sample, _utc64(rows["cloudy_datetime"])),
-        "clear_datetime": (sample, _utc64(rows["clear_datetime"])),
-        "s1_datetime": (sample, _utc64(rows["s1_datetime"])),
+        "cloudy_datetime": (sample, utc64(rows["cloudy_datetime"])),
+        "clear_datetime": (sample, utc64(rows["clear_datetime"])),
+        "s1_datetime": (sample, utc64(rows["s1_datetime"])),
         "dt_clear_days": (sample, f32("dt_clear_days")),
         "dt_s1_days": (sample, f32("dt_s1_days")),
         "cloud_percent": (sample, f32("cloud_percent")),
@@ -815,11 +823,9 @@ def init_store(cfg: dict[str, Any]) -> None:
         source=src_kind,
         store_codec=sec["store_codec"],
         build_config=stage_config(cfg, "planetcr"),
-        code_version=code_version("planetcr"),
+        code_version=code,
     )
-    store.create_store(p.planetcr_store, len(rows), variables, coords, attrs, codec=sec["store_codec"])
-    write_creation_record(p.planetcr_store_created, store=str(p.planetcr_store),
-                          n_samples=int(len(rows)), codec=sec["store_codec"])
+    return StoreLayout(n_samples=len(rows), variables=variables, coords=coords, attrs=attrs, codec=sec["store_codec"])
 
 
 # -------------------------------------------------------------------------------- extract
@@ -831,12 +837,6 @@ def _find(records: list[SceneRecord], scene_id: str, what: str) -> SceneRecord:
             return r
     raise ExtractionError(f"{what} {scene_id} no longer found in the archive")
 
-
-def _to_db(linear: np.ndarray) -> np.ndarray:
-    out = np.full(linear.shape, np.nan, dtype=np.float32)
-    ok = np.isfinite(linear) & (linear > 0)
-    out[ok] = 10.0 * np.log10(linear[ok])
-    return out
 
 
 def _read_window(archive: Any, href: str, t_window: Affine, size: int, epsg: int, bands: list[int],
@@ -852,21 +852,19 @@ def _read_window(archive: Any, href: str, t_window: Affine, size: int, epsg: int
         raise ExtractionError(str(exc)) from None
 
 
-def extract_batch(cfg: dict[str, Any], batch: str, *, progress: bool = True) -> Path:
-    """Cut one batch's samples into the store, then write the batch's part file."""
+def extract_batch(cfg: Mapping[str, Any], batch: str, manifest: pd.DataFrame, write: WriteSamples, *,
+                  progress: bool = False, manifest_path: Any = "the manifest") -> pd.DataFrame:
+    """Cut one batch's samples, write them through ``write``; return the batch's part table."""
     from tqdm import tqdm
 
-    p = paths(cfg)
     s = Settings.from_config(cfg)
-    store.mark_incomplete(p.planetcr_store)
-    manifest = read_manifest(p.planetcr_manifest)
     rows = selected_rows(manifest)
     rows = rows[rows["batch"] == batch].reset_index(drop=True)
     if rows.empty:
-        raise ExtractionError(f"batch {batch} has no selected samples in {p.planetcr_manifest}")
+        raise ExtractionError(f"batch {batch} has no selected samples in {manifest_path}")
     start = int(rows["sample"].iloc[0])
     if not np.array_equal(rows["sample"].to_numpy(), np.arange(start, start + len(rows))):
-        raise ExtractionError(f"batch {batch}: sample indices in {p.planetcr_manifest} are not contiguous")
+        raise ExtractionError(f"batch {batch}: sample indices in {manifest_path} are not contiguous")
     src = Source(cfg)
     n, n3 = len(rows), s.window_3m
     n10 = s.window_10m
@@ -926,7 +924,7 @@ def extract_batch(cfg: dict[str, Any], batch: str, *, progress: bool = True) -> 
                 for pol in S1_POLARIZATIONS:
                     arr = _stac_on_grid(src, s1_rec, pol, aoi.transform, aoi.shape, aoi.epsg,
                                         resampling="bilinear", fill=np.nan).astype(np.float32)
-                    layers.append(arr if s1_rec.sar_units == "dB" else _to_db(arr))
+                    layers.append(to_db(arr, s1_rec.sar_units))
                 s1_cache[row["s1_id"]] = np.stack(layers)
             r0, c0 = int(row["row_10m"]), int(row["col_10m"])
             k = i  # position within the batch
@@ -945,78 +943,33 @@ def extract_batch(cfg: dict[str, Any], batch: str, *, progress: bool = True) -> 
             ))
             bar.update(1)
     bar.close()
-    store.write_samples(p.planetcr_store, start, out)
-    part = pd.DataFrame(part_rows).sort_values("sample")
-    write_parquet(part, p.planetcr_part(batch))
-    return p.planetcr_part(batch)
+    write(start, out)
+    return pd.DataFrame(part_rows).sort_values("sample")
 
 
 # ------------------------------------------------------------------------------- finalize
 
+INDEX_COLUMNS = (["sample", "sample_id", "aoi", "split", "batch", "cloudy_id", "cloudy_datetime",
+                  "clear_id", "clear_datetime", "dt_clear_days", "s1_id", "s1_datetime", "dt_s1_days",
+                  "cloud_percent", "shadow_percent", "nodata_percent", "scene_cloud_percent",
+                  "cloud_bin", "dominant_class", "epsg", "offset_x_m", "offset_y_m", "row_10m", "col_10m"]
+                 + [f"lc_{c}" for c in CLASSES] + ["lc_ignore"])
+PART_COLUMNS = ["sample", "sample_id", "extract_cloud_percent", "extract_shadow_percent", "extract_nodata_percent",
+                "extract_offset_x_m", "extract_offset_y_m", "s1_valid_fraction", "landcover_ignore_fraction"]
 
-def finalize(cfg: dict[str, Any]) -> dict[str, Path]:
-    """Gather the parts, write per-sample extract coordinates, tables, figures, card; mark done."""
-    from . import planetcr_report as planetcr_figures
 
-    p = paths(cfg)
-    s = Settings.from_config(cfg)
-    manifest = read_manifest(p.planetcr_manifest)
-    scenes = pd.read_parquet(p.planetcr_scenes)
-    rows = selected_rows(manifest)
-    batches = sorted(rows["batch"].dropna().unique())
-    missing = [b for b in batches if not p.planetcr_part(b).exists()]
-    if missing:
-        raise RuntimeError(f"cannot finalize {p.planetcr_store}: no extracted part for {missing}")
-    parts = (pd.concat([pd.read_parquet(p.planetcr_part(b)) for b in batches], ignore_index=True)
-             if batches else pd.DataFrame(columns=["sample", "sample_id"]))
+def parts_in_sample_order(rows: pd.DataFrame, parts: pd.DataFrame) -> pd.DataFrame:
+    """The batches' part rows in store order, checked against the plan (ids, cloud percent)."""
+    if parts.empty:
+        parts = pd.DataFrame(columns=PART_COLUMNS)
     parts = parts.set_index("sample").reindex(rows["sample"]).reset_index()
     if len(rows) and not (parts["sample_id"].to_numpy() == rows["sample_id"].to_numpy()).all():
-        raise RuntimeError(f"{p.planetcr}/parts disagree with {p.planetcr_manifest} on sample order")
+        raise RuntimeError("the extracted parts disagree with the manifest on sample order")
     if len(rows):
         diff = np.abs(parts["extract_cloud_percent"].to_numpy() - rows["cloud_percent"].to_numpy())
         if np.nanmax(diff) > 0.5:
             raise RuntimeError(f"extracted cloud percent differs from the plan by up to {np.nanmax(diff):.2f} %")
-    sample = ("sample",)
-    store.write_coords(p.planetcr_store, {
-        "s1_valid_fraction": (sample, parts["s1_valid_fraction"].to_numpy(np.float32)),
-        "landcover_ignore_fraction": (sample, parts["landcover_ignore_fraction"].to_numpy(np.float32)),
-    })
-    ds = store.open_store(p.planetcr_store, require_complete=False)
-    index = rows[["sample", "sample_id", "aoi", "split", "batch", "cloudy_id", "cloudy_datetime",
-                  "clear_id", "clear_datetime", "dt_clear_days", "s1_id", "s1_datetime", "dt_s1_days",
-                  "cloud_percent", "shadow_percent", "nodata_percent", "scene_cloud_percent",
-                  "cloud_bin", "dominant_class", "epsg", "offset_x_m", "offset_y_m", "row_10m", "col_10m"]
-                 + [f"lc_{c}" for c in CLASSES] + ["lc_ignore"]].copy()
-    index["s1_valid_fraction"] = parts["s1_valid_fraction"].to_numpy()
-    out = {
-        "index": p.planetcr / "index.parquet",
-        "stats": p.planetcr / "statistics.csv",
-        "band_stats": p.planetcr / "band_statistics.csv",
-        "skips": p.planetcr / "skip_reasons.csv",
-        "distributions": p.planetcr / "distributions.png",
-        "examples": p.planetcr / "example_quartets.png",
-        "card": p.planetcr / "dataset_card.md",
-    }
-    write_parquet(pd.DataFrame(index), out["index"])
-    stats = sample_statistics(index, s)
-    stats.to_csv(out["stats"], index=False, float_format="%.3f")
-    band_stats = band_statistics(ds)
-    band_stats.to_csv(out["band_stats"], index=False, float_format="%.6g")
-    skips = skip_summary(manifest, scenes)
-    skips.to_csv(out["skips"], index=False)
-    planetcr_figures.distributions(index, s.bins, out["distributions"])
-    planetcr_figures.example_quartets(p.planetcr_store, index, out["examples"])
-    planetcr_figures.write_card(out["card"], cfg=cfg, index=index, manifest=manifest, scenes=scenes,
-                                stats=stats, band_stats=band_stats, skips=skips, attrs=ds.attrs,
-                                files=out)
-    store.mark_complete(p.planetcr_store, {
-        "n_samples": int(len(index)),
-        "split_counts": {k: int(v) for k, v in index["split"].value_counts().items()},
-        "cloud_bin_counts": {k: int(v) for k, v in index["cloud_bin"].value_counts().items()},
-        "max_alignment_offset_m": float(np.nanmax(np.abs(index[["offset_x_m", "offset_y_m"]].to_numpy())))
-        if len(index) else None,
-    })
-    return out
+    return parts
 
 
 def sample_statistics(index: pd.DataFrame, s: Settings) -> pd.DataFrame:
@@ -1044,8 +997,6 @@ def sample_statistics(index: pd.DataFrame, s: Settings) -> pd.DataFrame:
 
 def skip_summary(manifest: pd.DataFrame, scenes: pd.DataFrame) -> pd.DataFrame:
     """How many windows and scenes were skipped, by reason (the number-free part of it)."""
-    import re
-
     def kind(reason: str) -> str:
         return re.sub(r"(?<![A-Za-z_\d])[-+]?\d+(\.\d+)?(?![A-Za-z_\d])", "#", reason)
 
@@ -1060,14 +1011,196 @@ def skip_summary(manifest: pd.DataFrame, scenes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["level", "reason", "count"])
 
 
-def band_statistics(ds) -> pd.DataFrame:
-    """Per-band mean/SD over the whole store, lazily with dask (reflectance; S1 in dB)."""
-    rows = []
-    for var, dim, dims in (("optical_cloudy", "band", ("sample", "y", "x")),
-                           ("optical_clear", "band", ("sample", "y", "x")),
-                           ("s1", "polarization", ("sample", "y_10m", "x_10m"))):
-        da = ds[var]
-        mean, std = dask.compute(da.mean(dim=dims, skipna=True), da.std(dim=dims, skipna=True))
-        for name, m, sd in zip(da[dim].values, mean.values, std.values):
-            rows.append(dict(variable=var, band=str(name), mean=float(m), std=float(sd)))
-    return pd.DataFrame(rows)
+def example_picks(index: pd.DataFrame, per_bin: int = 1) -> list[int]:
+    """The samples of the example figure: per cloud bin (in bin order), the median by cloud percent."""
+    picks = []
+    for b in sorted(index["cloud_bin"].dropna().unique(), key=lambda s: float(s.split("-")[0])):
+        sub = index[index["cloud_bin"] == b]
+        if len(sub):
+            picks += list(sub.sort_values("cloud_percent")["sample"].iloc[[len(sub) // 2]])[:per_bin]
+    return picks
+
+
+def card_sections(sec: Mapping[str, Any], index: pd.DataFrame, manifest: pd.DataFrame, scenes: pd.DataFrame,
+                  attrs: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The card's dataset-specific sections (markdown text or tables)."""
+    bins = [bin_label(float(lo), float(hi)) for lo, hi in zip(sec["bins"], sec["bins"][1:])]
+    by_bin = (pd.crosstab(index["cloud_bin"], index["split"]).reindex(bins, fill_value=0).reset_index()
+              if len(index) else "-")
+    by_class = pd.crosstab(index["dominant_class"], index["split"]).reset_index() if len(index) else "-"
+    aois = index.groupby(["aoi", "split"]).size().reset_index(name="samples") if len(index) else "-"
+    remap = pd.DataFrame({
+        "WorldCover code": list(WORLDCOVER_TO_CLASS),
+        "WorldCover class": [WORLDCOVER_CLASSES[c] for c in WORLDCOVER_TO_CLASS],
+        "Planet-CR class": list(WORLDCOVER_TO_CLASS.values()),
+        "index": [CLASSES.index(v) if v in CLASSES else IGNORE_INDEX for v in WORLDCOVER_TO_CLASS.values()],
+    })
+    off = index[["offset_x_m", "offset_y_m"]].abs()
+    dts = index[["dt_clear_days", "dt_s1_days"]]
+    overview = (
+        f"Source `{sec['source']}` (optical asset `{attrs.get('optical_asset')}`: {attrs.get('optical_radiometry')}).\n\n"
+        "After Xu et al., *High-Resolution Cloud Removal with Multi-Modal and Multi-Resolution Data "
+        "Fusion* (Planet-CR): per AOI, a cloudy PlanetScope scene, the closest clear scene "
+        f"(|dt| <= {sec['max_clear_days']} days), the closest Sentinel-1 GRD (|dt| <= "
+        f"{sec['max_s1_days']} days) and ESA WorldCover remapped to six classes.")
+    counts = "\n".join([
+        f"- samples: {len(index)} from {index['aoi'].nunique() if len(index) else 0} AOIs; "
+        f"PlanetScope scenes seen: {len(scenes)} ({int((~scenes['has_udm2']).sum()) if len(scenes) else 0} "
+        "without UDM2, skipped)",
+        f"- candidate windows: {int((manifest['row_10m'] >= 0).sum())}; selected: {int(manifest['selected'].sum())}",
+        "- split by AOI (seeded; no AOI in two splits): "
+        + ", ".join(f"{k}: {v}" for k, v in index["split"].value_counts().sort_index().items()),
+    ])
+    variables = "\n".join([
+        f"- `optical_cloudy`, `optical_clear` (sample, band, y, x): uint16, {attrs.get('optical_encoding')}; "
+        f"bands {', '.join(attrs.get('optical_bands', []))}; {sec['window_3m']} x {sec['window_3m']} at 3 m.",
+        f"- `cloud_mask` (sample, y, x): uint8, {attrs.get('cloud_mask_values')}; cloud = UDM2 "
+        f"{', '.join(attrs.get('udm2_cloud_classes', []))}.",
+        f"- `s1` (sample, polarization, y_10m, x_10m): float32 {attrs.get('s1_units')}, VV and VH, "
+        f"{sec['window_10m']} x {sec['window_10m']} at 10 m.",
+        s1_card_line(attrs),
+        f"- `landcover` (sample, y_10m, x_10m): uint8 class index {list(CLASSES)}, {IGNORE_INDEX} = ignore.",
+        "- per-sample coordinates: `sample_id`, `aoi`, `split`, `batch`, scene ids and datetimes "
+        "(`cloudy_*`, `clear_*`, `s1_*`), `dt_clear_days`, `dt_s1_days`, `cloud_percent`, "
+        "`shadow_percent`, `nodata_percent`, `cloud_bin`, `dominant_class`, `landcover_fraction`, "
+        "`epsg`, `transform_3m`, `transform_10m`, `offset_x_m`, `offset_y_m`, `s1_valid_fraction`.",
+    ])
+    alignment = (
+        "PlanetScope windows are cut on the scenes' own 3 m grid (never resampled); the 10 m windows "
+        "on the AOI grid. Every sample's footprints agree within "
+        f"{sec['max_offset_m']} m at both corners (checked at plan and again at extraction); "
+        f"corner offsets found: |dx| {off['offset_x_m'].min():.2f}-{off['offset_x_m'].max():.2f} m, "
+        f"|dy| {off['offset_y_m'].min():.2f}-{off['offset_y_m'].max():.2f} m." if len(index) else "-")
+    return [
+        ("Overview", overview),
+        ("Counts", counts),
+        ("Samples per cloud-coverage bin and split", by_bin),
+        ("Samples per dominant land-cover class and split", by_class),
+        ("Samples per AOI", aois),
+        ("Variables", variables),
+        ("WorldCover -> Planet-CR classes", remap),
+        ("Alignment", alignment),
+        ("Time differences (days)",
+         dts.describe().T.reset_index().rename(columns={"index": "pair"}) if len(index) else "-"),
+    ]
+
+
+# --------------------------------------------------------------------------------- builder
+
+
+class PlanetCRBuilder(DatasetBuilder):
+    """Planet-CR-style quartets on the dataset-builder protocol: one unit per batch of AOIs."""
+
+    name = "planetcr"
+    title = "Planet-CR-style quartets (cloudyeo)"
+    sections = ("resources_dir", "results_dir", "stac", "planetcr")
+    store_keys = ("store_codec",)
+    plan_tables = ("manifest", "scenes")
+    outputs = {
+        "index": "index.parquet",
+        "stats": "statistics.csv",
+        "band_stats": "band_statistics.csv",
+        "skips": "skip_reasons.csv",
+        "distributions": "distributions.png",
+        "examples": "example_quartets.png",
+        "card": "dataset_card.md",
+    }
+    report_outputs = {
+        "stats": ("planetcr_statistics.rst", "Planet-CR"),
+        "distributions": ("planetcr_distributions.rst", "Planet-CR"),
+        "examples": ("planetcr_examples.rst", "Planet-CR"),
+    }
+    unit_label = "batch"
+    unit_pattern = r"batch-\d{3}"
+    archive_input = "planet_archive"
+    # Extract: a batch of aois_per_batch AOIs, ~1.7 MB per sample in memory, at most
+    # len(bins) - 1 x samples_per_bin samples.
+    resources = {
+        "plan": {"mem_mb": 2000, "runtime": 30},
+        "extract": {"mem_mb": 3000, "runtime": 30},
+        "finalize": {"mem_mb": 3000, "runtime": 30},
+    }
+
+    def make_settings(self, cfg: Mapping[str, Any]) -> Settings:
+        return Settings.from_config(cfg)
+
+    def job_resources(self, verb: str) -> dict[str, int]:
+        """The planet-api source activates and downloads every candidate scene's assets: longer
+        plan and extract jobs."""
+        out = super().job_resources(verb)
+        if verb in ("plan", "extract") and self.section.get("source") != "demo":
+            out["runtime"] = 240
+        return out
+
+    def plan(self, *, progress: bool = False) -> dict[str, pd.DataFrame]:
+        manifest, scenes = plan(self.cfg)
+        n_sel = int(manifest["selected"].sum())
+        log.info("planned %d candidate windows, %d samples in %d batches; %d scenes (%d without UDM2)",
+                 len(manifest), n_sel, manifest.loc[manifest["selected"], "batch"].nunique(), len(scenes),
+                 int((~scenes["has_udm2"]).sum()) if len(scenes) else 0)
+        return {"manifest": manifest, "scenes": scenes}
+
+    def units(self, plan: dict[str, pd.DataFrame]) -> list[str]:
+        """The batches holding selected samples, in order."""
+        manifest = plan["manifest"]
+        return sorted(manifest.loc[manifest["selected"], "batch"].dropna().unique())
+
+    def layout(self, plan: dict[str, pd.DataFrame]) -> StoreLayout:
+        return store_layout(self.cfg, selected_rows(plan["manifest"]), self.code_version())
+
+    def extract(self, unit: str, plan: dict[str, pd.DataFrame], write: WriteSamples, *,
+                progress: bool = False) -> pd.DataFrame:
+        return extract_batch(self.cfg, unit, plan["manifest"], write, progress=progress,
+                             manifest_path=self.paths.manifest)
+
+    def sample_coords(self, plan: dict[str, pd.DataFrame], parts: pd.DataFrame) -> dict[str, tuple]:
+        parts = parts_in_sample_order(selected_rows(plan["manifest"]), parts)
+        sample = ("sample",)
+        return {
+            "s1_valid_fraction": (sample, parts["s1_valid_fraction"].to_numpy(np.float32)),
+            "landcover_ignore_fraction": (sample, parts["landcover_ignore_fraction"].to_numpy(np.float32)),
+        }
+
+    def summarise(self, plan: dict[str, pd.DataFrame], parts: pd.DataFrame, ds: Any, *,
+                  progress: bool = False) -> Summary:
+        s = self.settings
+        manifest, scenes = plan["manifest"], plan["scenes"]
+        rows = selected_rows(manifest)
+        parts = parts_in_sample_order(rows, parts)
+        index = pd.DataFrame(rows[INDEX_COLUMNS].copy())
+        index["s1_valid_fraction"] = parts["s1_valid_fraction"].to_numpy()
+        band_stats = band_statistics(ds, [("optical_cloudy", "band", ("sample", "y", "x"), None),
+                                          ("optical_clear", "band", ("sample", "y", "x"), None),
+                                          ("s1", "polarization", ("sample", "y_10m", "x_10m"), None)])
+        skips = skip_summary(manifest, scenes)
+        return Summary(
+            outputs={
+                "index": index,
+                "stats": Table(sample_statistics(index, s), float_format="%.3f"),
+                "band_stats": Table(band_stats, float_format="%.6g", title="Band statistics (reflectance; S1 in dB)"),
+                "skips": Table(skips, title="Skips"),
+                "distributions": Figure("planetcr_distributions", dict(
+                    index=index, bin_labels=[bin_label(lo, hi) for lo, hi in zip(s.bins, s.bins[1:])])),
+                "examples": Figure("planetcr_examples", self._example_data(index)),
+            },
+            card=card_sections(self.section, index, manifest, scenes, ds.attrs),
+            complete_attrs={
+                "n_samples": int(len(index)),
+                "split_counts": {k: int(v) for k, v in index["split"].value_counts().items()},
+                "cloud_bin_counts": {k: int(v) for k, v in index["cloud_bin"].value_counts().items()},
+                "max_alignment_offset_m": float(np.nanmax(np.abs(index[["offset_x_m", "offset_y_m"]].to_numpy())))
+                if len(index) else None,
+            },
+            licences=dict(LICENCES),
+        )
+
+    def _example_data(self, index: pd.DataFrame) -> dict[str, Any]:
+        """The example figure's samples: index rows and stored values (optical DN, mask, S1 dB, classes)."""
+        picks = example_picks(index)
+        grp = store._open_group(self.paths.store, mode="r")
+        return dict(rows=index.set_index("sample", drop=False).loc[picks].reset_index(drop=True),
+                    **{var: [np.asarray(grp[var][i]) for i in picks]
+                       for var in ("optical_cloudy", "optical_clear", "cloud_mask", "s1", "landcover")})
+
+
+BUILDER = PlanetCRBuilder

@@ -14,13 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import figures, timeseries_figures  # noqa: F401  (see the module docstring)
+from . import figures, planetcr_figures, timeseries_figures  # noqa: F401  (see the module docstring)
 
 RENDERERS: dict[str, str] = {
     "cloud_cover_histogram": "figures:cloud_cover_histogram",
     "timeseries_coverage": "timeseries_figures:coverage_figure",
     "timeseries_dt": "timeseries_figures:dt_figure",
     "timeseries_example": "timeseries_figures:example_figure",
+    "planetcr_distributions": "planetcr_figures:distributions",
+    "planetcr_examples": "planetcr_figures:example_quartets",
 }
 
 

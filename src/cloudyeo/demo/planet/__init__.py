@@ -10,12 +10,14 @@
     catalog/items.ndjson, collections.json                 STAC: sentinel-1-grd, esa-worldcover
     world.json                                             written last
 
-AOIs are small UTM squares on six continents (:mod:`cloudyeo.demo.planet.aois`); each AOI's 3 m
-grid is shifted 1-2 m from its 10 m grid, as in the real data. Lives in its own subpackage (and
+AOIs are small UTM squares on six continents (:mod:`cloudyeo.demo.planet.aois`, placed by
+:mod:`cloudyeo.aois`); each AOI's 3 m grid is shifted 1-2 m from its 10 m grid, as in the real data. Lives in its own subpackage (and
 its own code-version stage ``demo_planet``) so that editing it never regenerates the CBEN world.
 """
 
-from cloudyeo.demo.planet.aois import DEFAULT_AOIS, KNOWN_AOIS, AoiSpec, place_aoi, utm_epsg
+from cloudyeo.aois import AoiSpec, place_aoi
+from cloudyeo.datasets.common import utm_epsg
+from cloudyeo.demo.planet.aois import DEFAULT_AOIS, KNOWN_AOIS
 from cloudyeo.demo.planet.render import OPTICAL_ASSET, PLANET_BANDS, UDM2_ASSET, UDM2_BANDS
 from cloudyeo.demo.planet.world import (
     DEFAULT_CFG,

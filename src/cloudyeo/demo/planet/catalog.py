@@ -27,7 +27,7 @@ from rasterio.transform import Affine
 from shapely.geometry import mapping, shape
 from shapely.ops import unary_union
 
-from cloudyeo.demo.planet.aois import AoiSpec
+from cloudyeo.aois import AoiSpec
 from cloudyeo.demo.planet.render import OPTICAL_ASSET, PLANET_BANDS, PLANET_RES, UDM2_ASSET, UDM2_BANDS
 from cloudyeo.landcover import WORLDCOVER_CLASSES
 

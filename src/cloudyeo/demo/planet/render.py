@@ -30,8 +30,8 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
+from cloudyeo.aois import AoiSpec
 from cloudyeo.demo.atmosphere import block_mean
-from cloudyeo.demo.planet.aois import AoiSpec
 from cloudyeo.demo.planet.surface import (
     SNOW,
     AoiSurface,

@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.spatial import cKDTree
 
-from cloudyeo.demo.planet.aois import AoiSpec
+from cloudyeo.aois import AoiSpec
 from cloudyeo.demo.surface import smooth_field
 from cloudyeo.demo.tiles import stable_hash
 

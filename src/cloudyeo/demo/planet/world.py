@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from cloudyeo.aois import AoiSpec, place_aoi
 from cloudyeo.atomic import write_text
-from cloudyeo.demo.planet.aois import DEFAULT_AOIS, KNOWN_AOIS, AoiSpec, known_aoi, place_aoi
+from cloudyeo.demo.planet.aois import DEFAULT_AOIS, KNOWN_AOIS, known_aoi
 from cloudyeo.demo.planet.catalog import (
     COLLECTION_S1,
     COLLECTION_WORLDCOVER,
