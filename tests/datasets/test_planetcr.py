@@ -9,10 +9,12 @@ import rasterio
 import xarray as xr
 from affine import Affine
 from rasterio.windows import Window
+from support.datasets import build_dataset
 
-from cloudyeo import store
+from cloudyeo import drivers, store
 from cloudyeo.config import paths, validate_config
 from cloudyeo.datasets import planetcr
+from cloudyeo.datasets.builder import get_builder
 from cloudyeo.demo.planet import generate_planet_world, load_planet_world
 from cloudyeo.landcover import CLASSES, remap_table_attrs, remap_worldcover
 
@@ -36,23 +38,36 @@ def built(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("planetcr")
     cfg = tiny_cfg(base)
     generate_planet_world(cfg["demo_planet"], paths(cfg).demo_planet, progress=False, workers=2)
-    planetcr.write_plan(cfg)
-    planetcr.init_store(cfg)
-    manifest = planetcr.read_manifest(paths(cfg).planetcr_manifest)
-    for b in sorted(manifest.loc[manifest["selected"], "batch"].unique()):
-        planetcr.extract_batch(cfg, b, progress=False)
-    planetcr.finalize(cfg)
+    build_dataset("planetcr", cfg)
     return cfg
 
 
 @pytest.fixture(scope="module")
-def manifest(built):
-    return planetcr.read_manifest(paths(built).planetcr_manifest)
+def builder(built):
+    return get_builder("planetcr", built)
 
 
-def test_plan_skips_scenes_without_udm2_and_all_nodata_windows(built, manifest):
+@pytest.fixture(scope="module")
+def manifest(builder):
+    return drivers.read_plan(builder)["manifest"]
+
+
+def test_builder_files_units_and_resources(builder, manifest):
+    b = builder
+    assert {t: p.name for t, p in b.paths.plan.items()} == {"manifest": "manifest.parquet", "scenes": "scenes.parquet"}
+    assert b.paths.root.name == "planetcr" and b.paths.store.name == "planetcr.zarr"
+    assert b.units(drivers.read_plan(b)) == ["batch-000", "batch-001"]
+    assert all(b.paths.part(u).is_file() for u in b.units(drivers.read_plan(b)))
+    assert {k: p.name for k, p in b.paths.outputs.items()}["examples"] == "example_quartets.png"
+    assert b.job_resources("extract")["runtime"] == 30
+    api = get_builder("planetcr", dict(b.cfg, planetcr={**b.cfg["planetcr"], "source": "planet-api"}))
+    assert api.job_resources("plan")["runtime"] == 240 and api.job_resources("finalize")["runtime"] == 30
+    assert "store_codec" not in b.params("plan") and "store_codec" in b.params("init")
+
+
+def test_plan_skips_scenes_without_udm2_and_all_nodata_windows(built, builder, manifest):
     world = load_planet_world(paths(built).demo_planet)
-    scenes = pd.read_parquet(paths(built).planetcr_scenes)
+    scenes = drivers.read_plan(builder)["scenes"]
     no_udm2 = scenes[~scenes["has_udm2"]]
     assert set(no_udm2["scene_id"]) == set(world["scenes_without_udm2"])
     assert no_udm2["skip_reason"].str.contains("no UDM2 asset").all()
@@ -90,9 +105,9 @@ def test_split_by_aoi_and_batches(built, manifest):
     assert sel["cloud_bin"].value_counts().max() <= 3
 
 
-def test_store_layout_values_and_index(built, manifest):
-    p = paths(built)
-    ds = xr.open_zarr(p.planetcr_store)
+def test_store_layout_values_and_index(builder, manifest):
+    p = builder.paths
+    ds = xr.open_zarr(p.store)
     n = int(manifest["selected"].sum())
     assert dict(ds.sizes) == {"sample": n, "band": 4, "y": 150, "x": 150, "polarization": 2,
                               "y_10m": 45, "x_10m": 45, "landcover_class": 6, "affine": 6}
@@ -100,7 +115,7 @@ def test_store_layout_values_and_index(built, manifest):
     assert ds["s1"].dims == ("sample", "polarization", "y_10m", "x_10m") and ds["s1"].dtype == np.float32
     assert ds["landcover"].dtype == np.uint8 and ds["cloud_mask"].dtype == np.uint8
     assert list(ds["band"].values) == ["B", "G", "R", "NIR"]
-    raw = store.open_store(p.planetcr_store, mask_and_scale=False)
+    raw = store.open_store(p.store, mask_and_scale=False)
     assert raw["optical_clear"].dtype == np.uint16 and raw["optical_clear"].attrs["scale_factor"] == 1e-4
     assert ds.attrs["landcover_remap"] == remap_table_attrs()
     assert ds.attrs["udm2_cloud_classes"] == ["cloud", "heavy_haze"]
@@ -113,19 +128,19 @@ def test_store_layout_values_and_index(built, manifest):
     assert np.isfinite(ds["dt_clear_days"].values).all() and (np.abs(ds["dt_s1_days"].values) <= 4).all()
     assert ds["transform_3m"].shape == (n, 6) and (ds["epsg"].values > 32600).all()
     assert np.isfinite(ds["s1"].values).all() and (-40 < ds["s1"].values).all() and (ds["s1"].values < 15).all()
-    index = pd.read_parquet(p.planetcr / "index.parquet")
+    index = pd.read_parquet(p.outputs["index"])
     assert list(index["sample_id"]) == list(ds["sample_id"].values)
     for name in ("distributions.png", "example_quartets.png", "dataset_card.md", "statistics.csv",
                  "band_statistics.csv", "skip_reasons.csv"):
-        assert (p.planetcr / name).stat().st_size > 0
-    card = (p.planetcr / "dataset_card.md").read_text()
+        assert (p.root / name).stat().st_size > 0
+    card = p.outputs["card"].read_text()
     assert "no UDM2 asset" in card and "all-nodata window" in card and "| 95 | Mangroves | ignore | 255 |" in card
 
 
 def test_samples_equal_the_source_files(built, manifest):
     """Optical windows are the files' pixels (no resampling); land cover is the remapped map."""
     p = paths(built)
-    ds = store.open_store(p.planetcr_store, mask_and_scale=False)
+    ds = store.open_store(p.dataset_store("planetcr"), mask_and_scale=False)
     sel = manifest[manifest["selected"]].sort_values("sample")
     r = sel.iloc[len(sel) // 2]
     i = int(r["sample"])
@@ -144,18 +159,24 @@ def test_samples_equal_the_source_files(built, manifest):
     assert frac == pytest.approx([r[f"lc_{c}"] for c in CLASSES], abs=1e-6)
 
 
-def test_rerun_one_batch_and_completeness(built, manifest):
-    p = paths(built)
-    before = store.open_store(p.planetcr_store)["optical_cloudy"].values
+def test_rerun_one_batch_and_completeness(builder, manifest):
+    p = builder.paths
+    before = store.open_store(p.store)["optical_cloudy"].values
     batch = sorted(manifest.loc[manifest["selected"], "batch"].unique())[0]
-    planetcr.extract_batch(built, batch, progress=False)
-    assert not store.is_complete(p.planetcr_store)  # any write removes the marker
+    drivers.run_extract(builder, batch)
+    assert not store.is_complete(p.store)  # any write removes the marker
     with pytest.raises(store.IncompleteStoreError):
-        store.open_store(p.planetcr_store)
-    planetcr.finalize(built)
-    np.testing.assert_array_equal(before, store.open_store(p.planetcr_store)["optical_cloudy"].values)
+        store.open_store(p.store)
+    p.part(batch).unlink()
+    with pytest.raises(RuntimeError, match=f"no extracted part for batch {batch}"):
+        drivers.run_finalize(builder)
+    drivers.run_extract(builder, batch)
+    drivers.run_finalize(builder)
+    np.testing.assert_array_equal(before, store.open_store(p.store)["optical_cloudy"].values)
+    with pytest.raises(KeyError, match="batch 'batch-099' is not a unit"):
+        drivers.run_extract(builder, "batch-099")
     with pytest.raises(planetcr.ExtractionError, match="no selected samples"):
-        planetcr.extract_batch(built, "batch-099", progress=False)
+        builder.extract("batch-099", drivers.read_plan(builder), lambda start, data: None)
 
 
 def test_explicit_test_aois_and_config_errors(built, tmp_path):
@@ -167,3 +188,14 @@ def test_explicit_test_aois_and_config_errors(built, tmp_path):
         planetcr.Settings.from_config(tiny_cfg(tmp_path, bins=[0, 50, 40]))
     with pytest.raises(ValueError, match="not in the demo world"):
         planetcr.Source(tiny_cfg(paths(built).resources.parent, aois=["atlantis"]))
+
+
+def test_builder_imports_neither_the_demo_nor_the_report_layer():
+    """The demo world is read as an archive; figures are named, drawn by the drivers."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cloudyeo.datasets.planetcr; "
+            "print(sorted(m for m in sys.modules if m.startswith(('cloudyeo.demo', 'cloudyeo.report'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
