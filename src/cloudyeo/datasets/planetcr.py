@@ -39,6 +39,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -194,7 +195,7 @@ class AoiWork:
     end: dt.datetime
 
 
-def read_demo_world(world_dir) -> dict[str, Any]:
+def read_demo_world(world_dir: Path) -> dict[str, Any]:
     """The demo world's ``world.json`` (AOIs, period, asset names, catalog files), read as data."""
     path = world_dir / DEMO_WORLD_FILE
     if not path.is_file():
