@@ -18,7 +18,7 @@ from typing import Any
 from pyproj import Transformer
 from rasterio.transform import Affine
 
-from .datasets.common import utm_epsg
+from .grids import utm_epsg
 
 PIXEL_M = 10
 SNAP_M = 30

@@ -93,3 +93,11 @@ def _interp_axis(arr: np.ndarray, factor: int, axis: int) -> np.ndarray:
     shape[axis] = -1
     w = w.reshape(shape)
     return a * (1 - w) + b * w
+
+
+def utm_epsg(lon: float, lat: float) -> int:
+    """EPSG of the standard UTM zone (WGS 84) holding (lon, lat); no Norway/Svalbard exceptions
+    (Sentinel-2's MGRS tiling does not apply them either). Longitudes wrap; +180 is zone 60."""
+    lon = ((lon + 180.0) % 360.0) - 180.0 if lon != 180.0 else 180.0
+    zone = min(int((lon + 180.0) // 6.0) + 1, 60)
+    return (32600 if lat >= 0 else 32700) + zone

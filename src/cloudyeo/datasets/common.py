@@ -36,14 +36,6 @@ def to_db(linear: np.ndarray, units: str | None = None) -> np.ndarray:
     return out
 
 
-def utm_epsg(lon: float, lat: float) -> int:
-    """EPSG of the standard UTM zone (WGS 84) holding (lon, lat); no Norway/Svalbard exceptions
-    (Sentinel-2's MGRS tiling does not apply them either). Longitudes wrap; +180 is zone 60."""
-    lon = ((lon + 180.0) % 360.0) - 180.0 if lon != 180.0 else 180.0
-    zone = min(int((lon + 180.0) // 6.0) + 1, 60)
-    return (32600 if lat >= 0 else 32700) + zone
-
-
 def utc64(values: Any) -> np.ndarray:
     """Timestamps (any tz-aware or naive-UTC form) -> naive UTC ``datetime64[ns]``."""
     return pd.to_datetime(pd.Series(values), utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")

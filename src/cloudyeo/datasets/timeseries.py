@@ -54,10 +54,10 @@ from ..archives.base import SceneRecord, SearchQuery
 from ..archives.reading import ReadError, read_band, read_raster
 from ..archives.s1_source import dataset_s1_source, s1_card_line
 from ..config import ConfigError, paths
-from ..grids import geojson, to_lonlat
+from ..grids import geojson, to_lonlat, utm_epsg
 from ..sentinel import S1_POLARIZATIONS, S2_BAND_GSD, S2_CENTRAL_WAVELENGTH_NM, S2_L1C_BANDS
 from .builder import DatasetBuilder, Figure, StoreLayout, Summary, Table, WriteSamples
-from .common import S2_FILL, S2_SCALE, SENTINEL_LICENCE, encode_s2, to_db, utc64, utm_epsg
+from .common import S2_FILL, S2_SCALE, SENTINEL_LICENCE, encode_s2, to_db, utc64
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ its own code-version stage ``demo_planet``) so that editing it never regenerates
 """
 
 from cloudyeo.aois import AoiSpec, place_aoi
-from cloudyeo.datasets.common import utm_epsg
 from cloudyeo.demo.planet.aois import DEFAULT_AOIS, KNOWN_AOIS
 from cloudyeo.demo.planet.render import OPTICAL_ASSET, PLANET_BANDS, UDM2_ASSET, UDM2_BANDS
 from cloudyeo.demo.planet.world import (
@@ -29,6 +28,7 @@ from cloudyeo.demo.planet.world import (
     normalise_cfg,
     plan_world,
 )
+from cloudyeo.grids import utm_epsg
 
 __all__ = [
     "DEFAULT_AOIS",
