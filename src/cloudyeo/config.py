@@ -144,9 +144,6 @@ class Paths:
     def timeseries_store(self) -> Path:
         return self.dataset_store("timeseries")
 
-    def timeseries_part(self, roi: str) -> Path:
-        return self.timeseries / "parts" / f"{roi}.parquet"
-
     @property
     def ssl4eo(self) -> Path:
         return self.dataset_dir("ssl4eo")
@@ -176,21 +173,6 @@ class Paths:
     @property
     def planetcr_store(self) -> Path:
         return self.dataset_store("planetcr")
-
-    @property
-    def planetcr_store_created(self) -> Path:
-        return self.planetcr / "store.created.json"
-
-    @property
-    def planetcr_manifest(self) -> Path:
-        return self.planetcr / "manifest.parquet"
-
-    @property
-    def planetcr_scenes(self) -> Path:
-        return self.planetcr / "scenes.parquet"
-
-    def planetcr_part(self, batch: str) -> Path:
-        return self.planetcr / "parts" / f"{batch}.parquet"
 
     @property
     def cloud_removal_models(self) -> Path:

@@ -105,7 +105,7 @@ def test_builder_units_are_the_rois_and_plan_tables_keep_their_files(built):
     plan = drivers.read_plan(b)
     assert b.units(plan) == ["14SKF", "44QKE"]
     assert {t: p.name for t, p in b.paths.plan.items()} == {"plan": "plan.parquet", "patches": "patches.parquet"}
-    assert "skip_reason" in plan["plan"] and b.paths.part("14SKF") == paths(built).timeseries_part("14SKF")
+    assert "skip_reason" in plan["plan"] and b.paths.part("14SKF") == paths(built).timeseries / "parts" / "14SKF.parquet"
     assert b.paths.store == paths(built).timeseries_store
     created = json.loads(b.paths.created.read_text())
     assert (created["n_patches"], created["intervals"]) == (2, 12)
@@ -194,13 +194,13 @@ def test_forced_missing_band_and_s1_gaps(built, tmp_path):
         lines.append(json.dumps(it))
     cat.write_text("\n".join(lines) + "\n")
     build_dataset("timeseries", cfg, units=["14SKF"], finalize=False)
-    part = pd.read_parquet(paths(cfg).timeseries_part("14SKF"))
+    part = pd.read_parquet(get_builder("timeseries", cfg).paths.part("14SKF"))
     row = part[part["time"] == victim["time"]].iloc[0]
     assert not row["valid"] and victim["s2_id"] in row["gap_reason"] and "B05" in row["gap_reason"]
 
     strict = validate_config(dict(cfg, timeseries=dict(cfg["timeseries"], s1_max_days=0.01)))
     drivers.run_extract(get_builder("timeseries", strict), "14SKF")
-    part = pd.read_parquet(paths(strict).timeseries_part("14SKF"))
+    part = pd.read_parquet(get_builder("timeseries", strict).paths.part("14SKF"))
     assert not part["valid"].any()
     assert part["gap_reason"].str.contains("no complete S1 scene within 0.01 days|lacks band|no S2").all()
 
