@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from support.datasets import build_dataset
 from torch.utils.data import DataLoader
 
-from cloudyeo import store
+from cloudyeo import drivers, store
 from cloudyeo.config import paths, validate_config
-from cloudyeo.datasets import planetcr
 from cloudyeo.datasets.planetcr_torch import PlanetCRDataset
 from cloudyeo.demo.planet import generate_planet_world
 
@@ -27,13 +27,11 @@ def store_path(tmp_path_factory):
                      "max_nodata_percent": 100.0},
     })
     generate_planet_world(cfg["demo_planet"], paths(cfg).demo_planet, progress=False, workers=2)
-    planetcr.write_plan(cfg)
-    planetcr.init_store(cfg)
-    planetcr.extract_batch(cfg, "batch-000", progress=False)
+    builder = build_dataset("planetcr", cfg, units=["batch-000"], finalize=False)
     path = paths(cfg).planetcr_store
     with pytest.raises(store.IncompleteStoreError):
         PlanetCRDataset(path)  # not finalized yet
-    planetcr.finalize(cfg)
+    drivers.run_finalize(builder)
     return path
 
 

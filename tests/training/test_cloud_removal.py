@@ -70,7 +70,8 @@ def _write_timeseries(cfg) -> None:
     n_p, classes = 4, [0, 3, 7]
     spectra = {c: 0.05 + 0.4 * rng.random(13) for c in classes}
     g = zarr.open_group(str(p.timeseries_store), mode="w")
-    s2 = g.create_array("s2", shape=(n_p, T, 13, H, H), dtype="int16", chunks=(1, 1, 13, H, H), fill_value=-32768)
+    s2 = g.create_array("s2", shape=(n_p, T, 13, H, H), dtype="int16", chunks=(1, 1, 13, H, H), fill_value=-32768,
+                        attributes={"scale_factor": 1e-4, "add_offset": 0.0, "_FillValue": -32768})
     s1 = g.create_array("s1", shape=(n_p, T, 2, H, H), dtype="float32", chunks=(1, 1, 2, H, H))
     cm = g.create_array("cloud_mask", shape=(n_p, T, H, H), dtype="uint8", chunks=(1, 1, H, H), fill_value=255)
     lca = g.create_array("landcover", shape=(n_p, H, H), dtype="uint8", chunks=(1, H, H), fill_value=255)
@@ -125,8 +126,11 @@ def _write_planetcr(cfg) -> None:
     spectra = {c: 0.05 + 0.3 * rng.random(4) for c in classes}
     g = zarr.open_group(str(p.planetcr_store), mode="w")
     g.attrs["landcover_classes"] = ["urban", "agriculture", "rangeland", "forest", "water", "barren"]
-    oc = g.create_array("optical_cloudy", shape=(n, 4, 30, 30), dtype="uint16", chunks=(1, 4, 30, 30), fill_value=0)
-    ol = g.create_array("optical_clear", shape=(n, 4, 30, 30), dtype="uint16", chunks=(1, 4, 30, 30), fill_value=0)
+    optical = {"scale_factor": 1e-4, "add_offset": 0.0, "_FillValue": 0}
+    oc = g.create_array("optical_cloudy", shape=(n, 4, 30, 30), dtype="uint16", chunks=(1, 4, 30, 30), fill_value=0,
+                        attributes=optical)
+    ol = g.create_array("optical_clear", shape=(n, 4, 30, 30), dtype="uint16", chunks=(1, 4, 30, 30), fill_value=0,
+                        attributes=optical)
     cm = g.create_array("cloud_mask", shape=(n, 30, 30), dtype="uint8", chunks=(1, 30, 30), fill_value=255)
     s1 = g.create_array("s1", shape=(n, 2, 9, 9), dtype="float32", chunks=(1, 2, 9, 9))
     lca = g.create_array("landcover", shape=(n, 9, 9), dtype="uint8", chunks=(1, 9, 9), fill_value=255)

@@ -21,15 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from cloudyeo.store import (
-    IncompleteStoreError,
-    SampleChunkReader,
-    aligned_empty,
-    decode_fill_value,
-    is_complete,
-)
+from cloudyeo.datasets.reader import StoreDataset
+from cloudyeo.store import SampleChunkReader, aligned_empty
 
 VARIANTS = {"cben": "s2", "ben": "s2_reference"}
 SPLITS = ("train", "validation", "test")
@@ -57,13 +51,7 @@ def _as_str(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _attrs(path: Path, name: str) -> dict:
-    import json
-
-    return json.loads((path / name / "zarr.json").read_text()).get("attributes", {})
-
-
-class CBENDataset(Dataset):
+class CBENDataset(StoreDataset):
     """CBEN (``variant="cben"``, cloudy S2) or BigEarthNet (``variant="ben"``) samples.
 
     Args:
@@ -73,6 +61,7 @@ class CBENDataset(Dataset):
         s2_bands: subset/order of S2 band names (default: all 12 in store order).
         nodata: value for S2 pixels equal to ``_FillValue`` (default NaN, like xarray).
         fast: read chunk files directly (False: through zarr-python; same values).
+        transforms: a callable applied to each sample dict.
 
     Items are dicts of tensors: ``s2`` float32 [B, 120, 120] surface reflectance
     (``value * scale_factor + add_offset``, fill -> ``nodata``), ``s1`` float32 [2, 120, 120]
@@ -80,6 +69,9 @@ class CBENDataset(Dataset):
     (the sample's position in the whole store, not in the split; see :attr:`patch_ids`) and
     ``cloud_fraction`` float32 (NaN when the store has none).
     """
+
+    title = "CBEN"
+    build_rule = "cben_finalize"
 
     def __init__(
         self,
@@ -90,21 +82,13 @@ class CBENDataset(Dataset):
         s2_bands: list[str] | tuple[str, ...] | None = None,
         nodata: float = float("nan"),
         fast: bool = True,
+        transforms=None,
     ) -> None:
-        self.path = Path(store_path)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
-        if not (self.path / "zarr.json").is_file():
-            raise FileNotFoundError(f"no CBEN Zarr store at {self.path}; build it first")
-        if not is_complete(self.path):
-            raise IncompleteStoreError(
-                f"CBEN store {self.path} is incomplete (finalize has not run or a job died)"
-            )
         self.variant = variant
         self.s2_var = VARIANTS[variant]
-        for name in (self.s2_var, "s1", "labels", "band"):
-            if not (self.path / name / "zarr.json").is_file():
-                raise KeyError(f"CBEN store {self.path} has no {name!r} array")
+        super().__init__(store_path, variables=(self.s2_var, "s1", "labels", "band"), transforms=transforms)
 
         bands = _as_str(_read_whole(self.path, "band")).tolist()
         if s2_bands is None:
@@ -120,11 +104,10 @@ class CBENDataset(Dataset):
             idx = [bands.index(b) for b in s2_bands]
             self._band_index = None if idx == list(range(len(bands))) else np.asarray(idx)
 
-        attrs = _attrs(self.path, self.s2_var)
-        self.scale = np.float32(attrs.get("scale_factor", 1.0))
-        self.offset = np.float32(attrs.get("add_offset", 0.0))
+        self.plot_bands = {"s2": self._rgb_indices()}
+        s2_enc = self.encoding(self.s2_var)
+        self.scale, self.offset, self.s2_fill = s2_enc.scale, s2_enc.offset, s2_enc.fill
         s2_dtype = np.dtype(SampleChunkReader(self.path, self.s2_var).dtype)
-        self.s2_fill = decode_fill_value(attrs.get("_FillValue"), s2_dtype)
         # any(raw == fill) costs 4x min(raw) and the fill is usually the dtype minimum
         self._fill_is_min = (
             self.s2_fill is not None
@@ -132,9 +115,8 @@ class CBENDataset(Dataset):
             and self.s2_fill == np.iinfo(s2_dtype).min
         )
         self.nodata = np.float32(nodata)
-        s1_attrs = _attrs(self.path, "s1")
-        fill = decode_fill_value(s1_attrs.get("_FillValue"), np.float32)
-        self.s1_fill = None if fill is None or np.isnan(fill) else np.float32(fill)
+        s1_fill = self.encoding("s1").fill
+        self.s1_fill = None if s1_fill is None else np.float32(s1_fill)
 
         self.labels = _read_whole(self.path, "labels").astype(np.float32)
         n = self.labels.shape[0]
@@ -173,7 +155,14 @@ class CBENDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+    def _rgb_indices(self) -> tuple[int, int, int]:
+        """B04, B03, B02 among the bands read (the first three when one is missing)."""
+        names = list(self.s2_bands)
+        if all(b in names for b in ("B04", "B03", "B02")):
+            return tuple(names.index(b) for b in ("B04", "B03", "B02"))
+        return (0, 1, 2)
+
+    def load(self, idx: int) -> dict[str, torch.Tensor]:
         i = int(self.indices[idx])
         r2, r1 = self._get_readers()
         # Decode straight from the mapped shard (sharded stores), else through one reused

@@ -12,18 +12,18 @@ small per-sample coordinates (split, cloud percent, time differences) are loaded
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from cloudyeo.store import IncompleteStoreError, SampleChunkReader, is_complete
+from cloudyeo.datasets.reader import StoreDataset
+from cloudyeo.store import SampleChunkReader
 
 VARIABLES = ("optical_cloudy", "optical_clear", "cloud_mask", "s1", "landcover")
 SPLITS = ("train", "validation", "test")
+RGB = (2, 1, 0)  # R, G, B of the B, G, R, NIR order
 
 
 def _coord(path: Path, name: str) -> np.ndarray:
@@ -38,7 +38,7 @@ def _strings(values: np.ndarray) -> np.ndarray:
     return out
 
 
-class PlanetCRDataset(Dataset):
+class PlanetCRDataset(StoreDataset):
     """Planet-CR-style quartets as dicts of tensors.
 
     Args:
@@ -47,6 +47,7 @@ class PlanetCRDataset(Dataset):
         bands: subset/order of the optical bands (default all four, B, G, R, NIR).
         nodata: value of optical pixels equal to the fill value 0 (default NaN, like xarray).
         fast: read chunk files directly (False: through zarr-python; same values).
+        transforms: a callable applied to each sample dict.
 
     Items: ``optical_cloudy``, ``optical_clear`` float32 [C, 300, 300] reflectance;
     ``cloud_mask`` uint8 [300, 300] (0 clear, 1 cloud, 2 shadow, 255 nodata); ``s1`` float32
@@ -55,19 +56,15 @@ class PlanetCRDataset(Dataset):
     ``cloud_percent``, ``dt_clear_days``, ``dt_s1_days`` float32.
     """
 
+    title = "Planet-CR"
+    variables = VARIABLES
+    build_rule = "planetcr_finalize"
+    plot_bands = {"optical_cloudy": RGB, "optical_clear": RGB}
+
     def __init__(self, store_path: str | os.PathLike, *, split: str | None = None,
                  bands: list[str] | tuple[str, ...] | None = None, nodata: float = float("nan"),
-                 fast: bool = True) -> None:
-        self.path = Path(store_path)
-        if not (self.path / "zarr.json").is_file():
-            raise FileNotFoundError(f"no Planet-CR store at {self.path}; build it first "
-                                    "(snakemake ... planetcr_finalize)")
-        if not is_complete(self.path):
-            raise IncompleteStoreError(f"Planet-CR store {self.path} is incomplete (finalize has not "
-                                       "run or a job died)")
-        for name in VARIABLES + ("band", "split"):
-            if not (self.path / name / "zarr.json").is_file():
-                raise KeyError(f"Planet-CR store {self.path} has no {name!r} array")
+                 fast: bool = True, transforms=None) -> None:
+        super().__init__(store_path, variables=(*VARIABLES, "band", "split"), transforms=transforms)
         names = _strings(_coord(self.path, "band")).tolist()
         if bands is None:
             self.bands = tuple(names)
@@ -78,9 +75,8 @@ class PlanetCRDataset(Dataset):
                 raise ValueError(f"unknown or no optical bands {list(bands)}; the store has {names}")
             self.bands = tuple(bands)
             self._band_index = np.array([names.index(b) for b in bands])
-        meta = json.loads((self.path / "optical_cloudy" / "zarr.json").read_text())
-        attrs = meta.get("attributes", {})
-        self.scale = np.float32(attrs.get("scale_factor", 1.0))
+        self.optical_encoding = self.encoding("optical_cloudy")
+        self.scale = self.optical_encoding.scale
         self.nodata = np.float32(nodata)
         splits = _strings(_coord(self.path, "split"))
         n = len(splits)
@@ -116,11 +112,12 @@ class PlanetCRDataset(Dataset):
             raw = raw[self._band_index]
         out = raw.astype(np.float32)
         out *= self.scale
-        if raw.min() == 0:
-            out[raw == 0] = self.nodata
+        fill = self.optical_encoding.fill
+        if fill is not None and raw.min() <= fill:
+            out[raw == fill] = self.nodata
         return torch.from_numpy(out)
 
-    def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+    def load(self, idx: int) -> dict[str, torch.Tensor]:
         i = int(self.indices[idx])
         r = self._get_readers()
         s1 = r["s1"].read(i).astype(np.float32, copy=False)

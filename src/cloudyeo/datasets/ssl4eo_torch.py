@@ -13,7 +13,6 @@ back to zarr), so a two-season view for MoCo/MAE costs two chunk reads per modal
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -21,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from cloudyeo.store import IncompleteStoreError, decode_fill_value, is_complete
+from cloudyeo.datasets.reader import StoreDataset
 
 MODALITIES = ("s2_l1c", "s2_l2a", "s1")
 SEASON_MODES = ("all", "pair", "one")
@@ -102,7 +100,7 @@ class SeasonChunkReader:
         return out
 
 
-class SSL4EODataset(Dataset):
+class SSL4EODataset(StoreDataset):
     """Locations of the SSL4EO store with all their seasons, or a random pair / one of them.
 
     Args:
@@ -119,6 +117,7 @@ class SSL4EODataset(Dataset):
             ``band_statistics`` (valid seasons of the whole store, written by finalize).
         nodata: value for missing pixels and unusable seasons (default NaN); applied after
             normalisation, so ``nodata=0.0`` gives the band mean once normalised.
+        transforms: a callable applied to each sample dict.
         seed: None draws seasons from torch's RNG (different per DataLoader worker and epoch);
             an int makes the draw a function of (seed, epoch, sample) - see :meth:`set_epoch`.
 
@@ -128,6 +127,9 @@ class SSL4EODataset(Dataset):
     [T] (season usable: S2 present, and S1 too with ``require_s1``), ``s1_valid`` bool [T],
     ``index`` int64 (the sample in the whole store).
     """
+
+    title = "SSL4EO"
+    build_rule = "ssl4eo_finalize"
 
     def __init__(
         self,
@@ -142,13 +144,9 @@ class SSL4EODataset(Dataset):
         nodata: float = float("nan"),
         seed: int | None = None,
         fast: bool = True,
+        transforms=None,
     ) -> None:
-        self.path = Path(store_path)
-        if not (self.path / "zarr.json").is_file():
-            raise FileNotFoundError(f"no SSL4EO Zarr store at {self.path}; build it first")
-        if not is_complete(self.path):
-            raise IncompleteStoreError(
-                f"SSL4EO store {self.path} is incomplete (finalize has not run or a job died)")
+        super().__init__(store_path, transforms=transforms)
         self.modalities = tuple(modalities)
         unknown = [m for m in self.modalities if m not in MODALITIES]
         if unknown or not self.modalities:
@@ -157,9 +155,7 @@ class SSL4EODataset(Dataset):
             raise ValueError(f"seasons must be one of {SEASON_MODES}, got {seasons!r}")
         if fuse and not {"s1", "s2_l2a"} <= set(self.modalities):
             raise ValueError("fuse=True needs modalities s1 and s2_l2a")
-        for name in (*self.modalities, "valid", "s1_valid", "location"):
-            if not (self.path / name / "zarr.json").is_file():
-                raise KeyError(f"SSL4EO store {self.path} has no {name!r} array")
+        self._verify((*self.modalities, "valid", "s1_valid", "location"), require_complete=False)
         self.seasons = seasons
         self.fuse = fuse
         self.require_s1 = fuse if require_s1 is None else bool(require_s1)
@@ -168,17 +164,14 @@ class SSL4EODataset(Dataset):
         self.epoch = 0
         self.fast = fast
 
-        root = json.loads((self.path / "zarr.json").read_text()).get("attributes", {})
+        root = self.store_attrs
         self.season_dates = [str(s) for s in _read_whole(self.path, "season")]
         self.band_names = {m: [str(b) for b in _read_whole(self.path, BAND_DIMS[m])] for m in self.modalities}
         self.fused_channels = ([*self.band_names["s1"], *self.band_names["s2_l2a"]] if fuse else [])
         self._scale, self._fill = {}, {}
         for m in self.modalities:
-            attrs = _meta(self.path, m).get("attributes", {})
-            dtype = np.dtype(np.int16 if m != "s1" else np.float32)
-            self._scale[m] = np.float32(attrs.get("scale_factor", 1.0))
-            fill = decode_fill_value(attrs.get("_FillValue"), dtype)
-            self._fill[m] = None if fill is None or (isinstance(fill, float) and math.isnan(fill)) else fill
+            enc = self.encoding(m)
+            self._scale[m], self._fill[m] = enc.scale, enc.fill
         self._norm = self._normalisation(root) if normalize else None
 
         self.s2_valid = _read_whole(self.path, "valid").astype(bool)
@@ -232,7 +225,7 @@ class SSL4EODataset(Dataset):
             order = np.random.default_rng([self.seed, self.epoch, i]).permutation(len(cand))
         return cand[order[:k]]
 
-    def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+    def load(self, idx: int) -> dict[str, torch.Tensor]:
         i = int(self.indices[idx])
         if self._readers is None:
             self._readers = {m: SeasonChunkReader(self.path, m, fast=self.fast) for m in self.modalities}

@@ -2,8 +2,8 @@
 
 Each item is one manifest row: ``n`` input time points and the target of one patch, read from
 the store's per-(patch, time) chunks. Masks are the stored s2cloudless masks - nothing is
-computed at load time. Reflectance is ``stored * 1e-4`` (clipped to ``[0, clip]`` if asked);
-S1 is dB, optionally rescaled to [0, 1] from ``s1_db_range`` (SEN12MS-CR-TS: [-25, 0]).
+computed at load time. Reflectance is ``stored * scale_factor`` (the store's attributes; clipped
+to ``[0, clip]`` if asked); S1 is dB, optionally rescaled to [0, 1] from ``s1_db_range`` (SEN12MS-CR-TS: [-25, 0]).
 """
 
 from __future__ import annotations
@@ -14,27 +14,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
-from .. import store
+from cloudyeo.datasets.reader import StoreDataset, decode_reflectance
 
-S2_SCALE = 1e-4
+VARIABLES = ("s2", "s1", "cloud_mask", "landcover")
+RGB = (3, 2, 1)  # B04, B03, B02 in the 13-band L1C order
 
 
-class TimeSeriesDataset(Dataset):
+class TimeSeriesDataset(StoreDataset):
     """Samples of a seq2point manifest as dicts of tensors.
 
     Keys: ``s2`` (n, 13, H, W) float32 reflectance, ``s1`` (n, 2, H, W), ``cloud_mask``
     (n, H, W) bool, ``target`` (13, H, W), ``target_mask`` (H, W) bool, ``landcover`` (H, W)
     int64, ``input_times``/``target_time`` (long), ``patch`` (long), and ``sample_id``.
+    ``transforms``: a callable applied to each sample dict.
     """
+
+    title = "time-series"
+    variables = VARIABLES
+    build_rule = "timeseries_finalize"
+    plot_bands = {"s2": RGB, "target": RGB}  # B04, B03, B02 in the 13-band L1C order
 
     def __init__(self, store_path: str | Path, manifest: str | Path | pd.DataFrame, *,
                  clip: float | None = 1.0, s1_db_range: tuple[float, float] | None = (-25.0, 0.0),
-                 require_complete: bool = True) -> None:
-        self.store_path = Path(store_path)
-        if require_complete and not store.is_complete(self.store_path):
-            raise store.IncompleteStoreError(f"{self.store_path} is not complete (run the finalize step)")
+                 require_complete: bool = True, transforms=None) -> None:
+        super().__init__(store_path, variables=VARIABLES, transforms=transforms, require_complete=require_complete)
+        self.store_path = self.path
+        self.s2_encoding = self.encoding("s2", required=("scale_factor", "_FillValue"))
         self.samples = manifest if isinstance(manifest, pd.DataFrame) else pd.read_parquet(manifest)
         self.clip = clip
         self.s1_db_range = s1_db_range
@@ -56,12 +62,8 @@ class TimeSeriesDataset(Dataset):
         return self._group
 
     def _s2(self, patch: int, times: list[int]) -> np.ndarray:
-        raw = np.stack([np.asarray(self._arrays()["s2"][patch, t]) for t in times]).astype(np.float32)
-        out = raw * np.float32(S2_SCALE)
-        out[raw == -32768] = np.nan
-        if self.clip is not None:
-            out = np.clip(out, 0.0, self.clip)
-        return out
+        raw = np.stack([np.asarray(self._arrays()["s2"][patch, t]) for t in times])
+        return decode_reflectance(raw, self.s2_encoding, clip=self.clip)
 
     def _s1(self, patch: int, times: list[int]) -> np.ndarray:
         s1 = np.stack([np.asarray(self._arrays()["s1"][patch, t]) for t in times]).astype(np.float32)
@@ -73,7 +75,7 @@ class TimeSeriesDataset(Dataset):
     def _mask(self, patch: int, times: list[int]) -> np.ndarray:
         return np.stack([np.asarray(self._arrays()["cloud_mask"][patch, t]) == 1 for t in times])
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def load(self, i: int) -> dict[str, Any]:
         row = self.samples.iloc[i]
         patch = int(row["patch"])
         inputs = [int(t) for t in row["inputs"]]

@@ -2,14 +2,17 @@
 
 Training on the demo reads a few hundred random 48-128 px crops from a few dozen (patch, time)
 chunks, so the readers keep each chunk they touched in its *stored* encoding (int16 S2, float32
-S1, uint8 masks: ~2 MB per time-series chunk) and convert only the crop that is asked for. The
-conventions are those of the torch datasets of the stores:
+S1, uint8 masks: ~2 MB per time-series chunk) and convert only the crop that is asked for. Both
+are readers on the one store-reader base (:class:`cloudyeo.datasets.reader.StoreDataset`: the
+same checks, and the encodings read from the store attributes); the conventions are those of the
+torch datasets of the stores:
 
-* time series (:mod:`cloudyeo.datasets.timeseries_torch`): S2 reflectance = stored x 1e-4, clipped
-  to [0, 1], nodata (-32768) -> NaN; S1 dB clipped to [-25, 0] and rescaled to [0, 1]; cloud mask =
-  the stored s2cloudless mask (nodata counts as cloudy); land cover: BEN19 class index, 255 ignore.
-* Planet-CR (:mod:`cloudyeo.datasets.planetcr`): optical = stored x 1e-4 clipped to [0, 1]; S1 dB
-  rescaled the same way; cloud mask 1 = cloudy; land cover 6 classes, 255 ignore.
+* time series (:mod:`cloudyeo.datasets.timeseries_torch`): S2 reflectance = stored x scale_factor,
+  clipped to [0, 1], _FillValue -> NaN; S1 dB clipped to [-25, 0] and rescaled to [0, 1]; cloud
+  mask = the stored s2cloudless mask (nodata counts as cloudy); land cover: BEN19 class index,
+  255 ignore.
+* Planet-CR (:mod:`cloudyeo.datasets.planetcr_torch`): optical = stored x scale_factor clipped to
+  [0, 1]; S1 dB rescaled the same way; cloud mask 1 = cloudy; land cover 6 classes, 255 ignore.
 
 Every model input has NaN replaced by 0 (and the pixel flagged cloudy); a NaN target pixel is left
 out of losses and metrics (``valid``).
@@ -24,12 +27,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-S2_SCALE = 1e-4
-S2_FILL = -32768
+from cloudyeo.datasets.planetcr_torch import RGB as RGB_PLANET
+from cloudyeo.datasets.planetcr_torch import PlanetCRDataset
+from cloudyeo.datasets.reader import StoreDataset, decode_reflectance
+from cloudyeo.datasets.timeseries_torch import RGB as TS_RGB
+from cloudyeo.datasets.timeseries_torch import TimeSeriesDataset
+
 S1_DB_RANGE = (-25.0, 0.0)
-LC_IGNORE = 255
-RGB_TS = (3, 2, 1)  # B04, B03, B02 in the 13-band L1C order
-RGB_PLANET = (2, 1, 0)  # R, G, B of the B, G, R, NIR order
+LC_IGNORE = 255  # ignore index of land-cover losses and scores: the stores' landcover _FillValue
+RGB_TS = TS_RGB
 
 
 def scale_s1(db: np.ndarray, db_range: tuple[float, float] = S1_DB_RANGE) -> np.ndarray:
@@ -45,7 +51,7 @@ def _window(win):
     return (slice(y0, y0 + h), slice(x0, x0 + w))
 
 
-class TimeSeriesSource:
+class TimeSeriesSource(StoreDataset):
     """Cached reader of ``timeseries.zarr`` plus its seq2point manifests.
 
     ``manifest(split, n_inputs)`` returns the stored manifest when ``n_inputs`` is the store's, and
@@ -55,19 +61,19 @@ class TimeSeriesSource:
     """
 
     n_bands = 13
+    title = TimeSeriesDataset.title
+    build_rule = TimeSeriesDataset.build_rule
     rgb = RGB_TS
 
     def __init__(self, store_path: str | Path, manifest_dir: str | Path,
                  manifest_cfg: dict[str, Any] | None = None, *, require_complete: bool = True):
         import zarr
 
-        from cloudyeo import store
-
-        self.store_path = Path(store_path)
+        super().__init__(store_path, variables=(*TimeSeriesDataset.variables, "split", "valid"),
+                         require_complete=require_complete)
+        self.store_path = self.path
         self.manifest_dir = Path(manifest_dir)
-        if require_complete and not store.is_complete(self.store_path):
-            raise store.IncompleteStoreError(
-                f"{self.store_path} is not complete: build it first (rule timeseries_finalize)")
+        self.s2_encoding = self.encoding("s2", required=("scale_factor", "_FillValue"))
         self.group = zarr.open_group(str(self.store_path), mode="r")
         self.manifest_cfg = manifest_cfg or {}
         self._cache: dict[tuple, np.ndarray] = {}
@@ -106,10 +112,7 @@ class TimeSeriesSource:
 
     def s2(self, patch: int, t: int, win=None) -> np.ndarray:
         """(13, h, w) float32 reflectance in [0, 1], NaN where nodata."""
-        raw = self._raw("s2", patch, t)[(slice(None), *_window(win))]
-        out = raw.astype(np.float32) * np.float32(S2_SCALE)
-        out[raw == S2_FILL] = np.nan
-        return np.clip(out, 0.0, 1.0)
+        return decode_reflectance(self._raw("s2", patch, t)[(slice(None), *_window(win))], self.s2_encoding, clip=1.0)
 
     def s1(self, patch: int, t: int, win=None) -> np.ndarray:
         """(2, h, w) float32, dB scaled from [-25, 0] to [0, 1]."""
@@ -132,21 +135,21 @@ class TimeSeriesSource:
         return int(times[int(np.argmin(fr))])
 
 
-class PlanetCRSource:
+class PlanetCRSource(StoreDataset):
     """Cached reader of ``planetcr.zarr`` (sample dimension; ``split`` coordinate)."""
 
     n_bands = 4
+    title = PlanetCRDataset.title
+    build_rule = PlanetCRDataset.build_rule
     rgb = RGB_PLANET
 
     def __init__(self, store_path: str | Path, *, require_complete: bool = True):
         import zarr
 
-        from cloudyeo import store
-
-        self.store_path = Path(store_path)
-        if require_complete and not store.is_complete(self.store_path):
-            raise store.IncompleteStoreError(
-                f"{self.store_path} is not complete: build it first (rule planetcr_finalize)")
+        super().__init__(store_path, variables=(*PlanetCRDataset.variables, "split"), require_complete=require_complete)
+        self.store_path = self.path
+        self.optical_encoding = {v: self.encoding(v, required=("scale_factor", "_FillValue"))
+                                 for v in ("optical_cloudy", "optical_clear")}
         self.group = zarr.open_group(str(self.store_path), mode="r")
         self._cache: dict[tuple, np.ndarray] = {}
         self.shape = tuple(self.group["optical_clear"].shape[-2:])
@@ -175,12 +178,7 @@ class PlanetCRSource:
         return self._cache[k]
 
     def _optical(self, name: str, i: int, win=None) -> np.ndarray:
-        raw = self._raw(name, i)[(slice(None), *_window(win))]
-        out = raw.astype(np.float32) * np.float32(S2_SCALE)
-        fill = self.group[name].fill_value
-        if fill is not None:
-            out[raw == fill] = np.nan
-        return np.clip(out, 0.0, 1.0)
+        return decode_reflectance(self._raw(name, i)[(slice(None), *_window(win))], self.optical_encoding[name], clip=1.0)
 
     def cloudy(self, i: int, win=None) -> np.ndarray:
         return self._optical("optical_cloudy", i, win)

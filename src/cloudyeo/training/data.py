@@ -21,7 +21,6 @@ transform is one operation on all 14 channels, so S1 and S2 stay co-registered.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from cloudyeo.datasets.reader import store_attributes
 from cloudyeo.sentinel import S1_POLARIZATIONS, S2_L2A_BANDS
 from cloudyeo.training.normalization import NormalizationSpec
 
@@ -53,8 +53,7 @@ def ssl4eo_normalization(store_path: str | os.PathLike, s1_clip=None, s2_clip=No
     With a clip range the statistics are those of unclipped values; the clip only bounds
     outliers (e.g. saturated pixels) before standardisation.
     """
-    attrs = json.loads((Path(store_path) / "zarr.json").read_text()).get("attributes", {})
-    stats = attrs.get("band_statistics")
+    stats = store_attributes(store_path).get("band_statistics")
     if not stats:
         raise KeyError(f"{store_path} has no band_statistics attribute (the SSL4EO finalize writes it)")
     by_key = {(r["variable"], str(r["band"])): r for r in stats}
@@ -123,6 +122,21 @@ def flips(x: torch.Tensor, gen: torch.Generator, hflip: bool = True, vflip: bool
     return out
 
 
+def _views(item: dict) -> dict[str, torch.Tensor]:
+    """The SSL4EO reader's sample as pretraining input (a reader transform: picklable)."""
+    return {"image": item["image"], "index": item["index"]}
+
+
+def _fused_patch(item: dict) -> dict[str, torch.Tensor]:
+    """The CBEN reader's sample as one fused stack S1 then S2 (a reader transform)."""
+    return {
+        "image": torch.cat([item["s1"], item["s2"]], dim=0),
+        "label": item["label"],
+        "index": item["index"],
+        "cloud_fraction": item["cloud_fraction"],
+    }
+
+
 class SSL4EOViews(Dataset):
     """SSL4EO locations as raw fused stacks ``image`` (T, 14, P, P) for two-view pretraining.
 
@@ -140,7 +154,7 @@ class SSL4EOViews(Dataset):
         self.views = views
         self.inner = SSL4EODataset(
             store_path, modalities=("s2_l2a", "s1"), seasons="pair" if views == "seasons" else "one",
-            fuse=True, require_s1=True, normalize=False, seed=seed)
+            fuse=True, require_s1=True, normalize=False, seed=seed, transforms=_views)
         if tuple(self.inner.fused_channels) != FUSED_BANDS:
             raise ValueError(f"{store_path}: fused channels {self.inner.fused_channels} != {FUSED_BANDS}")
         if len(self.inner) == 0:
@@ -153,8 +167,7 @@ class SSL4EOViews(Dataset):
         return len(self.inner)
 
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
-        item = self.inner[idx]
-        return {"image": item["image"], "index": item["index"]}
+        return self.inner[idx]
 
 
 class CBENFused(Dataset):
@@ -164,7 +177,7 @@ class CBENFused(Dataset):
     def __init__(self, store_path: str | os.PathLike, split: str, variant: str):
         from cloudyeo.datasets.cben_torch import CBENDataset
 
-        self.inner = CBENDataset(store_path, split=split, variant=variant)
+        self.inner = CBENDataset(store_path, split=split, variant=variant, transforms=_fused_patch)
         self.variant = variant
         self.split = split
 
@@ -187,10 +200,4 @@ class CBENFused(Dataset):
         return len(self.inner)
 
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
-        item = self.inner[idx]
-        return {
-            "image": torch.cat([item["s1"], item["s2"]], dim=0),
-            "label": item["label"],
-            "index": item["index"],
-            "cloud_fraction": item["cloud_fraction"],
-        }
+        return self.inner[idx]
