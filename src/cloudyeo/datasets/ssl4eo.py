@@ -27,13 +27,14 @@ Patch grid: in the chosen L2A scene's UTM CRS, centred on the location and snapp
 scene's 60 m lattice (origin of its coarsest band), so 20 m and 60 m pixels tile the patch
 exactly; EPSG and transform are recorded per (sample, season).
 
-Stages (one Snakemake rule each; extract runs once per batch of ``locations_per_job`` locations):
+Built by :class:`SSL4EOBuilder` through the generic drivers (``cloudyeo dataset ssl4eo <verb>``):
 
-- :func:`write_plan` -> ``manifest.parquet`` (GeoParquet, one row per location x season);
-- :func:`init_store` -> the empty ``ssl4eo.zarr`` with every plan-time coordinate;
-- :func:`extract_batch` -> writes its locations' samples, then its part file;
-- :func:`finalize` -> per-(sample, season) nodata checks, statistics, index, availability
-  table, figures, dataset card, completion mark (last).
+- plan -> ``manifest.parquet`` (GeoParquet, one row per location x season);
+- init -> the empty ``ssl4eo.zarr`` with every plan-time coordinate;
+- extract, one unit per batch of ``locations_per_job`` locations (``batch-NNNN``) -> its
+  locations' samples, then its part file;
+- finalize -> per-(sample, season) nodata checks, statistics, index, availability table,
+  figures (renderers of ``report/ssl4eo_figures.py``), dataset card, completion mark (last).
 """
 
 from __future__ import annotations
@@ -42,8 +43,7 @@ import datetime as dt
 import json
 import logging
 import math
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -63,9 +63,8 @@ from ..archives import open_archive
 from ..archives.base import Archive, SceneRecord, SearchQuery
 from ..archives.reading import ReadError, read_band
 from ..archives.s1_source import dataset_s1_source, s1_card_line
-from ..atomic import write_creation_record, write_parquet, write_text
-from ..config import Paths, paths
-from ..provenance import code_version
+from ..config import paths
+from ..grids import utm_epsg
 from ..sentinel import (
     S1_POLARIZATIONS,
     S2_BAND_GSD,
@@ -73,6 +72,8 @@ from ..sentinel import (
     S2_L1C_BANDS,
     S2_L2A_BANDS,
 )
+from .builder import DatasetBuilder, Figure, StoreLayout, Summary, Table, WriteSamples
+from .common import S2_FILL, S2_SCALE, SENTINEL_LICENCE, band_statistics, encode_s2, to_db, utc64
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,6 @@ PIXEL_M = 10.0
 LATTICE_M = 60.0  # the coarsest Sentinel-2 band: patches start on its pixel corners
 COVER_TOLERANCE_M = 1.0  # footprint containment slack (footprints are rounded to ~1 cm)
 SAME_ACQUISITION = dt.timedelta(minutes=5)
-S2_FILL = -32768
-S2_SCALE = 1e-4
 RESAMPLING = ("20 m and 60 m bands bilinear on pixel centres (x2, x6) onto the 10 m patch grid, "
               "edges clamped; grids in another CRS warped bilinearly by GDAL")
 SKIP_CATEGORIES = ("no_scene", "cloud", "unpaired", "partial", "missing_band", "nodata")
@@ -93,33 +92,6 @@ MAX_REJECTED_LISTED = 8
 
 class ExtractionError(RuntimeError):
     """A batch could not be extracted; the message names the location, season, scene and file."""
-
-
-# ---------------------------------------------------------------------------------- paths
-
-
-def manifest_path(p: Paths) -> Path:
-    return p.ssl4eo / "manifest.parquet"
-
-
-def store_created_path(p: Paths) -> Path:
-    return p.ssl4eo / "store.created.json"
-
-
-def part_path(p: Paths, batch: int) -> Path:
-    return p.ssl4eo / "parts" / f"batch-{int(batch):04d}.parquet"
-
-
-def finalize_outputs(p: Paths) -> dict[str, Path]:
-    """Every file finalize writes (the store's completion marker is written last)."""
-    return {
-        "index": p.ssl4eo / "index.parquet",
-        "availability": p.ssl4eo / "season_availability.csv",
-        "band_stats": p.ssl4eo / "band_statistics.csv",
-        "histogram": p.ssl4eo / "cloud_cover_histogram.png",
-        "examples": p.ssl4eo / "examples.png",
-        "card": p.ssl4eo / "dataset_card.md",
-    }
 
 
 def demo_catalog(cfg: dict[str, Any]) -> Path:
@@ -139,11 +111,6 @@ class Location:
     lon: float
     lat: float
     epsg: int  # nominal UTM CRS (search footprint; the chosen scene's CRS may differ)
-
-
-def utm_epsg(lon: float, lat: float) -> int:
-    zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
-    return (32600 if lat >= 0 else 32700) + zone
 
 
 def load_locations(cfg: dict[str, Any]) -> list[Location]:
@@ -529,20 +496,6 @@ def _manifest_row(loc: Location, sample: int, season: int, date: dt.date, start,
     return row
 
 
-def write_plan(cfg: dict[str, Any], *, progress: bool = True) -> Path:
-    p = paths(cfg)
-    manifest = plan(cfg, progress=progress)
-    write_parquet(manifest, manifest_path(p))
-    n_valid = int(manifest["valid"].sum())
-    log.info("planned %d locations x %d seasons: %d valid, %d missing",
-             manifest["sample"].nunique(), manifest["season"].nunique(), n_valid, len(manifest) - n_valid)
-    return manifest_path(p)
-
-
-def read_manifest(path: str | os.PathLike) -> gpd.GeoDataFrame:
-    return gpd.read_parquet(path)
-
-
 # ------------------------------------------------------------------------------ the store
 
 
@@ -552,8 +505,8 @@ def _grid2(manifest: pd.DataFrame, column: str, n: int, s: int) -> np.ndarray:
 
 
 def _utc64(values) -> np.ndarray:
-    out = pd.to_datetime(pd.Series(np.asarray(values).ravel()), utc=True).dt.tz_localize(None)
-    return out.to_numpy(dtype="datetime64[ns]").reshape(np.shape(values))
+    """:func:`~cloudyeo.datasets.common.utc64` of an array of any shape."""
+    return utc64(np.asarray(values).ravel()).reshape(np.shape(values))
 
 
 def _str2(values: np.ndarray) -> np.ndarray:
@@ -561,20 +514,25 @@ def _str2(values: np.ndarray) -> np.ndarray:
                      for v in values.ravel()], dtype=str).reshape(values.shape)
 
 
-def _sorted_manifest(p: Paths) -> tuple[gpd.GeoDataFrame, int, int]:
-    manifest = read_manifest(manifest_path(p)).sort_values(["sample", "season"]).reset_index(drop=True)
+def sorted_manifest(manifest: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """The plan's manifest sorted by (sample, season), its number of samples and of seasons."""
+    manifest = manifest.sort_values(["sample", "season"]).reset_index(drop=True)
     n, s = manifest["sample"].nunique(), manifest["season"].nunique()
     if len(manifest) != n * s or not (manifest["sample"].to_numpy() == np.repeat(np.arange(n), s)).all():
-        raise ValueError(f"{manifest_path(p)}: expected one row per (sample 0..{n - 1}, season)")
+        raise ValueError(f"ssl4eo manifest: expected one row per (sample 0..{n - 1}, season)")
     return manifest, n, s
 
 
-def init_store(cfg: dict[str, Any]) -> Path:
-    """Create the empty store: arrays, plan-time coordinates and attributes."""
-    p = paths(cfg)
+def batch_unit(batch: int) -> str:
+    """The unit (and part file stem) of one batch of locations."""
+    return f"batch-{int(batch):04d}"
+
+
+def store_layout(cfg: Mapping[str, Any], manifest: pd.DataFrame, version: str) -> StoreLayout:
+    """The empty store: arrays, plan-time coordinates and attributes."""
     s = cfg["ssl4eo"]
     size = int(s["patch_px"])
-    manifest, n, ns = _sorted_manifest(p)
+    manifest, n, ns = sorted_manifest(manifest)
     s1_src = dataset_s1_source(cfg, "ssl4eo").attrs()
     refl = dict(units="1", scale_factor=S2_SCALE, add_offset=0.0, _FillValue=S2_FILL,
                 resampling_to_10m=RESAMPLING)
@@ -661,12 +619,10 @@ def init_store(cfg: dict[str, Any]) -> Path:
         archive=cfg["archive"],
         store_codec=s["store_codec"],
         build_config=json.dumps(cfg, sort_keys=True),
-        code_version=code_version("ssl4eo"),
+        code_version=version,
     )
-    store.create_store(p.ssl4eo_store, n, variables, coords, attrs, codec=s["store_codec"])
-    write_creation_record(store_created_path(p), store=str(p.ssl4eo_store), n_samples=n,
-                          n_seasons=ns, codec=s["store_codec"])
-    return p.ssl4eo_store
+    return StoreLayout(n_samples=n, variables=variables, coords=coords, attrs=attrs, codec=s["store_codec"],
+                       record={"n_seasons": ns})
 
 
 def _season_coords(manifest: pd.DataFrame, n: int, ns: int) -> dict[str, tuple]:
@@ -703,19 +659,7 @@ def _find_record(archive: Archive, collection: str, scene_id: str, when, tile: s
 def encode_reflectance(dn: np.ndarray, offset: float, quantification: float) -> np.ndarray:
     """DN on the 10 m grid (NaN = no data; 0 is Sentinel-2's no-data DN) -> int16 reflectance x 1e4."""
     refl = (dn.astype(np.float32) + np.float32(offset)) / np.float32(quantification)
-    ok = np.isfinite(refl) & (dn != 0)
-    out = np.full(dn.shape, S2_FILL, dtype=np.int16)
-    out[ok] = np.clip(np.rint(refl[ok] / S2_SCALE), -32767, 32767).astype(np.int16)
-    return out
-
-
-def to_db(values: np.ndarray, units: str | None) -> np.ndarray:
-    if units == "dB":
-        return values.astype(np.float32)
-    out = np.full(values.shape, np.nan, dtype=np.float32)
-    ok = np.isfinite(values) & (values > 0)
-    out[ok] = 10.0 * np.log10(values[ok])
-    return out
+    return encode_s2(np.where(dn != 0, refl, np.float32(np.nan)))
 
 
 def _read(archive, rec: SceneRecord, band: str, grid: PatchGrid, where: str) -> np.ndarray:
@@ -726,19 +670,18 @@ def _read(archive, rec: SceneRecord, band: str, grid: PatchGrid, where: str) -> 
         raise ExtractionError(f"{where}: {exc}") from exc
 
 
-def extract_batch(cfg: dict[str, Any], batch: int, *, progress: bool = True) -> Path:
-    """Cut the patches of one batch of locations into their samples, then write the part file."""
-    p = paths(cfg)
-    store.mark_incomplete(p.ssl4eo_store)
-    manifest, _, ns = _sorted_manifest(p)
-    rows = manifest[manifest["batch"] == int(batch)]
+def extract_batch(cfg: Mapping[str, Any], unit: str, manifest: pd.DataFrame, write: WriteSamples, *,
+                  progress: bool = False) -> pd.DataFrame:
+    """Cut the patches of one batch of locations into their samples; the batch's part table."""
+    manifest, _, ns = sorted_manifest(manifest)
+    rows = manifest[manifest["batch"].map(batch_unit) == unit]
     if rows.empty:
-        raise ExtractionError(f"batch {batch} is not in {manifest_path(p)}")
+        raise ExtractionError(f"{unit} is not a batch of the ssl4eo manifest")
     size = int(cfg["ssl4eo"]["patch_px"])
     archive = _archive(cfg)
     out_rows = []
     samples = sorted(rows["sample"].unique())
-    for sample in tqdm(samples, desc=f"ssl4eo extract batch {batch}", unit="location", disable=not progress):
+    for sample in tqdm(samples, desc=f"ssl4eo extract {unit}", unit="location", disable=not progress):
         l1c = np.full((ns, len(S2_L1C_BANDS), size, size), S2_FILL, dtype=np.int16)
         l2a = np.full((ns, len(S2_L2A_BANDS), size, size), S2_FILL, dtype=np.int16)
         s1 = np.full((ns, len(S1_POLARIZATIONS), size, size), np.nan, dtype=np.float32)
@@ -763,60 +706,20 @@ def extract_batch(cfg: dict[str, Any], batch: int, *, progress: bool = True) -> 
                         s1[k, b] = to_db(_read(archive, rec, pol, grid, where), rec.sar_units)
                     frac["s1_nodata_fraction"] = float((~np.isfinite(s1[k])).any(axis=0).mean())
             out_rows.append(frac)
-        store.write_samples(p.ssl4eo_store, int(sample), {"s2_l1c": l1c[None], "s2_l2a": l2a[None], "s1": s1[None]})
-    part = pd.DataFrame(out_rows)
-    write_parquet(part, part_path(p, batch))
-    return part_path(p, batch)
+        write(int(sample), {"s2_l1c": l1c[None], "s2_l2a": l2a[None], "s1": s1[None]})
+    return pd.DataFrame(out_rows)
 
 
 # ------------------------------------------------------------------------------- finalize
 
 
-def finalize(cfg: dict[str, Any]) -> dict[str, Path]:
-    """Gather the parts, apply the nodata check, write statistics, index, card; mark complete."""
-    p = paths(cfg)
-    manifest, n, ns = _sorted_manifest(p)
-    batches = sorted(manifest["batch"].unique())
-    missing = [int(b) for b in batches if not part_path(p, b).exists()]
-    if missing:
-        raise RuntimeError(f"cannot finalize {p.ssl4eo_store}: no extracted part for batches {missing}")
-    parts = pd.concat([pd.read_parquet(part_path(p, b)) for b in batches], ignore_index=True)
+def checked_seasons(manifest: pd.DataFrame, parts: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """The sorted manifest joined with the extracted parts, after the nodata check."""
+    manifest, n, ns = sorted_manifest(manifest)
     merged = manifest.merge(parts, on=["sample", "season"], how="left", validate="one_to_one")
     if len(merged) != len(manifest):
-        raise RuntimeError(f"{p.ssl4eo}/parts disagree with {manifest_path(p)} on (sample, season)")
-    merged = apply_nodata_check(merged)
-
-    ss = ("sample", "season")
-    g = lambda col: _grid2(merged, col, n, ns)
-    store.write_coords(p.ssl4eo_store, {
-        **_season_coords(merged, n, ns),
-        "l1c_nodata_fraction": (ss, g("l1c_nodata_fraction").astype(np.float32)),
-        "l2a_nodata_fraction": (ss, g("l2a_nodata_fraction").astype(np.float32)),
-        "s1_nodata_fraction": (ss, g("s1_nodata_fraction").astype(np.float32)),
-    })
-    ds = store.open_store(p.ssl4eo_store, require_complete=False)
-    out = finalize_outputs(p)
-    index = pd.DataFrame(merged.drop(columns=["geometry", "rejected"]))
-    index["s1_valid"] = ds["s1_valid"].values.ravel()
-    write_parquet(index, out["index"])
-    availability = season_availability(index)
-    availability.to_csv(out["availability"], index=False, float_format="%.3f")
-    band_stats = band_statistics(ds)
-    band_stats.to_csv(out["band_stats"], index=False, float_format="%.6g")
-    cloud_cover_figure(index, float(cfg["ssl4eo"]["max_cloud_cover"]), out["histogram"])
-    example_figure(ds, out["examples"])
-    write_card(out["card"], cfg, index, availability, band_stats, dict(ds.attrs), out)
-    store.mark_complete(p.ssl4eo_store, {
-        "n_samples": int(n),
-        "n_seasons": int(ns),
-        "n_valid_seasons": int(index["valid"].sum()),
-        "n_s1_valid": int(index["s1_valid"].sum()),
-        "season_availability": json.loads(availability.to_json(orient="records")),
-        "band_statistics": json.loads(band_stats.to_json(orient="records")),
-    })
-    return out
-
-
+        raise RuntimeError("ssl4eo: the extracted parts disagree with the manifest on (sample, season)")
+    return apply_nodata_check(merged), n, ns
 def apply_nodata_check(merged: pd.DataFrame) -> pd.DataFrame:
     """A season whose S2 patch holds no-data pixels (a partial scene the footprint hid) is invalid."""
     merged = merged.copy()
@@ -859,114 +762,35 @@ def season_availability(index: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def band_statistics(ds) -> pd.DataFrame:
-    """Per-band mean/SD over valid (sample, season) pixels, lazily with dask (one chunk at a time)."""
-    import dask
-
-    rows = []
-    specs = (("s2_l2a", "l2a_band", ds["valid"]), ("s2_l1c", "l1c_band", ds["valid"]),
-             ("s1", "polarization", ds["valid"] & ds["s1_valid"]))
-    for var, dim, mask in specs:
-        da = ds[var].where(mask)
-        dims = ("sample", "season", "y", "x")
-        mean, std, count = dask.compute(da.mean(dim=dims, skipna=True), da.std(dim=dims, skipna=True),
-                                        da.count(dim=dims))
-        for name, m, s, c in zip(da[dim].values, mean.values, std.values, count.values):
-            rows.append(dict(variable=var, band=str(name), mean=float(m), std=float(s), pixels=int(c)))
-    return pd.DataFrame(rows)
 
 
-# -------------------------------------------------------------------------- figures, card
-
-
-def cloud_cover_figure(index: pd.DataFrame, max_cloud: float, path: Path) -> None:
-    """Scene cloud cover of the chosen scenes, and valid / missing seasons by category."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    v = index[index["valid"]]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    bins = np.linspace(0, max(max_cloud, 1.0), 11)
-    ax1.hist([v["l1c_cloud_cover"], v["l2a_cloud_cover"]], bins=bins, label=["L1C", "L2A"],
-             color=["tab:orange", "tab:blue"])
-    ax1.set(xlabel="scene cloud cover (%)", ylabel="chosen scenes",
-            title=f"chosen scenes (threshold {max_cloud:g} %, n = {len(v)} seasons)")
-    ax1.legend()
-    dates = sorted(index["season_date"].unique())
-    x = np.arange(len(dates))
-    bottom = np.zeros(len(dates))
-    per = index.groupby("season_date")
-    valid = np.array([per.get_group(d)["valid"].sum() for d in dates], dtype=float)
-    ax2.bar(x, valid, color="tab:green", label="valid")
-    bottom += valid
-    colours = dict(no_scene="tab:grey", cloud="tab:blue", unpaired="tab:purple", partial="tab:orange",
-                   missing_band="tab:red", nodata="tab:brown")
-    for cat in SKIP_CATEGORIES:
-        cnt = np.array([(per.get_group(d)["skip_category"] == cat).sum() for d in dates], dtype=float)
-        if cnt.any():
-            ax2.bar(x, cnt, bottom=bottom, color=colours[cat], label=f"missing: {cat}")
-            bottom += cnt
-    ax2.set_xticks(x, dates)
-    ax2.set(ylabel="locations", title="seasons per reference date")
-    ax2.legend(loc="lower right", fontsize="small")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def example_figure(ds, path: Path, max_locations: int = 3) -> None:
-    """L2A true colour and S1 VV per season: the locations with the most valid seasons, and the
-    one with the most missing seasons (so the figure shows how a missing season looks)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    valid = ds["valid"].values
+def example_picks(valid: np.ndarray, max_locations: int = 3) -> list[int]:
+    """The samples of the example figure: those with the most valid seasons, and the one with the
+    most missing seasons (so the figure shows how a missing season looks)."""
     ranked = list(np.argsort(-valid.sum(axis=1), kind="stable"))
     order = ranked[:max_locations]
     if len(ranked) > max_locations and valid[ranked[-1]].sum() < valid[order[-1]].sum():
         order[-1] = ranked[-1]
-    ns = ds.sizes["season"]
-    nrow = max(2 * len(order), 2)
-    fig, axes = plt.subplots(nrow, ns, figsize=(2.6 * ns, 2.6 * nrow), squeeze=False, constrained_layout=True)
-    for ax in axes.ravel():
-        ax.set_xticks([]), ax.set_yticks([])
+    return [int(i) for i in order]
+
+
+def example_data(ds: Any) -> dict[str, Any]:
+    """The example figure's data: per picked sample and season, validity, L2A RGB and S1 VV."""
+    picks = example_picks(ds["valid"].values)
     rgb_idx = [list(ds["l2a_band"].values).index(b) for b in ("B04", "B03", "B02")]
-    seasons = [str(s) for s in ds["season"].values]
-    for r, i in enumerate(order):
-        name = str(ds["location"].values[i])
-        for k in range(ns):
-            ax_rgb, ax_vv = axes[2 * r, k], axes[2 * r + 1, k]
-            if r == 0:
-                ax_rgb.set_title(seasons[k])
-            if not valid[i, k]:
-                ax_rgb.text(0.5, 0.5, f"missing:\n{ds['skip_category'].values[i, k]}", ha="center",
-                            va="center", transform=ax_rgb.transAxes)
-                continue
-            rgb = ds["s2_l2a"].isel(sample=i, season=k, l2a_band=rgb_idx).values.transpose(1, 2, 0)
-            ax_rgb.imshow(np.clip(np.nan_to_num(rgb) / 0.3, 0, 1))
-            if ds["s1_valid"].values[i, k]:
-                vv = ds["s1"].isel(sample=i, season=k, polarization=0).values
-                lo, hi = np.nanpercentile(vv, [2, 98]) if np.isfinite(vv).any() else (-25.0, 0.0)
-                ax_vv.imshow(vv, cmap="gray", vmin=lo, vmax=hi)
-            else:
-                ax_vv.text(0.5, 0.5, "no S1", ha="center", va="center", transform=ax_vv.transAxes)
-        axes[2 * r, 0].set_ylabel(f"{name}\nL2A RGB")
-        axes[2 * r + 1, 0].set_ylabel(f"{name}\nS1 VV (dB)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    return dict(
+        locations=[str(ds["location"].values[i]) for i in picks],
+        seasons=[str(s) for s in ds["season"].values],
+        valid=ds["valid"].values[picks],
+        s1_valid=ds["s1_valid"].values[picks],
+        skip_category=ds["skip_category"].values[picks],
+        rgb=ds["s2_l2a"].isel(sample=picks, l2a_band=rgb_idx).values,
+        vv=ds["s1"].isel(sample=picks, polarization=0).values,
+    )
 
 
-def write_card(path: Path, cfg: dict[str, Any], index: pd.DataFrame, availability: pd.DataFrame,
-               band_stats: pd.DataFrame, attrs: dict[str, Any], files: dict[str, Path]) -> None:
-    from ..report.cards import LICENCES, _markdown
-
-    s = cfg["ssl4eo"]
-    n_loc = index["sample"].nunique()
+def card_sections(s: Mapping[str, Any], index: pd.DataFrame, attrs: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The card's SSL4EO sections: counts, selection, missing seasons, variables, bands."""
     per_loc = index.groupby("sample")["valid"].sum()
     missing = index[~index["valid"]][["location", "season_date", "skip_category", "skip_reason"]]
     bands = pd.DataFrame({
@@ -975,32 +799,24 @@ def write_card(path: Path, cfg: dict[str, Any], index: pd.DataFrame, availabilit
         "native GSD (m)": [S2_BAND_GSD[b] for b in S2_L1C_BANDS],
         "in L2A": ["yes" if b in S2_L2A_BANDS else "no" for b in S2_L1C_BANDS],
     })
-    lines = [
-        "# SSL4EO - four-season Sentinel-1/2 pretraining patches", "",
-        f"Built by cloudyeo {attrs.get('code_version')} from archive `{cfg['archive']}`.", "",
-        "## Counts", "",
-        (f"- locations (samples): {n_loc}; seasons per location: {index['season'].nunique()} "
+    counts = "\n".join([
+        (f"- locations (samples): {index['sample'].nunique()}; seasons per location: {index['season'].nunique()} "
          f"({', '.join(s['season_dates'])}, +-{s['window_days']} days)"),
         (f"- valid (location, season) pairs: {int(index['valid'].sum())} of {len(index)}; "
          f"with one acquisition in both L1C and L2A: {int(index['same_acquisition'].sum())}"),
         "- locations by number of valid seasons: "
         + ", ".join(f"{k}: {v}" for k, v in per_loc.value_counts().sort_index().items()),
         f"- valid seasons without Sentinel-1: {int((index['valid'] & ~index['s1_valid']).sum())}",
-        "",
-        "## Selection", "",
+    ])
+    selection = "\n".join([
         f"- {attrs.get('selection')}.",
         (f"- Scene cloud cover threshold: {s['max_cloud_cover']:g} % (both levels); "
          f"require one acquisition in both levels: {s['require_same_acquisition']}."),
         f"- Grid: {attrs.get('grid')}.",
         ("- The cloud filter is per scene (as in SSL4EO-S12): a patch of a scene below the threshold "
          "may still hold some cloud."),
-        "",
-        "## Season availability", "", _markdown(availability), "",
-    ]
-    if len(missing):
-        lines += ["### Missing seasons", "", _markdown(missing), ""]
-    lines += [
-        "## Variables", "",
+    ])
+    variables = "\n".join([
         ("- `s2_l1c` (sample, season, l1c_band[13], y, x), `s2_l2a` (sample, season, l2a_band[12], y, x): "
          f"int16, {attrs.get('s2_encoding')}."),
         f"- `s1` (sample, season, polarization[VV, VH], y, x): float32 dB, {attrs.get('s1_encoding')}.",
@@ -1010,12 +826,103 @@ def write_card(path: Path, cfg: dict[str, Any], index: pd.DataFrame, availabilit
          "`transform`, no-data fractions. Per sample: `location`, `lon`, `lat`, `batch`."),
         f"- Patches of {s['patch_px']} x {s['patch_px']} px at 10 m; resampling: {attrs.get('resampling')}.",
         "- Seasons that are not valid hold no data (fill); readers use `valid` / `s1_valid`.",
-        "", "### Sentinel-2 bands", "", _markdown(bands), "",
-        "## Band statistics (reflectance; S1 in dB; valid seasons only)", "", _markdown(band_stats), "",
-        "## Files", "",
-    ]
-    lines += [f"- `{name}`: `{p}`" for name, p in files.items()] + [f"- store: `{paths(cfg).ssl4eo_store}`", ""]
-    lines += ["## Sources and licences", "", f"- Sentinel-1/2: {LICENCES['Sentinel-1/2']}",
-              "- Design after SSL4EO-S12 (Wang et al. 2023, IEEE GRSM; CC BY 4.0 data).", ""]
-    lines += ["## Build configuration", "", "```json", json.dumps(cfg, indent=2, sort_keys=True), "```", ""]
-    write_text(path, "\n".join(lines))
+    ])
+    out: list[tuple[str, Any]] = [("Counts", counts), ("Selection", selection)]
+    if len(missing):
+        out.append(("Missing seasons", missing))
+    return out + [("Variables", variables), ("Sentinel-2 bands", bands)]
+
+
+# -------------------------------------------------------------------------------- builder
+
+
+class SSL4EOBuilder(DatasetBuilder):
+    """The SSL4EO four-season set on the dataset-builder protocol: one unit per batch of locations."""
+
+    name = "ssl4eo"
+    title = "SSL4EO - four-season Sentinel-1/2 pretraining patches"
+    sections = ("archive", "resources_dir", "results_dir", "stac", "earthengine", "sentinelhub", "ssl4eo")
+    store_keys = ("store_codec",)
+    plan_tables = ("manifest",)
+    outputs = {
+        "index": "index.parquet",
+        "availability": "season_availability.csv",
+        "band_stats": "band_statistics.csv",
+        "histogram": "cloud_cover_histogram.png",
+        "examples": "examples.png",
+        "card": "dataset_card.md",
+    }
+    report_outputs = {
+        "availability": ("ssl4eo_availability.rst", "SSL4EO"),
+        "histogram": ("ssl4eo_histogram.rst", "SSL4EO"),
+        "examples": ("ssl4eo_examples.rst", "SSL4EO"),
+    }
+    unit_label = "batch"
+    unit_pattern = r"batch-\d{4}"
+    archive_input = "timeseries_archive"
+    # Extract: one batch of locations_per_job locations x seasons x (13 + 12 + 2) bands in memory.
+    resources = {"extract": {"mem_mb": 3000, "runtime": 30}}
+
+    def plan(self, *, progress: bool = False) -> dict[str, pd.DataFrame]:
+        manifest = plan(self.cfg, progress=progress)
+        n_valid = int(manifest["valid"].sum())
+        log.info("planned %d locations x %d seasons: %d valid, %d missing",
+                 manifest["sample"].nunique(), manifest["season"].nunique(), n_valid, len(manifest) - n_valid)
+        return {"manifest": manifest}
+
+    def units(self, plan: dict[str, pd.DataFrame]) -> list[str]:
+        """Every batch of locations (each has a part, even with no valid season), in order."""
+        return [batch_unit(b) for b in sorted(plan["manifest"]["batch"].unique())]
+
+    def layout(self, plan: dict[str, pd.DataFrame]) -> StoreLayout:
+        return store_layout(self.cfg, plan["manifest"], self.code_version())
+
+    def extract(self, unit: str, plan: dict[str, pd.DataFrame], write: WriteSamples, *,
+                progress: bool = False) -> pd.DataFrame:
+        return extract_batch(self.cfg, unit, plan["manifest"], write, progress=progress)
+
+    def sample_coords(self, plan: dict[str, pd.DataFrame], parts: pd.DataFrame) -> dict[str, tuple]:
+        merged, n, ns = checked_seasons(plan["manifest"], parts)
+        ss = ("sample", "season")
+        return {
+            **_season_coords(merged, n, ns),
+            **{f"{level}_nodata_fraction": (ss, _grid2(merged, f"{level}_nodata_fraction", n, ns).astype(np.float32))
+               for level in ("l1c", "l2a", "s1")},
+        }
+
+    def summarise(self, plan: dict[str, pd.DataFrame], parts: pd.DataFrame, ds: Any, *,
+                  progress: bool = False) -> Summary:
+        s = self.section
+        merged, n, ns = checked_seasons(plan["manifest"], parts)
+        index = pd.DataFrame(merged.drop(columns=["geometry", "rejected"]))
+        index["s1_valid"] = ds["s1_valid"].values.ravel()
+        availability = season_availability(index)
+        season_dims = ("sample", "season", "y", "x")
+        band_stats = band_statistics(ds, [("s2_l2a", "l2a_band", season_dims, ds["valid"]),
+                                          ("s2_l1c", "l1c_band", season_dims, ds["valid"]),
+                                          ("s1", "polarization", season_dims, ds["valid"] & ds["s1_valid"])], count=True)
+        return Summary(
+            outputs={
+                "index": index,
+                "availability": Table(availability, float_format="%.3f", title="Season availability"),
+                "band_stats": Table(band_stats, float_format="%.6g",
+                                    title="Band statistics (reflectance; S1 in dB; valid seasons only)"),
+                "histogram": Figure("ssl4eo_cloud_cover", dict(index=index, max_cloud=float(s["max_cloud_cover"]),
+                                                               skip_categories=list(SKIP_CATEGORIES))),
+                "examples": Figure("ssl4eo_examples", example_data(ds)),
+            },
+            card=card_sections(s, index, ds.attrs) + [("Store", f"`{self.paths.store}`")],
+            complete_attrs={
+                "n_samples": int(n),
+                "n_seasons": int(ns),
+                "n_valid_seasons": int(index["valid"].sum()),
+                "n_s1_valid": int(index["s1_valid"].sum()),
+                "season_availability": json.loads(availability.to_json(orient="records")),
+                "band_statistics": json.loads(band_stats.to_json(orient="records")),
+            },
+            licences={"Sentinel-1/2": SENTINEL_LICENCE,
+                      "SSL4EO-S12": "design after Wang et al. 2023 (IEEE GRSM; CC BY 4.0 data)"},
+        )
+
+
+BUILDER = SSL4EOBuilder

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import figures, planetcr_figures, timeseries_figures  # noqa: F401  (see the module docstring)
+from . import figures, planetcr_figures, ssl4eo_figures, timeseries_figures  # noqa: F401  (see the module docstring)
 
 RENDERERS: dict[str, str] = {
     "cloud_cover_histogram": "figures:cloud_cover_histogram",
@@ -23,6 +23,8 @@ RENDERERS: dict[str, str] = {
     "timeseries_example": "timeseries_figures:example_figure",
     "planetcr_distributions": "planetcr_figures:distributions",
     "planetcr_examples": "planetcr_figures:example_quartets",
+    "ssl4eo_cloud_cover": "ssl4eo_figures:cloud_cover_figure",
+    "ssl4eo_examples": "ssl4eo_figures:example_figure",
 }
 
 
