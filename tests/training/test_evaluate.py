@@ -37,7 +37,7 @@ def evaluated(tmp_path_factory):
         torch.manual_seed(i)
         model = MultiLabelClassifier(build_backbone("resnet_small", 14, width=0.125), 19)
         save_checkpoint(ex.finetune_outputs(p, "moco2", train_set)["model"], model, normalization=spec,
-                        extra={"input_size": 16, "best_epoch": 0})
+                        extra={"input_size": 16, "best_epoch": 0, "validation": {}, "fingerprint": "f"})
     results = {(a, b): evaluate(cfg, "moco2", a, b, progress=False) for a in ("ben", "cben") for b in ("ben", "cben")}
     return cfg, results
 

@@ -38,7 +38,7 @@ def fake_pretrained(cfg, stores, method="moco2"):
     backbone = build_backbone("resnet_small", 14, width=0.125)
     spec = ssl4eo_normalization(stores / "ssl4eo.zarr", (-50, 10), (0, 1))
     path = ex.pretrain_outputs(ex.paths(cfg), method)["model"]
-    save_checkpoint(path, backbone, normalization=spec, extra={"params_hash": "x"})
+    save_checkpoint(path, backbone, normalization=spec, extra={"fingerprint": "x"})
     return backbone
 
 

@@ -11,11 +11,18 @@
 # method's setting reruns only its train and evaluate nodes (and the tables). The code version
 # is per method kind (cloudyeo.provenance.STAGE_SOURCES["cloud_removal_<kind>"]).
 # Killed training resumes from the newest epoch checkpoint (results/models/cloud_removal/
-# <dataset>/<method>/checkpoints/), discarded when the params or the code changed.
+# <dataset>/<method>/checkpoints/), discarded when the params or the code changed (the checkpoint
+# fingerprint of cloudyeo.training.runtime, as in the CBEN experiment).
+# The device (cloud_removal.device) reaches the jobs through CLOUDYEO_DEVICE, set here at parse
+# time, and threads through CLOUDYEO_THREADS: neither is a param, so changing them reruns nothing.
+import os
+
 from cloudyeo.report import cloud_removal as _crr
 from cloudyeo.training import cloud_removal as _cr
+from cloudyeo.training.runtime import DEVICE_ENV
 
 CR_CFG = config["cloud_removal"]
+os.environ[DEVICE_ENV] = CR_CFG["device"]
 CR_DATASETS = [d for d in CR_CFG["datasets"] if d == "timeseries" or hasattr(rules, f"{d}_finalize")]
 CR_METHODS = list(CR_CFG["methods"]) or ["__none__"]
 

@@ -10,8 +10,9 @@ split and writes, under ``results/models/cloud_removal/<dataset>/<method>/``:
   ``pretext``, ``cr``/``lc``, ``patch-NNNN``); ``train_summary.json``; ``checkpoints/<stage>/`` —
   epoch checkpoints (the newest two), from which a killed job resumes at its next epoch. Batches
   are drawn from a generator seeded by (seed, stage, epoch), and the RNG states are restored, so a
-  resumed run ends with the same weights as an uninterrupted one. Checkpoints made with other
-  params or code (``checkpoints/fingerprint.json``) are discarded, not resumed.
+  resumed run ends with the same weights as an uninterrupted one. Checkpoints carry the node's
+  fingerprint (:func:`cloudyeo.training.runtime.checkpoint_fingerprint`: params + code); those made
+  with other params or code are discarded, not resumed.
 
 Training is CPU-sized on the demo (a few hundred steps on 48-128 px random crops); the paper's
 settings are in ``cloud_removal.paper``. Method kinds:
@@ -37,6 +38,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +58,14 @@ from cloudyeo.training.cloud_removal_data import (
     stack_batch,
 )
 from cloudyeo.training.runtime import (
+    FINGERPRINT_KEY,
     MetricsLogger,
     autocast,
+    checkpoint_fingerprint,
+    job_device,
     load_checkpoint,
-    resume_state,
+    node_params,
+    resume_or_reset,
     save_checkpoint,
     save_epoch_checkpoint,
     seed_everything,
@@ -138,7 +144,7 @@ def node_config(cfg: dict[str, Any], method: str, dataset: str, stage: str = "tr
     """Canonical JSON of the (valid) config one train/evaluate node runs with, and nothing more.
 
     Rules pass it as ``params`` *and* hand it to the CLI (``--config-json``), so it holds exactly
-    what the node depends on: the dataset identity, the seed/device and the *effective*
+    what the node depends on: the dataset identity, the seed and the *effective*
     hyperparameters of this one method (paper overrides already merged); evaluation nodes also the
     evaluation settings (and the segmentation node the names of the methods it scores). Changing
     another method's hyperparameter leaves it unchanged, so Snakemake reruns only the affected nodes.
@@ -149,8 +155,7 @@ def node_config(cfg: dict[str, Any], method: str, dataset: str, stage: str = "tr
     # resources (mem_mb, runtime, gpu) route a job; they do not change what it computes
     hp = {k: v for k, v in method_config(cfg, method).items() if k not in RESOURCE_KEYS}
     hp["datasets"] = [dataset]  # enabling the method on the other dataset changes nothing here
-    node_cr: dict[str, Any] = {"seed": cr["seed"], "device": cr.get("device", "auto"), "preset": "demo",
-                               "datasets": [dataset], "methods": {method: hp}}
+    node_cr: dict[str, Any] = {"seed": cr["seed"], "preset": "demo", "datasets": [dataset], "methods": {method: hp}}
     if stage == "evaluate":
         for key in ("eval", "mosaic_fallback", "cloud_bin_edges"):
             node_cr[key] = copy.deepcopy(cr[key])
@@ -159,8 +164,7 @@ def node_config(cfg: dict[str, Any], method: str, dataset: str, stage: str = "tr
                 mk = method_config(cfg, m)
                 if m != method and mk["kind"] not in ("baseline", "segmentation"):
                     node_cr["methods"][m] = {"kind": mk["kind"], "datasets": [dataset]}
-    out = {**dataset_identity(cfg, dataset), "cloud_removal": node_cr}
-    return json.dumps(out, sort_keys=True, separators=(",", ":"))
+    return node_params({**dataset_identity(cfg, dataset), "cloud_removal": node_cr})
 
 
 def model_dir(cfg: dict[str, Any], method: str, dataset: str) -> Path:
@@ -177,9 +181,7 @@ def open_source(cfg: dict[str, Any], dataset: str):
 
 
 def set_threads(cfg: dict[str, Any]) -> None:
-    n = os.environ.get("CLOUDYEO_THREADS") or cfg["cloud_removal"].get("threads")
-    if n:
-        torch.set_num_threads(int(n))
+    torch.set_num_threads(int(os.environ.get("CLOUDYEO_THREADS") or cfg["cloud_removal"]["threads"]))
 
 
 # ----------------------------------------------------------------------------- generic stage
@@ -187,12 +189,21 @@ class Stopped(RuntimeError):
     """Raised by ``stop_after_epoch`` (tests simulate a killed job with it)."""
 
 
+@dataclass(frozen=True)
+class NodeRun:
+    """What every stage of one train node shares: its checkpoint fingerprint and the test hook
+    ``stop_after_epoch``."""
+
+    fingerprint: str
+    stop_after_epoch: int | None = None
+
+
 def run_stage(name: str, module: nn.Module, loss_fn: Callable[[dict, torch.device], tuple[torch.Tensor, dict]],
               batch_fn: Callable[[np.random.Generator], dict], hp: dict[str, Any], out_dir: Path,
               seed: int, device: torch.device, *, epochs: int | None = None,
-              steps_per_epoch: int | None = None, lr: float | None = None,
-              stop_after_epoch: int | None = None) -> dict[str, Any]:
-    """Train ``module`` (all its parameters) with Adam; resumable from ``out_dir/checkpoints/<name>``.
+              steps_per_epoch: int | None = None, lr: float | None = None, run: NodeRun) -> dict[str, Any]:
+    """Train ``module`` (all its parameters) with Adam; resumable from ``out_dir/checkpoints/<name>``
+    (epoch checkpoints of the node's fingerprint only: :func:`cloudyeo.training.runtime.resume_or_reset`).
 
     ``batch_fn(rng)`` draws one batch (a dict of CPU tensors) from a numpy generator seeded by
     (seed, stage, epoch); ``loss_fn(batch, device)`` returns (loss, {name: float}).
@@ -204,7 +215,7 @@ def run_stage(name: str, module: nn.Module, loss_fn: Callable[[dict, torch.devic
     module.to(device)
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr,
                            weight_decay=float(hp.get("weight_decay", 0.0)))
-    state = resume_state(ckpt_dir, module, opt)
+    state = resume_or_reset(ckpt_dir, run.fingerprint, module, opt)
     start = 1 if state is None else state["epoch"] + 1
     if state is not None:
         log.info("%s: resuming after epoch %d (%s)", name, state["epoch"], state["path"].name)
@@ -230,8 +241,8 @@ def run_stage(name: str, module: nn.Module, loss_fn: Callable[[dict, torch.devic
         log.info("%s epoch %d/%d: %s", name, epoch, epochs,
                  ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "steps")))
         save_epoch_checkpoint(ckpt_dir, module, opt, epoch=epoch, step=epoch * steps, keep=2,
-                              normalization=NORMALIZATION)
-        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < epochs:
+                              normalization=NORMALIZATION, extra={FINGERPRINT_KEY: run.fingerprint})
+        if run.stop_after_epoch is not None and epoch >= run.stop_after_epoch and epoch < epochs:
             raise Stopped(f"{name}: stopped after epoch {epoch} (as asked)")
     rows = logger.read()
     return {"epochs": epochs, "steps_per_epoch": steps,
@@ -405,12 +416,14 @@ def model_spec(kind: str, hp: dict, dataset: str, *, n_classes: int | None = Non
     raise CloudRemovalError(f"no network for method kind {kind!r}")
 
 
-def _finish(out_dir: Path, model: nn.Module, info: dict, name: str = "model.pt") -> Path:
-    return save_checkpoint(out_dir / name, model, epoch=info.get("epochs", 0), normalization=NORMALIZATION,
-                           extra={k: v for k, v in info.items() if isinstance(v, (int, float, str, list, dict))})
+def _finish(out_dir: Path, model: nn.Module, info: dict, name: str = "model.pt", fingerprint: str | None = None) -> Path:
+    extra = {k: v for k, v in info.items() if isinstance(v, (int, float, str, list, dict))}
+    if fingerprint is not None:
+        extra[FINGERPRINT_KEY] = fingerprint
+    return save_checkpoint(out_dir / name, model, epoch=info["epochs"], normalization=NORMALIZATION, extra=extra)
 
 
-def _train_dsen2cr(src, dataset, hp, out_dir, seed, device, stop):
+def _train_dsen2cr(src, dataset, hp, out_dir, seed, device, run):
     from cloudyeo.models.cloud_removal import carl_loss
 
     model = _build(model_spec("dsen2cr", hp, dataset))
@@ -429,11 +442,11 @@ def _train_dsen2cr(src, dataset, hp, out_dir, seed, device, stop):
         loss = carl_loss(pred, b["optical"], b["target"], b["mask"], lam, b["valid"])
         return loss, {}
 
-    info = run_stage("main", model, loss_fn, batch, hp, out_dir, seed, device, stop_after_epoch=stop)
+    info = run_stage("main", model, loss_fn, batch, hp, out_dir, seed, device, run=run)
     return model, info
 
 
-def _train_seq2point(src, dataset, hp, out_dir, seed, device, stop):
+def _train_seq2point(src, dataset, hp, out_dir, seed, device, run):
     from cloudyeo.models.cloud_removal import seq2point_loss
 
     if dataset != "timeseries":
@@ -447,11 +460,11 @@ def _train_seq2point(src, dataset, hp, out_dir, seed, device, stop):
         pred = model(b["s2"], b["s1"], b["mask"])
         return seq2point_loss(pred, b["target"], b["valid"], l1w, pw), {}
 
-    info = run_stage("main", model, loss_fn, batch, hp, out_dir, seed, device, stop_after_epoch=stop)
+    info = run_stage("main", model, loss_fn, batch, hp, out_dir, seed, device, run=run)
     return model, info
 
 
-def _pretext_stage(src, dataset, hp, out_dir, seed, device, stop):
+def _pretext_stage(src, dataset, hp, out_dir, seed, device, run):
     from cloudyeo.models.cloud_removal import build_cr_model
 
     spec = model_spec("hcrlc", hp, dataset)
@@ -470,11 +483,11 @@ def _pretext_stage(src, dataset, hp, out_dir, seed, device, stop):
         return loss, {"accuracy": float((logits.argmax(1) == b["label"]).float().mean())}
 
     info = run_stage("pretext", net, loss_fn, batch, hp, out_dir, seed, device,
-                     epochs=int(hp["pretext_epochs"]), stop_after_epoch=stop)
+                     epochs=int(hp["pretext_epochs"]), run=run)
     return net, info
 
 
-def _train_hcrlc(src, dataset, hp, out_dir, seed, device, stop):
+def _train_hcrlc(src, dataset, hp, out_dir, seed, device, run):
     from cloudyeo.models.cloud_removal import UncertaintyWeighting, carl_loss
 
     if dataset != "timeseries":
@@ -484,7 +497,7 @@ def _train_hcrlc(src, dataset, hp, out_dir, seed, device, stop):
     if int(hp.get("pretext_epochs", 0)) > 0:
         if not getattr(model, "use_sar", True):
             raise CloudRemovalError("pretext pretraining pairs S2 with S1: it needs use_sar")
-        net, pinfo = _pretext_stage(src, dataset, hp, out_dir, seed, device, stop)
+        net, pinfo = _pretext_stage(src, dataset, hp, out_dir, seed, device, run)
         model.encoder.load_state_dict(net.encoder.state_dict())
         info["pretext"] = pinfo
     labelled = None
@@ -524,14 +537,14 @@ def _train_hcrlc(src, dataset, hp, out_dir, seed, device, stop):
             total = sum(w * loss for w, loss in zip(weights, losses))
         return total, parts
 
-    main = run_stage("main", container, loss_fn, batch, hp, out_dir, seed, device, stop_after_epoch=stop)
+    main = run_stage("main", container, loss_fn, batch, hp, out_dir, seed, device, run=run)
     info.update(main)
     if "weighting" in container:
         info["log_vars"] = [float(v) for v in container["weighting"].log_vars.detach()]
     return model, info
 
 
-def _train_hcr_then_lc(src, dataset, hp, out_dir, seed, device, stop):
+def _train_hcr_then_lc(src, dataset, hp, out_dir, seed, device, run):
     """Stage 1: CR-only U-Net (CARL). Stage 2: land-cover U-Net on clear images."""
     from cloudyeo.models.cloud_removal import carl_loss
 
@@ -547,7 +560,7 @@ def _train_hcr_then_lc(src, dataset, hp, out_dir, seed, device, stop):
         return carl_loss(pred, b["optical"], b["target"], b["mask"], lam, b["valid"]), {}
 
     info = {"cr": run_stage("cr", cr, cr_loss, ts_single_batch(src, rows, hp), hp, out_dir, seed, device,
-                            stop_after_epoch=stop)}
+                            run=run)}
     clf = _build(model_spec("segmentation", hp, dataset, n_classes=TS_CLASSES))
 
     def lc_loss(b, dev):
@@ -555,14 +568,14 @@ def _train_hcr_then_lc(src, dataset, hp, out_dir, seed, device, stop):
         return F.cross_entropy(clf(b["target"]), b["lc"], ignore_index=LC_IGNORE), {}
 
     info["lc"] = run_stage("lc", clf, lc_loss, ts_single_batch(src, rows, hp, with_lc=True, clear_input=True),
-                           hp, out_dir, seed, device, stop_after_epoch=stop)
+                           hp, out_dir, seed, device, run=run)
     _finish(out_dir, clf, info["lc"], name="classifier.pt")
     info["epochs"] = info["cr"]["epochs"]
     info["seconds"] = info["cr"]["seconds"] + info["lc"]["seconds"]
     return cr, info
 
 
-def _train_aligncr(src, dataset, hp, out_dir, seed, device, stop):
+def _train_aligncr(src, dataset, hp, out_dir, seed, device, run):
     from cloudyeo.models.cloud_removal import weighted_charbonnier
 
     if dataset != "planetcr":
@@ -577,11 +590,11 @@ def _train_aligncr(src, dataset, hp, out_dir, seed, device, stop):
         pred = model(b["optical"], b["sar"])
         return weighted_charbonnier(pred, b["target"], b["mask"], w, eps, alpha, b["valid"]), {}
 
-    info = run_stage("main", model, loss_fn, batch, hp, out_dir, seed, device, stop_after_epoch=stop)
+    info = run_stage("main", model, loss_fn, batch, hp, out_dir, seed, device, run=run)
     return model, info
 
 
-def _train_segmentation(src, dataset, hp, out_dir, seed, device, stop):
+def _train_segmentation(src, dataset, hp, out_dir, seed, device, run):
     if dataset != "planetcr":
         raise CloudRemovalError("the semantic-recovery segmentation model is set up on Planet-CR")
     model = _build(model_spec("segmentation", hp, dataset, n_classes=src.n_classes))
@@ -594,7 +607,7 @@ def _train_segmentation(src, dataset, hp, out_dir, seed, device, stop):
             return logits.sum() * 0.0, {}
         return F.cross_entropy(logits, b["lc"], ignore_index=LC_IGNORE), {}
 
-    info = run_stage("main", model, loss_fn, batch, hp, out_dir, seed, device, stop_after_epoch=stop)
+    info = run_stage("main", model, loss_fn, batch, hp, out_dir, seed, device, run=run)
     return model, info
 
 
@@ -625,7 +638,7 @@ def seq2seq_inputs(src: TimeSeriesSource, patch: int, times: list[int], hp: dict
     return np.stack([src.s1(patch, t) for t in times], axis=1)
 
 
-def _train_seq2seq(src, dataset, hp, out_dir, seed, device, stop):
+def _train_seq2seq(src, dataset, hp, out_dir, seed, device, run):
     if dataset != "timeseries":
         raise CloudRemovalError("seq2seq internal learning needs a time series")
     split = hp.get("split", "test")
@@ -636,8 +649,9 @@ def _train_seq2seq(src, dataset, hp, out_dir, seed, device, stop):
     for patch in patches:
         final = out_dir / "patches" / f"patch-{patch:04d}.pt"
         times, target = seq2seq_series(src, patch, split, hp.get("max_len"))
-        if final.exists():
-            info["patches"][str(patch)] = load_checkpoint(final)["extra"]
+        done = load_checkpoint(final)["extra"] if final.exists() else {}
+        if FINGERPRINT_KEY in done and done.pop(FINGERPRINT_KEY) == run.fingerprint:  # this patch is trained (same params and code)
+            info["patches"][str(patch)] = done
             continue
         model = _build(model_spec("seq2seq", hp, dataset))
         x = seq2seq_inputs(src, patch, times, hp, seed)
@@ -662,9 +676,9 @@ def _train_seq2seq(src, dataset, hp, out_dir, seed, device, stop):
             return clear_pixel_l1(model(b["x"]), b["y"], b["clear"]), {}
 
         pinfo = run_stage(f"patch-{patch:04d}", model, loss_fn, draw, hp, out_dir, seed + patch, device,
-                          stop_after_epoch=stop)
+                          run=run)
         pinfo.update(times=times, target=target)
-        _finish(out_dir / "patches", model, pinfo, name=final.name)
+        _finish(out_dir / "patches", model, pinfo, name=final.name, fingerprint=run.fingerprint)
         info["patches"][str(patch)] = pinfo
         last = model
     if last is None:  # every patch was done before: rebuild one for model.pt's spec
@@ -675,29 +689,9 @@ def _train_seq2seq(src, dataset, hp, out_dir, seed, device, stop):
 
 
 def fingerprint(cfg: dict[str, Any], method: str, dataset: str) -> str:
-    """What the checkpoints of a node were made with: its params and the code version."""
-    from cloudyeo.provenance import code_version
-
+    """The checkpoint fingerprint of a train node: its params and the code version of its kind."""
     kind = method_config(cfg, method)["kind"]
-    return json.dumps({"params": json.loads(node_config(cfg, method, dataset)),
-                       "code": code_version(f"cloud_removal_{kind}")}, sort_keys=True)
-
-
-def _check_fingerprint(out: Path, cfg: dict[str, Any], method: str, dataset: str) -> None:
-    """Resume only checkpoints made with the same params and code; otherwise start afresh."""
-    import shutil
-
-    out.mkdir(parents=True, exist_ok=True)
-    fp_file = out / "checkpoints" / "fingerprint.json"
-    fp = fingerprint(cfg, method, dataset)
-    if fp_file.exists() and fp_file.read_text() != fp:
-        log.info("%s/%s: params or code changed since the checkpoints were written: starting afresh",
-                 dataset, method)
-        for sub in ("checkpoints", "patches"):
-            shutil.rmtree(out / sub, ignore_errors=True)
-    fp_file.parent.mkdir(parents=True, exist_ok=True)
-    if not fp_file.exists():
-        fp_file.write_text(fp)
+    return checkpoint_fingerprint(node_config(cfg, method, dataset), f"cloud_removal_{kind}")
 
 
 _TRAINERS = {
@@ -722,14 +716,14 @@ def train(cfg: dict[str, Any], method: str, dataset: str, *, out_dir: str | Path
     if kind == "baseline":
         raise CloudRemovalError(f"{method!r} is a baseline: nothing to train")
     out = Path(out_dir) if out_dir is not None else model_dir(cfg, method, dataset)
-    _check_fingerprint(out, cfg, method, dataset)
+    run = NodeRun(fingerprint(cfg, method, dataset), stop_after_epoch)
     set_threads(cfg)
     seed = int(cfg["cloud_removal"]["seed"])
     seed_everything(seed)
-    device = select_device(cfg["cloud_removal"].get("device", "auto"))
+    device = select_device(job_device(cfg["cloud_removal"]["device"]))
     src = open_source(cfg, dataset)
     t0 = time.perf_counter()
-    model, info = _TRAINERS[kind](src, dataset, hp, out, seed, device, stop_after_epoch)
+    model, info = _TRAINERS[kind](src, dataset, hp, out, seed, device, run)
     info.update(method=method, dataset=dataset, kind=kind, hparams=hp,
                 wall_seconds=round(time.perf_counter() - t0, 2), device=str(device),
                 threads=torch.get_num_threads())

@@ -24,12 +24,12 @@ it to ``cloudyeo ... --config-json`` so the job reads exactly what its params sa
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from cloudyeo.config import ConfigError, Paths, deep_merge, load_schema, paths, validate_config
+from cloudyeo.training.runtime import checkpoint_fingerprint, node_params
 
 METHODS = ("moco2", "moco3", "mae")
 SETS = ("ben", "cben")
@@ -109,14 +109,15 @@ def pruned_config(cfg: dict[str, Any], stage: str, method: str) -> dict[str, Any
 
 
 def experiment_params(cfg: dict[str, Any], stage: str, method: str) -> str:
-    """Canonical JSON of :func:`pruned_config` (sorted keys): a rule's ``params:`` value."""
-    return json.dumps(pruned_config(cfg, stage, method), sort_keys=True)
+    """:func:`cloudyeo.training.runtime.node_params` of :func:`pruned_config`: a rule's ``params:`` value."""
+    return node_params(pruned_config(cfg, stage, method))
 
 
-def params_hash(params: str | dict) -> str:
-    """Short hash of a node's params: resumable epoch checkpoints must match it."""
-    text = params if isinstance(params, str) else json.dumps(params, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def fingerprint(cfg: dict[str, Any], stage: str, method: str, train_set: str | None = None) -> str:
+    """The checkpoint fingerprint of node ``stage[method(, train_set)]``: its params and the code
+    version of the stage; epoch checkpoints resume only when it matches."""
+    params = experiment_params(cfg, stage, method) + ("" if train_set is None else f"|{train_set}")
+    return checkpoint_fingerprint(params, stage)
 
 
 def load_pruned(text: str) -> dict[str, Any]:

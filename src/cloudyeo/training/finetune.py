@@ -32,24 +32,21 @@ from cloudyeo.training.data import CBENFused, flips, normalize_batch, resize
 from cloudyeo.training.experiments import (
     cben_store,
     epochs_dir,
-    experiment_params,
     finetune_outputs,
-    params_hash,
+    fingerprint,
     pretrain_outputs,
     settings,
 )
 from cloudyeo.training.normalization import NormalizationSpec
-from cloudyeo.training.pretrain import (
-    derived_seed,
-    progress_bar,
-    resume_or_reset,
-    write_json,
-)
+from cloudyeo.training.pretrain import derived_seed, write_json
 from cloudyeo.training.runtime import (
+    FINGERPRINT_KEY,
     MetricsLogger,
     autocast,
     load_checkpoint,
     prepare_model,
+    progress_bar,
+    resume_or_reset,
     save_checkpoint,
     save_epoch_checkpoint,
     seed_everything,
@@ -229,7 +226,7 @@ def finetune(
     p = paths(cfg)
     outs = finetune_outputs(p, method, train_set)
     ep_dir = epochs_dir(outs["model"].parent)
-    phash = params_hash(experiment_params(cfg, "finetune", method) + f"|{train_set}")
+    fp = fingerprint(cfg, "finetune", method, train_set)
 
     dev = select_device(device)
     seed_everything(derived_seed(seed, 17))
@@ -260,20 +257,20 @@ def finetune(
     input_size = s["input_size"]
     select_by = s["select_by"]
 
-    state = resume_or_reset(ep_dir, phash, model, optimizer, scheduler)
+    state = resume_or_reset(ep_dir, fp, model, optimizer, scheduler)
     start_epoch = 0 if state is None else int(state["epoch"]) + 1
     step = 0 if state is None else int(state["step"])
-    extra = {} if state is None else dict(state["extra"])
-    best_score = float(extra.get("best_score", -math.inf))
-    best_epoch = int(extra.get("best_epoch", -1))
-    elapsed = float(extra.get("elapsed_s", 0.0))
+    extra = {"best_score": -math.inf, "best_epoch": -1, "elapsed_s": 0.0} if state is None else state["extra"]
+    best_score = float(extra["best_score"])
+    best_epoch = int(extra["best_epoch"])
+    elapsed = float(extra["elapsed_s"])
     logger = MetricsLogger(ep_dir / "metrics.csv", resume_epoch=start_epoch - 1 if state else None)
     best_path = ep_dir / "best.pt"
     log.info("finetune %s on %s (%s): %d train / %d validation patches, %d epochs, batch %d, lr %.3g, %s",
              method, train_set, s["mode"], len(train), len(val), epochs, batch, lr, dev)
     val_loader = DataLoader(val, batch_size=batch, shuffle=False, num_workers=num_workers)
     ckpt_extra = {"method": method, "train_set": train_set, "input_size": input_size,
-                  "settings": s, "params_hash": phash, "pretrain_params_hash": pre["extra"].get("params_hash")}
+                  "settings": s, FINGERPRINT_KEY: fp, "pretrain_fingerprint": pre["extra"][FINGERPRINT_KEY]}
 
     cached = s["mode"] == "linear" and s["cache_features"]
     if cached and start_epoch < epochs:
@@ -361,7 +358,7 @@ def finetune(
         if checkpoint_every_s <= 0 or epoch == epochs - 1 or time.perf_counter() - last_save >= checkpoint_every_s:
             last_save = time.perf_counter()
             save_epoch_checkpoint(ep_dir, model, optimizer, scheduler, epoch=epoch, step=step, normalization=spec,
-                                  keep=1, extra={"params_hash": phash, "best_score": best_score,
+                                  keep=1, extra={FINGERPRINT_KEY: fp, "best_score": best_score,
                                                  "best_epoch": best_epoch, "elapsed_s": elapsed})
 
     atomic.copy_file(best_path, outs["model"])
@@ -383,7 +380,7 @@ def finetune(
         "validation": {k[4:]: float(v) for k, v in best_row.items() if k.startswith("val_") and v != ""},
         "elapsed_s": round(elapsed, 2),
         "input_size": input_size,
-        "params_hash": phash,
+        FINGERPRINT_KEY: fp,
         "torch": torch.__version__,
     }
     write_json(outs["summary"], summary)

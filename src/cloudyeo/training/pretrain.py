@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,16 +40,18 @@ from cloudyeo.training.data import (
 )
 from cloudyeo.training.experiments import (
     epochs_dir,
-    experiment_params,
-    params_hash,
+    fingerprint,
     pretrain_outputs,
     settings,
     ssl4eo_store,
 )
 from cloudyeo.training.runtime import (
+    FINGERPRINT_KEY,
     MetricsLogger,
     autocast,
     prepare_model,
+    progress_bar,
+    resume_or_reset,
     save_checkpoint,
     save_epoch_checkpoint,
     seed_everything,
@@ -79,36 +80,6 @@ def derived_seed(*parts: int) -> int:
 def write_json(path: Path, data: dict) -> None:
     """Metrics/summary JSON (sorted keys; numpy scalars as floats), written atomically."""
     atomic.write_json(path, data, indent=2, sort_keys=True, default=float)
-
-
-def progress_bar(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    tty = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=tty,
-                mininterval=0.5 if tty else 10.0, dynamic_ncols=tty)
-
-
-def resume_or_reset(directory: Path, phash: str, model, optimizer, scheduler) -> dict | None:
-    """The newest readable epoch checkpoint written with the same params, loaded into the objects
-    (RNG states restored), or None after clearing the folder: checkpoints of other params (a
-    changed setting) must never be resumed."""
-    from cloudyeo.training.runtime import list_epoch_checkpoints, load_checkpoint
-
-    directory = Path(directory)
-    if not directory.exists():
-        return None
-    for path in reversed(list_epoch_checkpoints(directory)):
-        try:
-            probe = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - a torn or corrupt file: try the one before
-            log.warning("skipping unreadable checkpoint %s: %s", path, exc)
-            continue
-        if (probe.get("extra") or {}).get("params_hash") != phash:
-            break
-        return load_checkpoint(path, model, optimizer, scheduler, restore_rng=True)
-    shutil.rmtree(directory)
-    return None
 
 
 def build_method(s: dict, method: str):
@@ -148,7 +119,7 @@ def pretrain(
     outs = pretrain_outputs(paths(cfg), method)
     out_dir = outs["model"].parent
     ep_dir = epochs_dir(out_dir)
-    phash = params_hash(experiment_params(cfg, "pretrain", method))
+    fp = fingerprint(cfg, "pretrain", method)
 
     dev = select_device(device)
     seed_everything(seed)
@@ -171,10 +142,10 @@ def pretrain(
     augment = make_augment(s)
     two_views = method != "mae"
 
-    state = resume_or_reset(ep_dir, phash, model, optimizer, scheduler)
+    state = resume_or_reset(ep_dir, fp, model, optimizer, scheduler)
     start_epoch = 0 if state is None else int(state["epoch"]) + 1
     step = 0 if state is None else int(state["step"])
-    elapsed = 0.0 if state is None else float(state["extra"].get("elapsed_s", 0.0))
+    elapsed = 0.0 if state is None else float(state["extra"]["elapsed_s"])
     if state is not None:
         log.info("resuming %s pretraining after epoch %d (%s)", method, start_epoch, state["path"])
     logger = MetricsLogger(ep_dir / "metrics.csv", resume_epoch=start_epoch - 1 if state else None)
@@ -238,7 +209,7 @@ def pretrain(
             last_save = time.perf_counter()
             save_epoch_checkpoint(ep_dir, model, optimizer, scheduler, epoch=epoch, step=step,
                                   normalization=spec, keep=1,
-                                  extra={"params_hash": phash, "method": method, "elapsed_s": elapsed})
+                                  extra={FINGERPRINT_KEY: fp, "method": method, "elapsed_s": elapsed})
 
     if not last_row:  # resumed after the last epoch: read it back
         rows = logger.read()
@@ -246,7 +217,7 @@ def pretrain(
 
     backbone = model.backbone
     save_checkpoint(outs["model"], backbone, epoch=epochs - 1, step=step, normalization=spec, extra={
-        "method": method, "ssl_spec": model.spec, "settings": s, "params_hash": phash,
+        "method": method, "ssl_spec": model.spec, "settings": s, FINGERPRINT_KEY: fp,
         "input_size": int(s["input_size"]), "bands": list(FUSED_BANDS),
     })
     atomic.copy_file(logger.path, outs["metrics"])
@@ -267,7 +238,7 @@ def pretrain(
         "elapsed_s": round(elapsed, 2),
         "samples_per_s": round(step * batch / max(elapsed, 1e-9), 2),
         "normalization": spec.to_dict(),
-        "params_hash": phash,
+        FINGERPRINT_KEY: fp,
         "torch": torch.__version__,
     }
     write_json(outs["summary"], summary)

@@ -9,20 +9,33 @@
   ``os.replace``): a killed job leaves either the previous file or the new one, never half of
   one. Epoch checkpoints are named ``epoch-0007.pt``; :func:`resume_state` loads the latest
   readable one so a restarted job continues after its last completed epoch.
-* :class:`MetricsLogger` appends one CSV row per epoch (header once, flushed and fsynced).
+* :class:`MetricsLogger` appends one CSV row per epoch (header once, flushed and fsynced);
+  :func:`progress_bar` is the tqdm bar of every loop.
+* :func:`node_params` is the one canonical form of what a node reads (a rule's ``params:`` and the
+  job's ``--config-json``): device, threads, workers and resources never enter it
+  (:data:`RUNTIME_KEYS`), so changing them reruns nothing.
+* :func:`checkpoint_fingerprint` (node params + code version) is stored with every epoch
+  checkpoint; :func:`resume_or_reset` resumes only checkpoints with the same fingerprint and
+  starts afresh otherwise (changed settings or changed code).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
+import json
+import logging
 import os
 import pickle
 import random
 import re
+import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +43,55 @@ from torch import nn
 
 CHECKPOINT_FORMAT = 1
 _EPOCH_FILE = re.compile(r"^epoch-(\d+)\.pt$")
+# How a job runs, not what it computes: never part of a node's params or fingerprint.
+RUNTIME_KEYS = frozenset({"device", "threads", "workers", "num_workers", "resources", "runtime", "mem_mb", "gpu",
+                          "checkpoint_every_s", "keep_epoch_checkpoints"})
+FINGERPRINT_KEY = "fingerprint"  # where epoch checkpoints keep theirs (``extra``)
+
+log = logging.getLogger(__name__)
+
+
+# -- node params and fingerprints --------------------------------------------------------------
+def _runtime_paths(node: Any, path: str = "") -> list[str]:
+    if not isinstance(node, dict):
+        return []
+    found = []
+    for k, v in node.items():
+        where = f"{path}.{k}" if path else str(k)
+        if k in RUNTIME_KEYS:
+            found.append(where)
+        found += _runtime_paths(v, where)
+    return found
+
+
+def node_params(pruned: dict[str, Any]) -> str:
+    """Canonical JSON (sorted keys) of the settings one node reads: its ``params:`` value.
+
+    Raises ValueError when a run-time setting (:data:`RUNTIME_KEYS`) is among them: those change
+    how a node runs, not what it computes, and must not rerun it.
+    """
+    leaked = _runtime_paths(pruned)
+    if leaked:
+        raise ValueError(f"run-time settings are not node params: {', '.join(leaked)}")
+    return json.dumps(pruned, sort_keys=True)
+
+
+def checkpoint_fingerprint(params: str, *stages: str) -> str:
+    """Short hash of a node's params and the code version of ``stages``
+    (:func:`cloudyeo.provenance.code_version`): checkpoints resume only when it matches."""
+    from cloudyeo.provenance import code_version
+
+    text = json.dumps({"params": params, "code": [code_version(s) for s in stages]}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True):
+    """tqdm on stderr: redrawn on a terminal, a line every 10 s in a log file."""
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=tty,
+                mininterval=0.5 if tty else 10.0, dynamic_ncols=tty)
 
 
 # -- seeds and devices ---------------------------------------------------------------------
@@ -73,6 +135,15 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
         if not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' requested but CUDA is not available")
     return device
+
+
+DEVICE_ENV = "CLOUDYEO_DEVICE"
+
+
+def job_device(configured: str) -> str:
+    """The device a job runs on: ``$CLOUDYEO_DEVICE`` (set by the workflow from the config at
+    parse time, so a device change reruns nothing) or the configured one."""
+    return os.environ.get(DEVICE_ENV) or configured
 
 
 def autocast(device: torch.device | str, enabled: bool = True):
@@ -265,6 +336,29 @@ def resume_state(
             return load_checkpoint(path, model, optimizer, scheduler, map_location, restore_rng=restore_rng)
         except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as exc:
             warnings.warn(f"skipping unreadable checkpoint {path}: {exc}", stacklevel=2)
+    return None
+
+
+def resume_or_reset(directory: str | Path, fingerprint: str, model: nn.Module | None = None,
+                    optimizer: torch.optim.Optimizer | None = None, scheduler=None,
+                    map_location="cpu") -> dict | None:
+    """The newest readable epoch checkpoint of ``directory`` made with ``fingerprint``, loaded into
+    the objects (RNG states restored); or None after removing ``directory``: checkpoints of other
+    params or other code are never resumed. Unreadable files (a torn write) are skipped."""
+    directory = Path(directory)
+    if not directory.exists():
+        return None
+    for path in reversed(list_epoch_checkpoints(directory)):
+        try:
+            probe = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a torn or corrupt file: try the one before
+            log.warning("skipping unreadable checkpoint %s: %s", path, exc)
+            continue
+        if not isinstance(probe, dict) or (probe.get("extra") or {}).get(FINGERPRINT_KEY) != fingerprint:
+            log.info("%s: checkpoints of other params or code: starting afresh", directory)
+            break
+        return load_checkpoint(path, model, optimizer, scheduler, map_location, restore_rng=True)
+    shutil.rmtree(directory)
     return None
 
 
