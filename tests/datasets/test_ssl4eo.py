@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -15,16 +16,17 @@ import xarray as xr
 import zarr
 from affine import Affine
 
-from cloudyeo import store
+from cloudyeo import drivers, store
 from cloudyeo.archives import open_archive
 from cloudyeo.archives.base import SearchQuery
 from cloudyeo.config import paths
 from cloudyeo.datasets import ssl4eo
+from cloudyeo.datasets.builder import get_builder
 from cloudyeo.sentinel import S1_POLARIZATIONS, S2_L1C_BANDS, S2_L2A_BANDS
 
 
 def manifest_of(cfg) -> pd.DataFrame:
-    return ssl4eo.read_manifest(ssl4eo.manifest_path(paths(cfg)))
+    return drivers.read_plan(get_builder("ssl4eo", cfg))["manifest"]
 
 
 def test_store_opens_with_stated_dims_and_chunks(ssl4eo_built):
@@ -98,6 +100,21 @@ def test_selection_against_the_archive(ssl4eo_built):
             assert row["skip_reason"] and row["batch"] == row["sample"] // 2
 
 
+def test_builder_paths_units_and_resources(ssl4eo_built):
+    b = get_builder("ssl4eo", ssl4eo_built)
+    p = paths(ssl4eo_built)
+    assert b.paths.store == p.ssl4eo_store and b.paths.manifest == p.ssl4eo / "manifest.parquet"
+    assert b.paths.created == p.ssl4eo / "store.created.json"
+    units = b.units(drivers.read_plan(b))
+    assert units == ["batch-0000", "batch-0001"]  # three locations, two per job
+    assert b.paths.part(units[1]) == p.ssl4eo / "parts" / "batch-0001.parquet" and b.paths.part(units[1]).is_file()
+    assert all(re.fullmatch(b.unit_pattern, u) for u in units)
+    assert b.job_resources("extract") == {"mem_mb": 3000, "runtime": 30}
+    assert json.loads(b.params("plan"))["ssl4eo"].keys() == b.section.keys() - {"store_codec"}
+    created = json.loads(b.paths.created.read_text())
+    assert (created["n_samples"], created["n_seasons"]) == (3, 4)
+
+
 def test_radiometric_offsets_applied(ssl4eo_built):
     """Stored reflectance = (DN + offset) / 10000 at 10 m bands, for both levels."""
     p = paths(ssl4eo_built)
@@ -123,7 +140,10 @@ def test_radiometric_offsets_applied(ssl4eo_built):
 
 def test_finalize_outputs(ssl4eo_built):
     p = paths(ssl4eo_built)
-    out = ssl4eo.finalize_outputs(p)
+    out = get_builder("ssl4eo", ssl4eo_built).paths.outputs
+    assert {path.name for path in out.values()} == {
+        "index.parquet", "season_availability.csv", "band_statistics.csv", "cloud_cover_histogram.png",
+        "examples.png", "dataset_card.md"}
     for path in out.values():
         assert path.exists() and path.stat().st_size > 0
     index = pd.read_parquet(out["index"])
@@ -136,6 +156,7 @@ def test_finalize_outputs(ssl4eo_built):
     assert total["missing"] == sum(total[f"missing_{c}"] for c in ssl4eo.SKIP_CATEGORIES)
     card = out["card"].read_text()
     assert "Missing seasons" in card and "<= 10 %" in card and ds.attrs["code_version"] in card
+    assert "## Season availability" in card and "## Sentinel-2 bands" in card and "Copernicus Sentinel data" in card
     stats = pd.read_csv(out["band_stats"])
     l2a = stats[stats["variable"] == "s2_l2a"]
     assert len(l2a) == 12 and (l2a["mean"].between(0, 1)).all() and (l2a["std"] > 0).all()
@@ -171,7 +192,7 @@ def test_scene_missing_a_band_is_skipped_and_named(ssl4eo_built, tmp_path):
         return item
 
     cfg = alternate_world(ssl4eo_built, tmp_path, drop_b09)
-    ssl4eo.write_plan(cfg, progress=False)
+    drivers.run_plan(get_builder("ssl4eo", cfg))
     new = manifest_of(cfg).set_index(["sample", "season"]).loc[(row["sample"], row["season"])]
     assert new["l1c_id"] != bad
     assert f"{bad}: missing band B09" in (new["rejected"] or "")
@@ -192,17 +213,19 @@ def test_read_error_names_scene_and_file_and_store_stays_incomplete(ssl4eo_built
         return item
 
     cfg = alternate_world(ssl4eo_built, tmp_path, corrupt)
-    ssl4eo.write_plan(cfg, progress=False)
-    ssl4eo.init_store(cfg)
+    b = get_builder("ssl4eo", cfg)
+    drivers.run_plan(b)
+    drivers.run_init(b)
+    unit = ssl4eo.batch_unit(row["batch"])
     with pytest.raises(ssl4eo.ExtractionError) as err:
-        ssl4eo.extract_batch(cfg, int(row["batch"]), progress=False)
+        drivers.run_extract(b, unit)
     msg = str(err.value)
     assert row["l2a_id"] in msg and "B03" in msg and str(broken) in msg and row["location"] in msg
     p = paths(cfg)
-    assert not ssl4eo.part_path(p, int(row["batch"])).exists()
+    assert not b.paths.part(unit).exists()
     assert not store.is_complete(p.ssl4eo_store)
-    with pytest.raises(RuntimeError, match="no extracted part"):
-        ssl4eo.finalize(cfg)
+    with pytest.raises(RuntimeError, match=f"no extracted part for batch .*{unit}"):
+        drivers.run_finalize(b)
     with pytest.raises(store.IncompleteStoreError):
         store.open_store(p.ssl4eo_store)
 
@@ -212,7 +235,10 @@ def test_extract_after_finalize_unmarks_the_store(ssl4eo_built, tmp_path):
     cfg = dict(ssl4eo_built, results_dir=str(tmp_path / "results"))
     p = paths(cfg)
     assert store.is_complete(p.ssl4eo_store)
-    ssl4eo.extract_batch(cfg, 0, progress=False)  # a rerun of one shard
+    b = get_builder("ssl4eo", cfg)
+    drivers.run_extract(b, "batch-0000")  # a rerun of one shard
     assert not store.is_complete(p.ssl4eo_store)
     with pytest.raises(store.IncompleteStoreError):
         store.open_store(p.ssl4eo_store)
+    with pytest.raises(KeyError, match="batch 'batch-0009' is not a unit"):
+        drivers.run_extract(b, "batch-0009")

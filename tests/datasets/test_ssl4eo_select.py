@@ -4,6 +4,8 @@ missing bands, L1C/L2A pairing, the 60 m lattice, S1 choice, radiometry, and the
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from shapely.geometry import box, mapping
 
 from cloudyeo.archives.base import AssetInfo, SceneRecord, apply_filters
 from cloudyeo.datasets import ssl4eo
+from cloudyeo.datasets.common import S2_FILL, to_db
 from cloudyeo.datasets.ssl4eo import (
     L1C,
     L2A,
@@ -177,12 +180,12 @@ def test_encode_reflectance_applies_offset_and_fill():
     dn = np.array([[0.0, 1000.0], [3456.0, np.nan]], dtype=np.float32)
     out = ssl4eo.encode_reflectance(dn, -1000.0, 10000.0)
     assert out.dtype == np.int16
-    assert out.tolist() == [[ssl4eo.S2_FILL, 0], [2456, ssl4eo.S2_FILL]]
+    assert out.tolist() == [[S2_FILL, 0], [2456, S2_FILL]]
     assert ssl4eo.encode_reflectance(dn, 0.0, 10000.0)[1, 0] == 3456
-    db = ssl4eo.to_db(np.array([1.0, 0.01, 0.0, np.nan], dtype=np.float32), "linear")
+    db = to_db(np.array([1.0, 0.01, 0.0, np.nan], dtype=np.float32), "linear")
     np.testing.assert_allclose(db[:2], [0.0, -20.0])
     assert np.isnan(db[2:]).all()
-    assert ssl4eo.to_db(np.array([-12.5], dtype=np.float32), "dB")[0] == -12.5
+    assert to_db(np.array([-12.5], dtype=np.float32), "dB")[0] == -12.5
 
 
 class FakeArchive:
@@ -222,3 +225,24 @@ def test_plan_manifest_rows_windows_and_s1(tmp_path, monkeypatch):
     assert {(q.start.date().isoformat(), q.end.date().isoformat()) for q in s2_queries} == {
         ("2021-06-06", "2021-07-06"), ("2021-09-07", "2021-10-07")}
     assert all(q.intersects is not None for q in archive.queries)
+
+
+def test_plan_through_the_builder_and_location_zones(tmp_path, monkeypatch):
+    """The builder's plan is the manifest; configured locations get their standard UTM zone."""
+    from cloudyeo.datasets.builder import get_builder
+
+    monkeypatch.setattr(ssl4eo, "_archive", lambda cfg: FakeArchive([*pair("jun", 2, 1.0)]))
+    cfg = tiny_ssl4eo_config(tmp_path, patch_px=PATCH, season_dates=["2021-06-21"],
+                             locations=[{"name": "here", "lon": LON, "lat": LAT}])
+    tables = get_builder("ssl4eo", cfg).plan()
+    assert list(tables) == ["manifest"] and tables["manifest"]["l2a_id"].tolist() == ["L2A_jun"]
+    locs = ssl4eo.load_locations(tiny_ssl4eo_config(tmp_path, locations=[
+        {"name": "a", "lon": LON, "lat": LAT}, {"name": "b", "lon": -70.0, "lat": -20.0}]))
+    assert [loc.epsg for loc in locs] == [EPSG, 32719]
+
+
+def test_ssl4eo_imports_neither_the_report_layer_nor_the_demo():
+    code = ("import sys, cloudyeo.datasets.ssl4eo; "
+            "print(sorted(m for m in sys.modules if m.startswith(('cloudyeo.demo', 'cloudyeo.report'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
