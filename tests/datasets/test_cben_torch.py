@@ -182,3 +182,16 @@ def test_refuses_incomplete_store(tmp_path):
         CBENDataset(path)
     with pytest.raises(FileNotFoundError):
         CBENDataset(tmp_path / "nothing.zarr")
+
+
+def test_transforms_and_plot(cben):
+    from matplotlib.figure import Figure
+
+    ds = CBENDataset(cben, transforms=lambda s: {**s, "s2": s["s2"][:3]})
+    item = ds[0]
+    assert item["s2"].shape[0] == 3
+    fig = ds.plot(item)
+    assert isinstance(fig, Figure)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

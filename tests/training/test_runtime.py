@@ -156,3 +156,61 @@ def test_metrics_logger(tmp_path):
     assert lines[0] == "epoch,loss,lr" and len(lines) == 4 and lines[2] == "2,0.4,"
     resumed = MetricsLogger(path, resume_epoch=2)  # epoch 3 was logged but never checkpointed
     assert [r["epoch"] for r in resumed.read()] == ["1", "2"]
+
+
+# -- node params and checkpoint fingerprints ---------------------------------------------------
+def _config():
+    from pathlib import Path
+
+    from cloudyeo.config import load_config
+
+    return load_config(Path(__file__).resolve().parents[2] / "config" / "config.yaml")
+
+
+def test_node_params_refuse_run_time_settings():
+    from cloudyeo.training.runtime import node_params
+
+    assert node_params({"b": 1, "a": {"lr": 0.1}}) == '{"a": {"lr": 0.1}, "b": 1}'
+    with pytest.raises(ValueError, match=r"a\.device"):
+        node_params({"a": {"device": "cuda"}})
+
+
+def test_fingerprint_changes_with_code_and_params(monkeypatch):
+    from cloudyeo import provenance
+    from cloudyeo.training.runtime import checkpoint_fingerprint
+
+    a = checkpoint_fingerprint('{"lr": 0.1}', "pretrain")
+    assert a == checkpoint_fingerprint('{"lr": 0.1}', "pretrain")
+    assert a != checkpoint_fingerprint('{"lr": 0.2}', "pretrain")
+    monkeypatch.setattr(provenance, "code_version", lambda stage: f"changed-{stage}")
+    assert a != checkpoint_fingerprint('{"lr": 0.1}', "pretrain")
+
+
+def test_node_fingerprints_ignore_device_threads_and_resources():
+    from cloudyeo.config import deep_merge
+    from cloudyeo.training import cloud_removal, experiments
+
+    cfg = _config()
+    moved = deep_merge(cfg, {"cben_experiments": {"runtime": {"device": "cpu", "num_workers": 4},
+                                                  "resources": {"threads": 8, "gpu": 0}},
+                             "cloud_removal": {"device": "cpu", "threads": 8}})
+    changed = deep_merge(cfg, {"cben_experiments": {"pretrain": {"common": {"lr": 0.123}}}})
+    for stage in ("pretrain", "finetune"):
+        assert experiments.fingerprint(cfg, stage, "moco2") == experiments.fingerprint(moved, stage, "moco2")
+        assert experiments.fingerprint(cfg, stage, "moco2") != experiments.fingerprint(changed, stage, "moco2")
+    for dataset in ("timeseries", "planetcr"):
+        method = cloud_removal.methods_for(cfg, dataset, trained_only=True)[0]
+        assert cloud_removal.node_config(cfg, method, dataset) == cloud_removal.node_config(moved, method, dataset)
+        assert cloud_removal.fingerprint(cfg, method, dataset) == cloud_removal.fingerprint(moved, method, dataset)
+
+
+def test_resume_with_another_fingerprint_starts_fresh(tmp_path):
+    from cloudyeo.training.runtime import FINGERPRINT_KEY, resume_or_reset, save_epoch_checkpoint
+
+    model = torch.nn.Linear(2, 2)
+    for epoch in (0, 1):
+        save_epoch_checkpoint(tmp_path / "epochs", model, epoch=epoch, extra={FINGERPRINT_KEY: "old"})
+    state = resume_or_reset(tmp_path / "epochs", "old", model)
+    assert state is not None and state["epoch"] == 1
+    assert resume_or_reset(tmp_path / "epochs", "new", model) is None
+    assert not (tmp_path / "epochs").exists()  # the other fingerprint's checkpoints are gone
