@@ -41,13 +41,8 @@ def tiny_ssl4eo_world(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def ssl4eo_built(tiny_ssl4eo_world, tmp_path_factory) -> dict:
     """Config of a complete SSL4EO store built from the tiny world (plan, init, extract, finalize)."""
-    from cloudyeo.datasets import ssl4eo
+    from support.datasets import build_dataset
 
     cfg = dict(tiny_ssl4eo_world, results_dir=str(tmp_path_factory.mktemp("ssl4eo_results")))
-    ssl4eo.write_plan(cfg, progress=False)
-    ssl4eo.init_store(cfg)
-    manifest = ssl4eo.read_manifest(ssl4eo.manifest_path(paths(cfg)))
-    for batch in sorted(manifest["batch"].unique()):
-        ssl4eo.extract_batch(cfg, int(batch), progress=False)
-    ssl4eo.finalize(cfg)
+    build_dataset("ssl4eo", cfg)
     return cfg

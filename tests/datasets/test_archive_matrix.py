@@ -45,11 +45,11 @@ from shapely.geometry import box, shape
 from support.datasets import build_dataset
 from support.loopback import ee_invocations, rustac_serving
 
-from cloudyeo import store
+from cloudyeo import drivers, store
 from cloudyeo.archives.local import LocalStacArchive
 from cloudyeo.archives.reading import read_raster
 from cloudyeo.config import paths, validate_config
-from cloudyeo.datasets import cben, ssl4eo
+from cloudyeo.datasets import cben
 from cloudyeo.datasets import timeseries as ts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -562,13 +562,9 @@ def _ssl_cfg(world_cfg: dict[str, Any], sections: dict[str, Any], results: Path)
 
 
 def _build_ssl(cfg: dict[str, Any]) -> dict[str, Any]:
-    ssl4eo.write_plan(cfg, progress=False)
-    ssl4eo.init_store(cfg)
-    manifest = ssl4eo.read_manifest(ssl4eo.manifest_path(paths(cfg)))
-    for batch in sorted(manifest["batch"].unique()):
-        ssl4eo.extract_batch(cfg, int(batch), progress=False)
-    ssl4eo.finalize(cfg)
-    ds = store.open_store(paths(cfg).ssl4eo_store)
+    builder = build_dataset("ssl4eo", cfg)
+    manifest = drivers.read_plan(builder)["manifest"]
+    ds = store.open_store(builder.paths.store)
     out = {"manifest": manifest.sort_values(["sample", "season"]).reset_index(drop=True)}
     for v in ds.data_vars:
         out[v] = ds[v].values
