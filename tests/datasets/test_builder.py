@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from support.datasets import build_dataset
 
 from cloudyeo import drivers, store
 from cloudyeo.datasets.builder import PACKAGE_BUILDERS, BuilderError, builder_class, get_builder, registry
-from support.datasets import build_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 TOY_DIR = Path(__file__).parent / "toy"
@@ -84,7 +84,8 @@ def test_extract_of_unknown_unit_and_missing_part(toy_cfg):
 def test_toy_dataset_workflow_target_runs(tmp_path):
     """A builder module and a config line: the generated rules build it (`snakemake toy_dataset`)."""
     (tmp_path / "toy.yaml").write_text(yaml.safe_dump({"dataset_builders": ["toy_dataset"]}))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TOY_DIR), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TOY_DIR), os.environ.get("PYTHONPATH", "")]),
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))  # the cloudyeo command
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(tmp_path / "toy.yaml"), "--cores", "1", "toy_dataset"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)

@@ -227,6 +227,8 @@ class DatasetBuilder(ABC):
         if verb not in VERBS:
             raise BuilderError(f"{self.name}: unknown verb {verb!r} (one of {', '.join(VERBS)})")
         subset = {k: self.cfg[k] for k in self.sections if k in self.cfg}
+        if self.name not in PACKAGE_BUILDERS:  # the CLI must find the builder's module again
+            subset["dataset_builders"] = [type(self).__module__]
         if verb == "plan" and self.name in subset:
             subset[self.name] = {k: v for k, v in subset[self.name].items() if k not in self.store_keys}
         return json.dumps(subset, sort_keys=True)
