@@ -2,6 +2,8 @@
 # an empty store, one extract job per unit of work, finalize, and a target named like the dataset.
 # The rules call `cloudyeo dataset <name> <verb>`; outputs come from the builder's path table and
 # each verb's params are the config it reads (the plan never sees store-only keys).
+# A shell command runs after the loop has moved on: it reads the dataset from params, never from
+# a loop variable (every other directive is evaluated here, in the loop).
 DATASET_TARGETS = []
 
 for _name, _builder in DATASETS.items():
@@ -16,6 +18,7 @@ for _name, _builder in DATASETS.items():
         output:
             **{t: str(p) for t, p in _paths.plan.items()},
         params:
+            dataset=_name,
             cfg=dataset_params(_builder, "plan"),
             code=_code,
         resources:
@@ -27,7 +30,7 @@ for _name, _builder in DATASETS.items():
         conda:
             CONDA_ENV
         shell:
-            f"cloudyeo dataset {_name} plan --quiet --config-json {{params.cfg:q}} > {{log}} 2>&1"
+            "cloudyeo dataset {params.dataset} plan --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
     rule:
         name:
@@ -37,6 +40,7 @@ for _name, _builder in DATASETS.items():
         output:
             str(_paths.created),
         params:
+            dataset=_name,
             cfg=dataset_params(_builder, "init"),
             code=_code,
         resources:
@@ -48,7 +52,7 @@ for _name, _builder in DATASETS.items():
         conda:
             CONDA_ENV
         shell:
-            f"cloudyeo dataset {_name} init --quiet --config-json {{params.cfg:q}} > {{log}} 2>&1"
+            "cloudyeo dataset {params.dataset} init --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
     rule:
         name:
@@ -62,6 +66,7 @@ for _name, _builder in DATASETS.items():
         wildcard_constraints:
             unit=_builder.unit_pattern,
         params:
+            dataset=_name,
             cfg=dataset_params(_builder, "extract"),
             code=_code,
         threads: _builder.threads.get("extract", 1)
@@ -74,8 +79,8 @@ for _name, _builder in DATASETS.items():
         conda:
             CONDA_ENV
         shell:
-            f"CLOUDYEO_THREADS={{threads}} cloudyeo dataset {_name} extract --quiet --unit {{wildcards.unit}} "
-            f"--config-json {{params.cfg:q}} > {{log}} 2>&1"
+            "CLOUDYEO_THREADS={threads} cloudyeo dataset {params.dataset} extract --quiet --unit {wildcards.unit} "
+            "--config-json {params.cfg:q} > {log} 2>&1"
 
     rule:
         name:
@@ -86,6 +91,7 @@ for _name, _builder in DATASETS.items():
         output:
             **dataset_outputs(_builder),
         params:
+            dataset=_name,
             cfg=dataset_params(_builder, "finalize"),
             code=_code,
         threads: _builder.threads.get("finalize", 1)
@@ -98,7 +104,7 @@ for _name, _builder in DATASETS.items():
         conda:
             CONDA_ENV
         shell:
-            f"CLOUDYEO_THREADS={{threads}} cloudyeo dataset {_name} finalize --quiet --config-json {{params.cfg:q}} > {{log}} 2>&1"
+            "CLOUDYEO_THREADS={threads} cloudyeo dataset {params.dataset} finalize --quiet --config-json {params.cfg:q} > {log} 2>&1"
 
     rule:
         name:
