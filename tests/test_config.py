@@ -66,7 +66,7 @@ def test_stage_config_is_canonical_and_scoped():
     cfg = load_config(ROOT / "config" / "config.yaml")
     demo = json.loads(stage_config(cfg, "demo"))
     assert set(demo) == {"archive", "resources_dir", "demo"}
-    assert stage_config(cfg, "cben") == stage_config(json.loads(json.dumps(cfg)), "cben")
+    assert stage_config(cfg, "demo_planet") == stage_config(json.loads(json.dumps(cfg)), "demo_planet")
 
 
 def test_snakemake_rejects_invalid_config_before_any_job(tmp_path):

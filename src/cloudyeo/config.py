@@ -205,20 +205,14 @@ def paths(cfg: dict[str, Any]) -> Paths:
         catalog=demo / "catalog" / "items.ndjson",
     )
 
-# The sections of the real-archive adapters (a dataset stage reads whichever is selected).
-_ARCHIVES = ("stac", "earthengine", "sentinelhub")
-
-# Which config sections each stage depends on. Rules pass exactly these through ``params:``
+# Which config sections each stage outside the dataset builders depends on (a builder declares
+# its own: cloudyeo.datasets.builder.DatasetBuilder.sections). Rules pass exactly these through ``params:``
 # so that changing a setting reruns the affected nodes only.
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "demo": ("archive", "resources_dir", "demo"),
     "climatology": ("archive", "resources_dir", "climatology"),
-    "cben": ("archive", "resources_dir", "results_dir", *_ARCHIVES, "climatology", "reference", "cben"),
     "demo_timeseries": ("archive", "resources_dir", "demo_timeseries"),
-    "timeseries": ("archive", "resources_dir", "results_dir", *_ARCHIVES, "timeseries"),
-    "ssl4eo": ("archive", "resources_dir", "results_dir", *_ARCHIVES, "ssl4eo"),
     "demo_planet": ("resources_dir", "demo_planet"),
-    "planetcr": ("resources_dir", "results_dir", "stac", "planetcr"),
 }
 
 

@@ -56,7 +56,7 @@ from ..archives.base import SceneRecord, SearchQuery
 from ..archives.planet import ASSETS_KEY, PL_API_KEY_ENV, PlanetAssetMissing
 from ..archives.reading import ReadError, open_raster, read_asset_on_grid, read_exact_window
 from ..archives.s1_source import dataset_s1_source, s1_card_line
-from ..config import paths, stage_config
+from ..config import paths
 from ..grids import footprint, to_lonlat
 from ..landcover import (
     CLASSES,
@@ -721,7 +721,7 @@ def selected_rows(manifest: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------ the store
 
 
-def store_layout(cfg: Mapping[str, Any], rows: pd.DataFrame, code: str) -> StoreLayout:
+def store_layout(cfg: Mapping[str, Any], rows: pd.DataFrame, code: str, build_config: str) -> StoreLayout:
     """The empty store (one sample per selected window): variables, plan-time coordinates, attributes."""
     s = Settings.from_config(cfg)
     sec = cfg["planetcr"]
@@ -823,7 +823,7 @@ def store_layout(cfg: Mapping[str, Any], rows: pd.DataFrame, code: str) -> Store
         dt_definition="days, clear (or S1) acquisition minus cloudy acquisition",
         source=src_kind,
         store_codec=sec["store_codec"],
-        build_config=stage_config(cfg, "planetcr"),
+        build_config=build_config,
         code_version=code,
     )
     return StoreLayout(n_samples=len(rows), variables=variables, coords=coords, attrs=attrs, codec=sec["store_codec"])
@@ -1147,7 +1147,7 @@ class PlanetCRBuilder(DatasetBuilder):
         return sorted(manifest.loc[manifest["selected"], "batch"].dropna().unique())
 
     def layout(self, plan: dict[str, pd.DataFrame]) -> StoreLayout:
-        return store_layout(self.cfg, selected_rows(plan["manifest"]), self.code_version())
+        return store_layout(self.cfg, selected_rows(plan["manifest"]), self.code_version(), self.params("init"))
 
     def extract(self, unit: str, plan: dict[str, pd.DataFrame], write: WriteSamples, *,
                 progress: bool = False) -> pd.DataFrame:
