@@ -40,9 +40,9 @@ rule cloud_removal_train:
         code=_cr_code,
     threads: 1
     resources:
-        mem_mb=_cr_res("mem_mb", 3000),
-        runtime=_cr_res("runtime", 30),
-        gpu=_cr_res("gpu", 0),
+        mem_mb=_cr_res("mem_mb"),
+        runtime=_cr_res("runtime"),
+        gpu=_cr_res("gpu"),
     log:
         f"{LOGS}/cloud_removal/train/{{dataset}}/{{method}}.log",
     benchmark:

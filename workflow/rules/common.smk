@@ -94,8 +94,9 @@ def _cr_eval_inputs(wildcards):
     return out
 
 
-def _cr_res(key, default):
-    return lambda wildcards: int(_cr_hp(wildcards.method).get(key, default))
+def _cr_res(key):
+    """A resource of the method's train node (cloud_removal.common, overridden per method)."""
+    return lambda wildcards: int(_cr_hp(wildcards.method)[key])
 
 
 def _cr_records(dataset):

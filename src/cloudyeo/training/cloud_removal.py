@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,27 +90,32 @@ class CloudRemovalError(RuntimeError):
 
 # ------------------------------------------------------------------------------------- config
 def method_config(cfg: dict[str, Any], method: str) -> dict[str, Any]:
-    """The effective hyperparameters of ``method`` (paper overrides merged for preset 'paper')."""
+    """The effective hyperparameters of ``method``: ``cloud_removal.common`` overridden key by key
+    by ``cloud_removal.methods.<method>`` (then, for preset 'paper', by ``cloud_removal.paper.<method>``)."""
     cr = cfg["cloud_removal"]
     if method not in cr["methods"]:
         raise CloudRemovalError(
             f"unknown cloud-removal method {method!r}; configured: {', '.join(sorted(cr['methods']))}")
-    m = copy.deepcopy(cr["methods"][method])
-    if cr.get("preset", "demo") == "paper":
-        over = (cr.get("paper") or {}).get(method, {})
-        if over:
-            m.update(copy.deepcopy(over))
-            _check_method(m, f"cloud_removal.paper.{method}")
+    m = {**copy.deepcopy(cr["common"]), **copy.deepcopy(cr["methods"][method])}
+    where = f"cloud_removal.methods.{method}"
+    if cr["preset"] == "paper" and method in cr["paper"]:
+        m.update(copy.deepcopy(cr["paper"][method]))
+        where = f"cloud_removal.paper.{method}"
+    _check_method(m, where)
     return m
 
 
 def _check_method(m: dict[str, Any], where: str) -> None:
-    """Validate a merged method block against the schema of ``cloud_removal.methods.*``."""
+    """Validate a merged method block: the keys of ``cloud_removal.common`` plus kind, datasets and
+    baseline (``cloud_removal.methods.*``), nothing else."""
     import jsonschema
 
     from cloudyeo.config import ConfigError, load_schema
 
-    schema = load_schema()["properties"]["cloud_removal"]["properties"]["methods"]["additionalProperties"]
+    props = load_schema()["properties"]["cloud_removal"]["properties"]
+    method = props["methods"]["additionalProperties"]
+    schema = {"type": "object", "additionalProperties": False, "required": method["required"],
+              "properties": {**props["common"]["properties"], **method["properties"]}}
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(m))
     if errors:
         raise ConfigError("invalid configuration:\n" + "\n".join(
@@ -119,12 +125,12 @@ def _check_method(m: dict[str, Any], where: str) -> None:
 def methods_for(cfg: dict[str, Any], dataset: str, *, trained_only: bool = False) -> list[str]:
     """Enabled methods evaluated on ``dataset`` (config order)."""
     cr = cfg["cloud_removal"]
-    if dataset not in cr.get("datasets", DATASETS):
+    if dataset not in cr["datasets"]:
         return []
     out = []
     for name in cr["methods"]:
         m = method_config(cfg, name)
-        if dataset in m.get("datasets", []) and (not trained_only or m["kind"] != "baseline"):
+        if dataset in m["datasets"] and (not trained_only or m["kind"] != "baseline"):
             out.append(name)
     return out
 
@@ -136,7 +142,7 @@ def dataset_identity(cfg: dict[str, Any], dataset: str) -> dict[str, Any]:
         raise CloudRemovalError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     out: dict[str, Any] = {k: cfg[k] for k in ("archive", "resources_dir", "results_dir") if k in cfg}
     if dataset == "timeseries":
-        out["timeseries"] = {"manifest": copy.deepcopy(cfg.get("timeseries", {}).get("manifest", {}))}
+        out["timeseries"] = {"manifest": copy.deepcopy(cfg["timeseries"]["manifest"])}
     return out
 
 
@@ -174,7 +180,7 @@ def model_dir(cfg: dict[str, Any], method: str, dataset: str) -> Path:
 def open_source(cfg: dict[str, Any], dataset: str):
     p = paths(cfg)
     if dataset == "timeseries":
-        return TimeSeriesSource(p.timeseries_store, p.timeseries, cfg.get("timeseries", {}).get("manifest"))
+        return TimeSeriesSource(p.timeseries_store, p.timeseries, cfg["timeseries"]["manifest"])
     if dataset == "planetcr":
         return PlanetCRSource(p.planetcr_store)
     raise CloudRemovalError(f"unknown dataset {dataset!r}")
@@ -214,7 +220,7 @@ def run_stage(name: str, module: nn.Module, loss_fn: Callable[[dict, torch.devic
     ckpt_dir = out_dir / "checkpoints" / name
     module.to(device)
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr,
-                           weight_decay=float(hp.get("weight_decay", 0.0)))
+                           weight_decay=float(hp["weight_decay"]))
     state = resume_or_reset(ckpt_dir, run.fingerprint, module, opt)
     start = 1 if state is None else state["epoch"] + 1
     if state is not None:
@@ -225,7 +231,7 @@ def run_stage(name: str, module: nn.Module, loss_fn: Callable[[dict, torch.devic
         module.train()
         rng = np.random.default_rng([int(seed), stage_tag, epoch])
         t0 = time.perf_counter()
-        totals: dict[str, float] = {}
+        totals: dict[str, float] = defaultdict(float)
         for _ in range(steps):
             batch = batch_fn(rng)
             with autocast(device):
@@ -234,7 +240,7 @@ def run_stage(name: str, module: nn.Module, loss_fn: Callable[[dict, torch.devic
             loss.backward()
             opt.step()
             for k, v in {"loss": float(loss.detach()), **parts}.items():
-                totals[k] = totals.get(k, 0.0) + v
+                totals[k] += v
         row = {"epoch": epoch, "steps": steps, **{k: v / steps for k, v in totals.items()},
                "seconds": round(time.perf_counter() - t0, 3)}
         logger.log(row)
@@ -392,27 +398,27 @@ def model_spec(kind: str, hp: dict, dataset: str, *, n_classes: int | None = Non
     bands, sar = (13, 2) if dataset == "timeseries" else (4, 2)
     if kind == "dsen2cr":
         return {"arch": "dsen2cr", "optical_bands": bands, "sar_bands": sar, "width": hp["width"],
-                "blocks": hp["blocks"], "res_scale": hp.get("res_scale", 0.1), "use_sar": hp.get("use_sar", True)}
+                "blocks": hp["blocks"], "res_scale": hp["res_scale"], "use_sar": hp["use_sar"]}
     if kind == "seq2point":
-        return {"arch": "seq2point", "optical_bands": bands, "sar_bands": sar, "use_sar": hp.get("use_sar", True),
-                "use_mask": hp.get("use_mask", True), "width": hp["width"], "blocks": hp["blocks"],
-                "temporal_layers": hp.get("temporal_layers", 2)}
+        return {"arch": "seq2point", "optical_bands": bands, "sar_bands": sar, "use_sar": hp["use_sar"],
+                "use_mask": hp["use_mask"], "width": hp["width"], "blocks": hp["blocks"],
+                "temporal_layers": hp["temporal_layers"]}
     if kind == "seq2seq":
         return {"arch": "unet3d", "in_chans": sar, "out_chans": bands, "width": hp["width"],
-                "depth": hp.get("depth", 2)}
+                "depth": hp["depth"]}
     if kind == "hcrlc":
         return {"arch": "hcrlc", "optical_bands": bands, "sar_bands": sar, "n_classes": n_classes or TS_CLASSES,
-                "width": hp["width"], "depth": hp.get("depth", 3), "tasks": list(hp.get("tasks", ["cr", "lc"])),
-                "use_sar": hp.get("use_sar", True), "shared_decoder": hp.get("shared_decoder", False)}
+                "width": hp["width"], "depth": hp["depth"], "tasks": list(hp["tasks"]),
+                "use_sar": hp["use_sar"], "shared_decoder": hp["shared_decoder"]}
     if kind == "hcr_then_lc":
         return {"arch": "hcrlc", "optical_bands": bands, "sar_bands": sar, "n_classes": n_classes or TS_CLASSES,
-                "width": hp["width"], "depth": hp.get("depth", 3), "tasks": ["cr"], "use_sar": hp.get("use_sar", True)}
+                "width": hp["width"], "depth": hp["depth"], "tasks": ["cr"], "use_sar": hp["use_sar"]}
     if kind == "aligncr":
         return {"arch": "aligncr", "optical_bands": bands, "sar_bands": sar, "width": hp["width"],
-                "blocks": hp["blocks"], "use_sar": hp.get("use_sar", True), "align": hp.get("align", True)}
+                "blocks": hp["blocks"], "use_sar": hp["use_sar"], "align": hp["align"]}
     if kind == "segmentation":
         return {"arch": "segunet", "in_chans": bands, "n_classes": n_classes or 6, "width": hp["width"],
-                "depth": hp.get("depth", 3)}
+                "depth": hp["depth"]}
     raise CloudRemovalError(f"no network for method kind {kind!r}")
 
 
@@ -431,7 +437,7 @@ def _train_dsen2cr(src, dataset, hp, out_dir, seed, device, run):
         batch = ts_single_batch(src, _ts_rows(src), hp)
     else:
         batch = planet_batch(src, src.samples("train"), hp)
-    lam = float(hp.get("carl_lambda", 1.0))
+    lam = float(hp["carl_lambda"])
 
     def loss_fn(b, dev):
         b = _dev(b, dev)
@@ -453,7 +459,7 @@ def _train_seq2point(src, dataset, hp, out_dir, seed, device, run):
         raise CloudRemovalError("seq2point needs a time series (dataset 'timeseries')")
     model = _build(model_spec("seq2point", hp, dataset))
     batch = ts_sequence_batch(src, _ts_rows(src), hp)
-    l1w, pw = float(hp.get("l1_weight", 100.0)), float(hp.get("perceptual_weight", 1.0))
+    l1w, pw = float(hp["l1_weight"]), float(hp["perceptual_weight"])
 
     def loss_fn(b, dev):
         b = _dev(b, dev)
@@ -473,7 +479,7 @@ def _pretext_stage(src, dataset, hp, out_dir, seed, device, run):
     unit = 2 ** (spec["depth"] + 1)
     if int(hp["crop"]) % unit:
         raise CloudRemovalError(f"pretext crops must be multiples of {unit} px (crop {hp['crop']})")
-    batch = ts_pretext_batch(src, {**hp, "batch_size": hp.get("pretext_batch_size", hp["batch_size"])},
+    batch = ts_pretext_batch(src, {**hp, "batch_size": hp["pretext_batch_size"] or hp["batch_size"]},
                              src.patches("train"))
 
     def loss_fn(b, dev):
@@ -494,14 +500,14 @@ def _train_hcrlc(src, dataset, hp, out_dir, seed, device, run):
         raise CloudRemovalError("HCR&LC is set up on the time series (its land cover is BEN19)")
     model = _build(model_spec("hcrlc", hp, dataset))
     info: dict[str, Any] = {}
-    if int(hp.get("pretext_epochs", 0)) > 0:
+    if int(hp["pretext_epochs"]) > 0:
         if not getattr(model, "use_sar", True):
             raise CloudRemovalError("pretext pretraining pairs S2 with S1: it needs use_sar")
         net, pinfo = _pretext_stage(src, dataset, hp, out_dir, seed, device, run)
         model.encoder.load_state_dict(net.encoder.state_dict())
         info["pretext"] = pinfo
     labelled = None
-    frac = float(hp.get("label_fraction", 1.0))
+    frac = float(hp["label_fraction"])
     if frac < 1.0:
         train_patches = src.patches("train")
         k = max(1, round(frac * len(train_patches)))
@@ -509,12 +515,12 @@ def _train_hcrlc(src, dataset, hp, out_dir, seed, device, run):
         info["labelled_patches"] = sorted(labelled)
     tasks = tuple(model.tasks)
     batch = ts_single_batch(src, _ts_rows(src), hp, with_lc="lc" in tasks, labelled=labelled)
-    weighting = hp.get("weighting", "equal")
+    weighting = hp["weighting"]
     container = nn.ModuleDict({"net": model})
     if weighting == "uncertainty" and len(tasks) > 1:
         container["weighting"] = UncertaintyWeighting(len(tasks))
-    weights = [float(w) for w in hp.get("task_weights", [1.0] * len(tasks))]
-    lam = float(hp.get("carl_lambda", 1.0))
+    weights = [float(w) for w in hp["task_weights"] or [1.0] * len(tasks)]
+    lam = float(hp["carl_lambda"])
 
     def loss_fn(b, dev):
         b = _dev(b, dev)
@@ -552,7 +558,7 @@ def _train_hcr_then_lc(src, dataset, hp, out_dir, seed, device, run):
         raise CloudRemovalError("HCR-then-classify is set up on the time series")
     cr = _build(model_spec("hcr_then_lc", hp, dataset))
     rows = _ts_rows(src)
-    lam = float(hp.get("carl_lambda", 1.0))
+    lam = float(hp["carl_lambda"])
 
     def cr_loss(b, dev):
         b = _dev(b, dev)
@@ -582,8 +588,7 @@ def _train_aligncr(src, dataset, hp, out_dir, seed, device, run):
         raise CloudRemovalError("Align-CR is set up on Planet-CR (3 m optical + 10 m SAR)")
     model = _build(model_spec("aligncr", hp, dataset))
     batch = planet_batch(src, src.samples("train"), hp)
-    w, eps, alpha = (float(hp.get(k, d)) for k, d in
-                     (("charbonnier_w", 5.0), ("charbonnier_eps", 1e-3), ("charbonnier_alpha", 0.45)))
+    w, eps, alpha = (float(hp[k]) for k in ("charbonnier_w", "charbonnier_eps", "charbonnier_alpha"))
 
     def loss_fn(b, dev):
         b = _dev(b, dev)
@@ -633,22 +638,22 @@ def seq2seq_inputs(src: TimeSeriesSource, patch: int, times: list[int], hp: dict
     from cloudyeo.models.cloud_removal import noise_input
 
     h, w = src.shape
-    if hp.get("input", "s1") == "noise":
-        return noise_input((2, len(times), h, w), seed * 1000 + patch, float(hp.get("noise_std", 0.1))).numpy()
+    if hp["input"] == "noise":
+        return noise_input((2, len(times), h, w), seed * 1000 + patch, float(hp["noise_std"])).numpy()
     return np.stack([src.s1(patch, t) for t in times], axis=1)
 
 
 def _train_seq2seq(src, dataset, hp, out_dir, seed, device, run):
     if dataset != "timeseries":
         raise CloudRemovalError("seq2seq internal learning needs a time series")
-    split = hp.get("split", "test")
+    split = hp["split"]
     patches = sorted({int(p) for p in src.manifest(split)["patch"]})
     crop, bs = int(hp["crop"]), int(hp["batch_size"])
     info: dict[str, Any] = {"patches": {}, "split": split}
     last = None
     for patch in patches:
         final = out_dir / "patches" / f"patch-{patch:04d}.pt"
-        times, target = seq2seq_series(src, patch, split, hp.get("max_len"))
+        times, target = seq2seq_series(src, patch, split, hp["max_len"])
         done = load_checkpoint(final)["extra"] if final.exists() else {}
         if FINGERPRINT_KEY in done and done.pop(FINGERPRINT_KEY) == run.fingerprint:  # this patch is trained (same params and code)
             info["patches"][str(patch)] = done
@@ -684,7 +689,7 @@ def _train_seq2seq(src, dataset, hp, out_dir, seed, device, run):
     if last is None:  # every patch was done before: rebuild one for model.pt's spec
         last = _build(model_spec("seq2seq", hp, dataset))
     info["epochs"] = int(hp["epochs"])
-    info["seconds"] = float(sum(v.get("seconds", 0.0) for v in info["patches"].values()))
+    info["seconds"] = float(sum(v["seconds"] for v in info["patches"].values()))
     return last, info
 
 
@@ -710,9 +715,9 @@ def train(cfg: dict[str, Any], method: str, dataset: str, *, out_dir: str | Path
     """Train one (method, dataset) node; returns the path of ``model.pt`` (see the module doc)."""
     hp = method_config(cfg, method)
     kind = hp["kind"]
-    if dataset not in hp.get("datasets", []):
+    if dataset not in hp["datasets"]:
         raise CloudRemovalError(f"method {method!r} is not configured for dataset {dataset!r} "
-                                f"(cloud_removal.methods.{method}.datasets: {hp.get('datasets')})")
+                                f"(cloud_removal.methods.{method}.datasets: {hp['datasets']})")
     if kind == "baseline":
         raise CloudRemovalError(f"{method!r} is a baseline: nothing to train")
     out = Path(out_dir) if out_dir is not None else model_dir(cfg, method, dataset)

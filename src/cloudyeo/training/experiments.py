@@ -71,7 +71,7 @@ def settings(cfg: dict[str, Any], stage: str, method: str) -> dict[str, Any]:
     if stage not in ("pretrain", "finetune"):
         raise ValueError(f"stage must be pretrain or finetune, got {stage!r}")
     block = cfg[SECTION][stage]
-    merged = deep_merge(block["common"], block.get(method) or {})
+    merged = deep_merge(block["common"], block[method])
     _validate_merged(merged, stage, method)
     return merged
 

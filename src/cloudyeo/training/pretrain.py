@@ -21,6 +21,7 @@ import logging
 import math
 import shutil
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,7 @@ def pretrain(
         aug_gen = torch.Generator().manual_seed(derived_seed(seed, epoch, 2))
         model.train()
         t0 = time.perf_counter()
-        sums: dict[str, float] = {}
+        sums: dict[str, float] = defaultdict(float)
         n_steps = 0
         bar = progress_bar(steps_per_epoch, f"pretrain {method} {epoch + 1}/{epochs}", progress)
         for item in loader:
@@ -188,9 +189,9 @@ def pretrain(
             step += 1
             n_steps += 1
             for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] += float(v)
             if m is not None:
-                sums["momentum"] = sums.get("momentum", 0.0) + float(m)
+                sums["momentum"] += float(m)
             bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
             bar.update(1)
         bar.close()
