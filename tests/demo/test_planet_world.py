@@ -177,7 +177,7 @@ def test_interrupted_generation_never_looks_complete(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(w, "_run_all", boom)
+    monkeypatch.setattr(w, "run_tasks", boom)
     with pytest.raises(RuntimeError, match="killed"):
         generate_planet_world(TINY, out, progress=False, workers=1)
     assert not (out / "world.json").exists()

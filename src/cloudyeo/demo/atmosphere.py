@@ -67,7 +67,7 @@ class Sky:
     brightness: np.ndarray  # (H, W) cloud brightness factor
 
 
-def _opacity(field: np.ndarray, thr: float, edge: float) -> np.ndarray:
+def opacity(field: np.ndarray, thr: float, edge: float) -> np.ndarray:
     """Opacity 0..1 crossing 0.5 at ``thr`` over a soft edge of half-width ``edge``."""
     if thr == np.inf:
         return np.zeros_like(field)
@@ -76,7 +76,19 @@ def _opacity(field: np.ndarray, thr: float, edge: float) -> np.ndarray:
     return np.clip(0.5 + (field - thr) / (2.0 * edge), 0.0, 1.0)
 
 
-def _top_value(values: np.ndarray, k: int) -> float:
+def padded_grid(shape: tuple[int, int], pad: int) -> tuple[tuple[int, int], tuple[slice, slice]]:
+    """Shape of a field reaching ``pad`` pixels beyond a grid of ``shape`` on each side, and the grid's slices in it."""
+    h, w = shape
+    return (h + 2 * pad, w + 2 * pad), (slice(pad, pad + h), slice(pad, pad + w))
+
+
+def cast_shadow(cloud_pad: np.ndarray, pad: int, shape: tuple[int, int], offset: tuple[int, int]) -> np.ndarray:
+    """Shadow on the grid of a cloud field padded by ``pad``: at pixel q, the cloud at q - ``offset`` (rows, cols)."""
+    (dr, dc), (h, w) = offset, shape
+    return cloud_pad[pad - dr:pad - dr + h, pad - dc:pad - dc + w].copy()
+
+
+def top_value(values: np.ndarray, k: int) -> float:
     """The k-th largest value (k >= 1) of a flat array."""
     return float(np.partition(values, values.size - k)[values.size - k])
 
@@ -91,8 +103,7 @@ def make_sky(rng: np.random.Generator, shape: tuple[int, int], p: SkyParams) -> 
     """
     h, w = shape
     n = h * w
-    ph, pw = h + 2 * PAD, w + 2 * PAD
-    inner = (slice(PAD, PAD + h), slice(PAD, PAD + w))
+    (ph, pw), inner = padded_grid(shape, PAD)
     target = float(np.clip(p.cloud_fraction, 0.0, 1.0))
     if target <= 0.0:
         zeros = np.zeros(shape, dtype=np.float32)
@@ -109,7 +120,7 @@ def make_sky(rng: np.random.Generator, shape: tuple[int, int], p: SkyParams) -> 
         cf = zoom(cf, 4, order=1)[:h, :w]
         cf = (cf - cf.mean()) / max(float(cf.std()), 1e-9)
         k = max(1, int(round(cirrus_fraction * n)))
-        cop = _opacity(cf, _top_value(cf.ravel(), k), 0.3)
+        cop = opacity(cf, top_value(cf.ravel(), k), 0.3)
         cirrus = (p.cirrus_max * cop).astype(np.float32)
         cirrus_mask = cop >= 0.5
     else:
@@ -130,14 +141,12 @@ def make_sky(rng: np.random.Generator, shape: tuple[int, int], p: SkyParams) -> 
             thr = -np.inf
         else:
             # SCL counts alpha > SCL_MEDIUM_ALPHA as cloud: F > thr - (0.5 - a0) * 2 * EDGE.
-            thr = _top_value(free, need) + (0.5 - SCL_MEDIUM_ALPHA) * 2.0 * EDGE
-        alpha_pad = _opacity(f, thr, EDGE).astype(np.float32)
+            thr = top_value(free, need) + (0.5 - SCL_MEDIUM_ALPHA) * 2.0 * EDGE
+        alpha_pad = opacity(f, thr, EDGE).astype(np.float32)
     alpha = alpha_pad[inner]
     cloud_mask = alpha >= 0.5
 
-    dr, dc = p.shadow_offset
-    # Shadow at pixel q comes from the cloud at q - (dr, dc).
-    shadow = alpha_pad[PAD - dr:PAD - dr + h, PAD - dc:PAD - dc + w].copy()
+    shadow = cast_shadow(alpha_pad, PAD, shape, p.shadow_offset)
     shadow_mask = (shadow >= 0.5) & ~cloud_mask
     brightness = (0.95 + 0.05 * smooth_field(rng, shape, 12.0, down=4)).astype(np.float32)
     return Sky(alpha=alpha, cirrus=cirrus, cirrus_mask=cirrus_mask, shadow=shadow,

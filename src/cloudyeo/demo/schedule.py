@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cloudyeo.demo.atmosphere import SkyParams
 from cloudyeo.demo.climatology import Climatology
-from cloudyeo.demo.tiles import TileSpec, stable_hash
+from cloudyeo.demo.tiles import TileSpec, seeded_rng, stable_hash
 from cloudyeo.sentinel import baseline_offset
 
 UTC = dt.UTC
@@ -39,10 +40,6 @@ _S2_EPOCH = {"S2A": dt.datetime(2015, 6, 23, tzinfo=UTC), "S2B": dt.datetime(201
 _S1_EPOCH = {"S1A": dt.datetime(2014, 4, 3, tzinfo=UTC), "S1B": dt.datetime(2016, 4, 25, tzinfo=UTC)}
 _S2_ORBITS_PER_DAY = 14.3
 _S1_ORBITS_PER_DAY = 175.0 / 12.0
-
-
-def _rng(seed: int, *parts) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed)] + [stable_hash(*parts)]))
 
 
 def _stamp(t: dt.datetime) -> str:
@@ -132,13 +129,13 @@ def season_slots(tiles: list[TileSpec], lats: dict[str, float]) -> dict[str, dt.
 
 
 def _s2_time(tile: TileSpec, lon: float, seed: int) -> dt.time:
-    rng = _rng(seed, "s2-time", tile.id)
+    rng = seeded_rng(seed, "s2-time", tile.id)
     minute = int(np.clip(round(40 - 2.0 * lon), 0, 59))
     return dt.time(10, minute, int(rng.integers(0, 60)))
 
 
 def _s1_time(tile: TileSpec, lon: float, seed: int) -> dt.time:
-    rng = _rng(seed, "s1-time", tile.id)
+    rng = seeded_rng(seed, "s1-time", tile.id)
     hour = 16 if lon > 10 else 17
     return dt.time(hour, int(rng.integers(0, 60)), int(rng.integers(0, 60)))
 
@@ -184,6 +181,24 @@ def _absolute_orbit(epochs: dict, rate: float, platform: str, t: dt.datetime) ->
     return 1 + int((t - epochs[platform]).total_seconds() / 86400.0 * rate)
 
 
+def grid_day(k: int, phase: int, revisit: int) -> dt.date:
+    """Day of ordinal ``k`` on the revisit grid: every ``revisit`` days from GRID_EPOCH + ``phase``."""
+    return GRID_EPOCH + dt.timedelta(days=phase + k * revisit)
+
+
+def first_grid_ordinal(day: dt.date, phase: int, revisit: int) -> int:
+    """The first ordinal of the revisit grid on or after ``day``."""
+    return math.ceil(((day - GRID_EPOCH).days - phase) / revisit)
+
+
+def revisit_grid(start: dt.date, end: dt.date, phase: int, revisit: int) -> Iterator[tuple[int, dt.date]]:
+    """(ordinal, day) of the revisit grid from ``start`` to ``end`` (inclusive)."""
+    k = first_grid_ordinal(start, phase, revisit)
+    while (day := grid_day(k, phase, revisit)) <= end:
+        yield k, day
+        k += 1
+
+
 def build_schedule(tile: TileSpec, cfg: dict, clim: Climatology, slot: dt.date) -> TileSchedule:
     seed = int(cfg["seed"])
     rev2 = int(cfg["s2_revisit_days"])
@@ -191,7 +206,7 @@ def build_schedule(tile: TileSpec, cfg: dict, clim: Climatology, slot: dt.date) 
     n_ref = int(cfg["references_per_tile"])
     around = int(cfg["days_around_reference"])
     lon, lat = tile.centre_lonlat
-    rng = _rng(seed, "schedule", tile.id)
+    rng = seeded_rng(seed, "schedule", tile.id)
 
     phase2 = int(rng.integers(0, rev2))
     jitter = int(rng.integers(0, 10))
@@ -200,13 +215,9 @@ def build_schedule(tile: TileSpec, cfg: dict, clim: Climatology, slot: dt.date) 
     # Keep all references inside the reference year where they fit.
     latest_start = REFERENCE_LAST - dt.timedelta(days=(n_ref - 1) * step * rev2 + rev2)
     target = max(min(target, latest_start), REFERENCE_FIRST)
-    k0 = math.ceil(((target - GRID_EPOCH).days - phase2) / rev2)
+    k0 = first_grid_ordinal(target, phase2, rev2)
     ref_ordinals = [k0 + j * step for j in range(n_ref)]
-
-    def s2_day(k: int) -> dt.date:
-        return GRID_EPOCH + dt.timedelta(days=phase2 + k * rev2)
-
-    references = [s2_day(k) for k in ref_ordinals]
+    references = [grid_day(k, phase2, rev2) for k in ref_ordinals]
     start = references[0] - dt.timedelta(days=around)
     end = references[-1] + dt.timedelta(days=around)
     sched = TileSchedule(tile=tile, references=references, start=start, end=end)
@@ -214,22 +225,14 @@ def build_schedule(tile: TileSpec, cfg: dict, clim: Climatology, slot: dt.date) 
         sched.climatology[m] = clim.at(lon, lat, m)
 
     t2 = _s2_time(tile, lon, seed)
-    k = math.ceil(((start - GRID_EPOCH).days - phase2) / rev2)
-    while s2_day(k) <= end:
-        sched.s2.append(s2_acquisition(tile, seed, k, s2_day(k), t2, sched.climatology, lat,
+    for k, day in revisit_grid(start, end, phase2, rev2):
+        sched.s2.append(s2_acquisition(tile, seed, k, day, t2, sched.climatology, lat,
                                        is_reference=k in ref_ordinals))
-        k += 1
 
     phase1 = int(rng.integers(0, rev1))
     t1 = _s1_time(tile, lon, seed)
-
-    def s1_day(k: int) -> dt.date:
-        return GRID_EPOCH + dt.timedelta(days=phase1 + k * rev1)
-
-    k = math.ceil(((start - GRID_EPOCH).days - phase1) / rev1)
-    while s1_day(k) <= end:
-        sched.s1.append(s1_acquisition(tile, seed, k, s1_day(k), t1))
-        k += 1
+    for k, day in revisit_grid(start, end, phase1, rev1):
+        sched.s1.append(s1_acquisition(tile, seed, k, day, t1))
     return sched
 
 
@@ -239,7 +242,7 @@ def s2_acquisition(tile: TileSpec, seed: int, k: int, day: dt.date, overpass: dt
     """One Sentinel-2 datatake on revisit-grid ordinal ``k``; every scalar seeded by the day."""
     platform = "S2A" if k % 2 == 0 else "S2B"
     sensing = dt.datetime.combine(day, overpass, tzinfo=UTC)
-    r = _rng(seed, "s2", tile.id, day.isoformat())
+    r = seeded_rng(seed, "s2", tile.id, day.isoformat())
     reprocessed = (not is_reference) and r.random() < REPROCESSED_FRACTION
     baseline = REPROCESSED_BASELINE if reprocessed else _baseline(day)
     mean, sd = climatology[day.month]

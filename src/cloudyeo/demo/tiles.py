@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from pyproj import Transformer
 from rasterio.transform import Affine
 
@@ -53,6 +54,11 @@ KNOWN_TILES: dict[str, tuple[float, float, str, int]] = {
 def stable_hash(*parts: Any) -> int:
     """A process-independent 32-bit hash (Python's ``hash`` is salted per process)."""
     return zlib.crc32("|".join(str(p) for p in parts).encode("utf-8"))
+
+
+def seeded_rng(seed: int, *parts: Any) -> np.random.Generator:
+    """The random generator of one named draw (``parts``) of the world seeded ``seed``."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), stable_hash(*parts)]))
 
 
 @lru_cache(maxsize=64)

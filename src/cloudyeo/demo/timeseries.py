@@ -25,9 +25,7 @@ clear (SSL4EO-S12 keeps scenes below 10 % cloud; a season may have none, which t
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,25 +34,20 @@ import numpy as np
 
 from cloudyeo.atomic import write_text
 from cloudyeo.demo.climatology import build_climatology
+from cloudyeo.demo.generation import clear_world, disk_usage, run_tasks, with_defaults, worker_count
 from cloudyeo.demo.schedule import (
-    GRID_EPOCH,
     TileSchedule,
     _draw_cloud_percent,
-    _rng,
     _s1_time,
     _s2_time,
     _sky,
+    revisit_grid,
     s1_acquisition,
     s2_acquisition,
 )
 from cloudyeo.demo.stac import COLLECTIONS
-from cloudyeo.demo.tiles import TileSpec, make_tile
-from cloudyeo.demo.world import (
-    WORLD_FILE,
-    _disk_usage,
-    _run_all,
-    _write_catalog,
-)
+from cloudyeo.demo.tiles import TileSpec, make_tile, seeded_rng
+from cloudyeo.demo.world import _write_catalog, render_task
 
 GENERATOR_VERSION = "1.0.0"
 GENERATED_DIRS = ("archive", "catalog", "landcover")
@@ -87,11 +80,7 @@ DEFAULT_CFG: dict[str, Any] = {
 
 def normalise_cfg(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """Fill defaults and check the ``demo_timeseries`` section (errors name the key)."""
-    out = dict(DEFAULT_CFG)
-    for k, v in (cfg or {}).items():
-        if k not in DEFAULT_CFG:
-            raise ValueError(f"demo_timeseries.{k}: unknown key (known: {', '.join(DEFAULT_CFG)})")
-        out[k] = v
+    out = with_defaults("demo_timeseries", DEFAULT_CFG, cfg)
     for key in ("rois", "ssl_locations"):
         out[key] = [str(t).strip().upper() for t in out[key]]
         if len(set(out[key])) != len(out[key]):
@@ -117,7 +106,7 @@ def _series(tile: TileSpec, cfg: dict[str, Any], clim, windows: list[tuple[dt.da
     """Acquisitions of one tile inside ``windows`` on fixed revisit grids (with quirks for ROIs)."""
     seed = int(cfg["seed"])
     lon, lat = tile.centre_lonlat
-    rng = _rng(seed, kind, "schedule", tile.id)
+    rng = seeded_rng(seed, kind, "schedule", tile.id)
     start, end = windows[0][0], windows[-1][1]
     sched = TileSchedule(tile=tile, references=[], start=start, end=end)
     for m in range(1, 13):
@@ -128,14 +117,12 @@ def _series(tile: TileSpec, cfg: dict[str, Any], clim, windows: list[tuple[dt.da
 
     phase2 = int(rng.integers(0, s2_revisit))
     t2 = _solar_overpass(lon, 10.5, _s2_time(tile, lon, seed).second)
-    k = math.ceil(((start - GRID_EPOCH).days - phase2) / s2_revisit)
-    while (day := GRID_EPOCH + dt.timedelta(days=phase2 + k * s2_revisit)) <= end:
+    for k, day in revisit_grid(start, end, phase2, s2_revisit):
         if inside(day):
-            r = _rng(seed, "availability", tile.id, day.isoformat())
+            r = seeded_rng(seed, "availability", tile.id, day.isoformat())
             extra: dict[str, Any] = {}
             u = r.random()
             if quirks and u < cfg["missing_fraction"]:
-                k += 1
                 continue
             if quirks and u < cfg["missing_fraction"] + cfg["partial_fraction"]:
                 extra["swath_edge"] = float(r.uniform(0.35, 0.9))
@@ -143,21 +130,18 @@ def _series(tile: TileSpec, cfg: dict[str, Any], clim, windows: list[tuple[dt.da
             if clear_fraction is not None:
                 # Drier sampling sites: redraw the cloud cover with more clear scenes.
                 mean, sd = sched.climatology[day.month]
-                rc = _rng(seed, "ssl-cloud", tile.id, day.isoformat())
+                rc = seeded_rng(seed, "ssl-cloud", tile.id, day.isoformat())
                 cloud = 0.0 if rc.random() < clear_fraction else _draw_cloud_percent(rc, mean, sd)
                 acq = _with_cloud(acq, cloud, rc, lat)
             sched.s2.append(acq)
-        k += 1
 
     phase1 = int(rng.integers(0, s1_revisit))
     t1 = _solar_overpass(lon, 18.0, _s1_time(tile, lon, seed).second)
-    k = math.ceil(((start - GRID_EPOCH).days - phase1) / s1_revisit)
-    while (day := GRID_EPOCH + dt.timedelta(days=phase1 + k * s1_revisit)) <= end:
+    for k, day in revisit_grid(start, end, phase1, s1_revisit):
         if inside(day):
-            r = _rng(seed, "s1-availability", tile.id, day.isoformat())
+            r = seeded_rng(seed, "s1-availability", tile.id, day.isoformat())
             if not (quirks and r.random() < cfg["s1_missing_fraction"]):
                 sched.s1.append(s1_acquisition(tile, seed, k, day, t1))
-        k += 1
     return sched
 
 
@@ -194,7 +178,7 @@ def plan_timeseries_world(cfg: Mapping[str, Any] | None):
 
     for sched in roi_scheds[: int(cfg["missing_band_scenes"])]:
         full = [i for i, a in enumerate(sched.s2) if a.swath_edge is None]
-        i = full[int(_rng(int(cfg["seed"]), "missing-band", sched.tile.id).integers(0, len(full)))]
+        i = full[int(seeded_rng(int(cfg["seed"]), "missing-band", sched.tile.id).integers(0, len(full)))]
         sched.s2[i] = replace(sched.s2[i], missing_band=MISSING_BAND)
     half = dt.timedelta(days=int(cfg["ssl_window_days"]))
     windows = [(dt.date.fromisoformat(d) - half, dt.date.fromisoformat(d) + half) for d in cfg["ssl_dates"]]
@@ -212,13 +196,9 @@ def generate_timeseries_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLik
     """Generate the time-series part of the demo world under ``out_dir``; returns ``out_dir``."""
     cfg, roi_scheds, ssl_scheds = plan_timeseries_world(cfg)
     seed = int(cfg["seed"])
-    workers = workers or max(1, min(2, os.cpu_count() or 1))
+    workers = worker_count(workers)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    world_path = out / WORLD_FILE
-    world_path.unlink(missing_ok=True)
-    for sub in GENERATED_DIRS:
-        shutil.rmtree(out / sub, ignore_errors=True)
+    world_path = clear_world(out, GENERATED_DIRS)
 
     roi_kind = "s2" if cfg["roi_l2a"] else "s2-l1c"
     tasks: list[tuple] = []
@@ -232,11 +212,11 @@ def generate_timeseries_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLik
         tasks.extend(("s1", sched.tile, seed, a, out) for a in sched.s1)
     # Big tasks first keeps both workers busy to the end.
     tasks.sort(key=lambda t: -t[1].size_px)
-    results = _run_all(tasks, workers, progress, "demo time series: scenes")
+    results = run_tasks(render_task, tasks, workers=workers, progress=progress, desc="demo time series: scenes")
     items = [it for r in results for it in r.get("items", ())]
     _write_catalog(items, out / "catalog")
 
-    n_files, n_bytes = _disk_usage(out, exclude=[world_path])
+    n_files, n_bytes = disk_usage(out, exclude=[world_path])
     counts = {c: sum(1 for it in items if it["collection"] == c) for c in COLLECTIONS}
     counts["files"] = n_files
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import multiprocessing
 import os
-import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ from cloudyeo.demo.atmosphere import (
     truth_mask,
 )
 from cloudyeo.demo.climatology import build_climatology, write_climatology
+from cloudyeo.demo.generation import WORLD_FILE, clear_world, disk_usage, run_tasks, with_defaults, worker_count
 from cloudyeo.demo.rasters import discard_float_bits, write_cog, write_gtiff
 from cloudyeo.demo.schedule import (
     S1Acquisition,
@@ -63,7 +62,7 @@ from cloudyeo.demo.stac import (
     s2_l2a_item,
 )
 from cloudyeo.demo.surface import BAND_INDEX, sar_sigma0_db, surface_reflectance, tile_surface
-from cloudyeo.demo.tiles import TileSpec, make_tile, stable_hash
+from cloudyeo.demo.tiles import TileSpec, make_tile, seeded_rng
 from cloudyeo.sentinel import (
     BEN19_CLASSES,
     S2_BAND_GSD,
@@ -73,7 +72,6 @@ from cloudyeo.sentinel import (
 )
 
 GENERATOR_VERSION = "1.0.0"
-WORLD_FILE = "world.json"
 GENERATED_DIRS = ("archive", "catalog", "climatology", "landcover", "reben")
 
 DEFAULT_CFG: dict[str, Any] = {
@@ -107,11 +105,7 @@ LANDCOVER_NODATA = 255
 
 def normalise_cfg(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """Fill defaults and check the demo section (errors name the key)."""
-    out = dict(DEFAULT_CFG)
-    for k, v in (cfg or {}).items():
-        if k not in DEFAULT_CFG:
-            raise ValueError(f"demo.{k}: unknown key (known: {', '.join(DEFAULT_CFG)})")
-        out[k] = v
+    out = with_defaults("demo", DEFAULT_CFG, cfg)
     out["tiles"] = [str(t).strip().upper() for t in out["tiles"]]
     if not out["tiles"]:
         raise ValueError("demo.tiles: at least one tile is needed")
@@ -133,10 +127,6 @@ def normalise_cfg(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 # pixel tasks (run in worker processes)
 # --------------------------------------------------------------------------------------
-
-
-def _rng(seed: int, *parts: Any) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), stable_hash(*parts)]))
 
 
 def to_dn(refl: np.ndarray, offset_dn: float) -> np.ndarray:
@@ -190,7 +180,7 @@ def render_s2(tile: TileSpec, seed: int, acq: S2Acquisition, out: Path, with_l2a
     surf = tile_surface(tile, seed)
     day = acq.sensing.date()
     clear, snow = surface_reflectance(surf, day)
-    rng = _rng(seed, "s2-pixels", tile.id, day.isoformat())
+    rng = seeded_rng(seed, "s2-pixels", tile.id, day.isoformat())
     sky = make_sky(rng, clear.shape[1:], acq.sky)
     boa = compose(clear, sky, acq.sky.shadow_strength)
     truth = truth_mask(sky, snow)
@@ -255,7 +245,7 @@ def render_s1(tile: TileSpec, seed: int, acq: S1Acquisition, out: Path) -> dict[
     """Write VV/VH sigma0 (linear power, float32, speckled) on the tile's 10 m grid."""
     surf = tile_surface(tile, seed)
     day = acq.start.date()
-    rng = _rng(seed, "s1-pixels", tile.id, day.isoformat())
+    rng = seeded_rng(seed, "s1-pixels", tile.id, day.isoformat())
     db = sar_sigma0_db(surf, day, rng)
     # IW GRDH: ~20 m resolution at 10 m pixel spacing, ENL ~4.4 per resolution cell. The mean
     # backscatter is averaged to 20 m cells, speckled, and each cell fills 2 x 2 pixels.
@@ -351,7 +341,7 @@ def render_reference(tile: TileSpec, seed: int, acq: S2Acquisition, s1: S1Acquis
     }}
 
 
-def _run_task(task: tuple) -> dict[str, Any]:
+def render_task(task: tuple) -> dict[str, Any]:
     kind, tile, seed, payload, out = task
     if kind == "s2":
         return render_s2(tile, seed, payload, out)
@@ -367,23 +357,6 @@ def _run_task(task: tuple) -> dict[str, Any]:
     raise ValueError(f"unknown task kind {kind!r}")
 
 
-def _run_all(tasks: list[tuple], workers: int, progress: bool, desc: str) -> list[dict[str, Any]]:
-    from tqdm.auto import tqdm
-
-    results: list[dict[str, Any]] = []
-    with tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress) as bar:
-        if workers <= 1 or len(tasks) <= 1:
-            for t in tasks:
-                results.append(_run_task(t))
-                bar.update(1)
-        else:
-            with multiprocessing.get_context().Pool(workers) as pool:
-                for res in pool.imap_unordered(_run_task, tasks, chunksize=1):
-                    results.append(res)
-                    bar.update(1)
-    return results
-
-
 # --------------------------------------------------------------------------------------
 # the whole world
 # --------------------------------------------------------------------------------------
@@ -392,7 +365,7 @@ def _run_all(tasks: list[tuple], workers: int, progress: bool, desc: str) -> lis
 def _assign_splits(rows: list[dict[str, Any]], seed: int) -> None:
     """Split by patch location (both references of one place share a split): ~60/20/20."""
     locations = sorted({r["_location"] for r in rows})
-    order = _rng(seed, "splits").permutation(len(locations))
+    order = seeded_rng(seed, "splits").permutation(len(locations))
     n = len(locations)
     bounds, acc = [], 0.0
     for name, share in SPLITS:
@@ -444,19 +417,6 @@ def _write_catalog(items: list[dict[str, Any]], folder: Path) -> None:
         write_text(folder / "collections" / f"{col['id']}.json", json.dumps(col, indent=1) + "\n")
 
 
-def _disk_usage(root: Path, exclude: Iterable[Path] = ()) -> tuple[int, int]:
-    skip = {p.resolve() for p in exclude}
-    n, size = 0, 0
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            p = Path(dirpath) / f
-            if p.resolve() in skip:
-                continue
-            n += 1
-            size += p.stat().st_size
-    return n, size
-
-
 def plan_world(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], list[TileSpec], Any, list[TileSchedule]]:
     """Everything but the pixels: normalised cfg, tiles, climatology, schedules."""
     cfg = normalise_cfg(cfg)
@@ -478,15 +438,10 @@ def generate_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLike[str] | st
     # Plan first: a bad config fails here, before anything on disk is touched.
     cfg, tiles, clim, schedules = plan_world(cfg)
     seed = cfg["seed"]
-    if workers is None:
-        workers = max(1, min(2, os.cpu_count() or 1))
+    workers = worker_count(workers)
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    world_path = out / WORLD_FILE
-    world_path.unlink(missing_ok=True)
-    for sub in GENERATED_DIRS:
-        shutil.rmtree(out / sub, ignore_errors=True)
+    world_path = clear_world(out, GENERATED_DIRS)
     write_climatology(clim, out / "climatology")
 
     tasks: list[tuple] = []
@@ -495,21 +450,21 @@ def generate_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLike[str] | st
         tasks.append(("landcover", t, seed, None, out))
         tasks.extend(("s2", t, seed, a, out) for a in sched.s2)
         tasks.extend(("s1", t, seed, a, out) for a in sched.s1)
-    results = _run_all(tasks, workers, progress, "demo world: scenes")
+    results = run_tasks(render_task, tasks, workers=workers, progress=progress, desc="demo world: scenes")
     items = [it for r in results for it in r.get("items", ())]
 
     ref_tasks = []
     for sched in schedules:
         for acq in sched.reference_acquisitions():
             ref_tasks.append(("reference", sched.tile, seed, (acq, sched.closest_s1(acq.sensing)), out))
-    ref_results = _run_all(ref_tasks, workers, progress, "demo world: reBEN")
+    ref_results = run_tasks(render_task, ref_tasks, workers=workers, progress=progress, desc="demo world: reBEN")
     rows = [row for r in ref_results for row in r["rows"]]
     references = sorted((r["reference"] for r in ref_results), key=lambda r: r["product"])
     _assign_splits(rows, seed)
     _write_metadata(rows, out / "reben" / "metadata.parquet")
     _write_catalog(items, out / "catalog")
 
-    n_files, n_bytes = _disk_usage(out, exclude=[world_path])
+    n_files, n_bytes = disk_usage(out, exclude=[world_path])
     counts = {c: sum(1 for it in items if it["collection"] == c) for c in COLLECTIONS}
     counts.update({"reference_products": len(references), "patches": len(rows), "files": n_files})
     world = {

@@ -31,7 +31,7 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 
 from cloudyeo.aois import AoiSpec
-from cloudyeo.demo.atmosphere import block_mean
+from cloudyeo.demo.atmosphere import block_mean, cast_shadow, opacity, padded_grid, top_value
 from cloudyeo.demo.planet.surface import (
     SNOW,
     AoiSurface,
@@ -42,7 +42,7 @@ from cloudyeo.demo.planet.surface import (
 )
 from cloudyeo.demo.rasters import discard_float_bits, write_cog
 from cloudyeo.demo.surface import smooth_field
-from cloudyeo.demo.tiles import stable_hash
+from cloudyeo.demo.tiles import seeded_rng
 
 PLANET_RES = 3.0
 MARGIN_M = 15.0  # the 3 m scene grid extends this far beyond the AOI on every side
@@ -69,10 +69,6 @@ SAR_MANTISSA_BITS = 8
 DEFLATE_LEVEL = 1
 
 
-def _rng(seed: int, *parts: Any) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), stable_hash(*parts)]))
-
-
 # --------------------------------------------------------------------------------- grids
 
 
@@ -92,7 +88,7 @@ class PlanetGrid:
 
 def planet_grid(aoi: AoiSpec, seed: int) -> PlanetGrid:
     """A per-AOI 3 m grid whose lattice is shifted 1-2 m (each axis, random sign) from the 10 m one."""
-    rng = _rng(seed, "planet-grid-offset", aoi.id)
+    rng = seeded_rng(seed, "planet-grid-offset", aoi.id)
     dx, dy = (float(np.round(rng.uniform(1.0, 2.0) * rng.choice((-1.0, 1.0)), 3)) for _ in range(2))
     n = int(round((aoi.size_m + 2 * MARGIN_M) / PLANET_RES))
     t = (PLANET_RES, 0.0, aoi.x0 - MARGIN_M + dx, 0.0, -PLANET_RES, aoi.y0 + MARGIN_M + dy)
@@ -113,16 +109,9 @@ class PlanetSky:
     nodata: tuple[float, float] | None  # (edge direction degrees, share of the grid) or None
 
 
-def _opacity(field: np.ndarray, thr: float, edge: float) -> np.ndarray:
-    return np.clip(0.5 + (field - thr) / (2.0 * edge), 0.0, 1.0)
-
-
 def make_planet_sky(rng: np.random.Generator, shape: tuple[int, int], p: PlanetSky):
     """(alpha, haze, shadow, brightness) fields on the grid."""
-    h, w = shape
-    n = h * w
-    ph, pw = h + 2 * PAD, w + 2 * PAD
-    inner = (slice(PAD, PAD + h), slice(PAD, PAD + w))
+    (ph, pw), inner = padded_grid(shape, PAD)
     target = float(np.clip(p.cloud_target, 0.0, 1.0))
     if target <= 0.0:
         alpha_pad = np.zeros((ph, pw), dtype=np.float32)
@@ -135,16 +124,13 @@ def make_planet_sky(rng: np.random.Generator, shape: tuple[int, int], p: PlanetS
             alpha_pad = np.clip(0.85 + 0.15 * f, 0.6, 1.0).astype(np.float32)
             halo = np.zeros(shape, dtype=np.float32)
         else:
-            k = max(1, int(round(target * n)))
-            flat = f[inner].ravel()
-            thr = float(np.partition(flat, flat.size - k)[flat.size - k])
-            alpha_pad = _opacity(f, thr, EDGE).astype(np.float32)
-            halo = (0.4 * _opacity(f[inner], thr - 0.22, 0.12)).astype(np.float32)
+            thr = top_value(f[inner].ravel(), max(1, int(round(target * (shape[0] * shape[1])))))
+            alpha_pad = opacity(f, thr, EDGE).astype(np.float32)
+            halo = (0.4 * opacity(f[inner], thr - 0.22, 0.12)).astype(np.float32)
     alpha = alpha_pad[inner]
     haze = p.haze_level * np.clip(0.5 + 0.5 * smooth_field(rng, shape, 120.0, down=8), 0.0, 1.0)
     haze = np.maximum(haze, halo).astype(np.float32)
-    dr, dc = p.shadow_offset
-    shadow = alpha_pad[PAD - dr:PAD - dr + h, PAD - dc:PAD - dc + w].copy()
+    shadow = cast_shadow(alpha_pad, PAD, shape, p.shadow_offset)
     brightness = (0.95 + 0.05 * smooth_field(rng, shape, 20.0, down=4)).astype(np.float32)
     return alpha, haze, shadow, brightness
 
@@ -218,7 +204,7 @@ def render_planet_scene(surf: AoiSurface, grid: PlanetGrid, seed: int, item_id: 
     aoi = surf.aoi
     layers: GridLayers = grid_layers(surf, seed, grid.transform, grid.shape)
     clear = surface_reflectance(surf, layers, day)
-    rng = _rng(seed, "planet-pixels", aoi.id, item_id)
+    rng = seeded_rng(seed, "planet-pixels", aoi.id, item_id)
     alpha, haze, shadow, brightness = make_planet_sky(rng, grid.shape, sky)
     x = clear * (1.0 - SHADOW_STRENGTH * shadow)[None]
     x = x * (1.0 - haze)[None] + haze[None] * HAZE_SPECTRUM[:, None, None]
@@ -259,7 +245,7 @@ def render_s1(surf: AoiSurface, seed: int, scene_id: str, day: int, path_vv: Pat
     """Write VV/VH sigma0 (linear power, float32) on the AOI's 10 m grid."""
     aoi = surf.aoi
     layers = grid_layers(surf, seed, tuple(aoi.transform)[:6], aoi.shape)
-    rng = _rng(seed, "planet-s1", aoi.id, scene_id)
+    rng = seeded_rng(seed, "planet-s1", aoi.id, scene_id)
     db = sar_mean_db(surf, layers, day, rng)
     mean20 = block_mean(10.0 ** (db.astype(np.float64) / 10.0), 2)
     speckle = rng.gamma(SAR_ENL, 1.0 / SAR_ENL, size=mean20.shape)

@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 
 from cloudyeo.aois import AoiSpec
 from cloudyeo.demo.surface import smooth_field
-from cloudyeo.demo.tiles import stable_hash
+from cloudyeo.demo.tiles import seeded_rng
 
 N_BANDS = 4  # blue, green, red, nir
 CROP = 40
@@ -79,15 +79,11 @@ class AoiSurface:
     parcel_sar: np.ndarray  # (P,) dB
 
 
-def _rng(seed: int, *parts) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), stable_hash(*parts)]))
-
-
 @lru_cache(maxsize=16)
 def aoi_surface(aoi: AoiSpec, seed: int, priors: tuple[tuple[int, float], ...],
                 must: tuple[int, ...]) -> AoiSurface:
     """The static land cover of an AOI (cached per process)."""
-    rng = _rng(seed, "planet-surface", aoi.id)
+    rng = seeded_rng(seed, "planet-surface", aoi.id)
     minx, miny, maxx, maxy = aoi.bounds
     lo = np.array([minx - PAD_M, miny - PAD_M])
     hi = np.array([maxx + PAD_M, maxy + PAD_M])
@@ -163,7 +159,7 @@ def grid_layers(surf: AoiSurface, seed: int, transform: tuple[float, ...],
     codes = surf.region_code[region].reshape(shape)
     _, parcel = surf.parcel_tree.query(pts, workers=1)
     parcel = parcel.reshape(shape).astype(np.int32)
-    rng = _rng(seed, "planet-texture", surf.aoi.id, round(abs(a), 3))
+    rng = seeded_rng(seed, "planet-texture", surf.aoi.id, round(abs(a), 3))
     amp = np.zeros(256, dtype=np.float32)
     for code, v in TEXTURE_AMP.items():
         amp[code] = v

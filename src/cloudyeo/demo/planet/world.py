@@ -16,18 +16,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import multiprocessing
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cloudyeo.aois import AoiSpec, place_aoi
 from cloudyeo.atomic import write_text
+from cloudyeo.demo.generation import WORLD_FILE, clear_world, disk_usage, run_tasks, with_defaults, worker_count
 from cloudyeo.demo.planet.aois import DEFAULT_AOIS, KNOWN_AOIS, known_aoi
 from cloudyeo.demo.planet.catalog import (
     COLLECTION_S1,
@@ -52,10 +49,9 @@ from cloudyeo.demo.planet.render import (
     render_worldcover,
 )
 from cloudyeo.demo.planet.surface import GENERIC_PRIORS, aoi_surface
-from cloudyeo.demo.tiles import stable_hash
+from cloudyeo.demo.tiles import seeded_rng, stable_hash
 
 GENERATOR_VERSION = "1.0.0"
-WORLD_FILE = "world.json"
 GENERATED_DIRS = ("archive", "catalog")
 PSSCENE_FILE = "psscene.ndjson"
 
@@ -74,20 +70,12 @@ SATELLITES = ("2447", "241c", "24a3", "2262", "2439", "2486", "247d", "2416")
 INSTRUMENTS = ("PSB.SD", "PSB.SD", "PSB.SD", "PS2.SD")
 
 
-def _rng(seed: int, *parts: Any) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), stable_hash(*parts)]))
-
-
 # ------------------------------------------------------------------------------- config
 
 
 def normalise_cfg(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """Fill defaults and check the ``demo_planet`` section (errors name the key)."""
-    out = dict(DEFAULT_CFG)
-    for k, v in (cfg or {}).items():
-        if k not in DEFAULT_CFG:
-            raise ValueError(f"demo_planet.{k}: unknown key (known: {', '.join(DEFAULT_CFG)})")
-        out[k] = v
+    out = with_defaults("demo_planet", DEFAULT_CFG, cfg)
     aois = []
     for a in out["aois"]:
         if isinstance(a, str):
@@ -195,7 +183,7 @@ def build_schedule(cfg: dict[str, Any], setups: list[AoiSetup]) -> tuple[list[Pl
     for su in setups:
         aoi = su.aoi
         lon, lat = aoi.centre_lonlat
-        rng = _rng(seed, "planet-schedule", aoi.id)
+        rng = seeded_rng(seed, "planet-schedule", aoi.id)
         sats = [SATELLITES[i] for i in rng.permutation(len(SATELLITES))[:4]]
         for d in range(cfg["days"]):
             if rng.random() >= cfg["daily_probability"]:
@@ -305,39 +293,11 @@ def _task(task: tuple) -> dict[str, Any]:
     raise ValueError(f"unknown task kind {kind!r}")
 
 
-def _run_all(tasks: list[tuple], workers: int, progress: bool) -> list[dict[str, Any]]:
-    from tqdm.auto import tqdm
-
-    results = []
-    with tqdm(total=len(tasks), desc="demo Planet world", unit="task", disable=not progress) as bar:
-        if workers <= 1 or len(tasks) <= 1:
-            for t in tasks:
-                results.append(_task(t))
-                bar.update(1)
-        else:
-            with multiprocessing.get_context().Pool(workers) as pool:
-                for res in pool.imap_unordered(_task, tasks, chunksize=2):
-                    results.append(res)
-                    bar.update(1)
-    return results
-
-
 # ------------------------------------------------------------------------------- world
 
 
 def _ndjson(records: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
-
-
-def _disk_usage(root: Path) -> tuple[int, int]:
-    n = size = 0
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            if f == WORLD_FILE:
-                continue
-            n += 1
-            size += (Path(dirpath) / f).stat().st_size
-    return n, size
 
 
 def plan_world(cfg: Mapping[str, Any] | None):
@@ -357,20 +317,16 @@ def generate_planet_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLike[st
     """
     cfg, setups, planet, s1 = plan_world(cfg)  # a bad config fails before the disk is touched
     seed = cfg["seed"]
-    workers = max(1, min(2, os.cpu_count() or 1)) if workers is None else int(workers)
+    workers = worker_count(workers)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    world_path = out / WORLD_FILE
-    world_path.unlink(missing_ok=True)
-    for sub in GENERATED_DIRS:
-        shutil.rmtree(out / sub, ignore_errors=True)
+    world_path = clear_world(out, GENERATED_DIRS)
 
     by_id = {su.aoi.id: su for su in setups}
     tasks: list[tuple] = [("worldcover", su, seed, None, out) for su in setups]
     # Planet scenes first (the longest tasks), grouped by AOI so each worker reuses its surface.
     tasks += [("planet", by_id[a.aoi_id], seed, a, out) for a in planet]
     tasks += [("s1", by_id[a.aoi_id], seed, a, out) for a in s1]
-    results = _run_all(tasks, workers, progress)
+    results = run_tasks(_task, tasks, workers=workers, progress=progress, desc="demo Planet world", chunksize=2)
 
     order = {su.aoi.id: i for i, su in enumerate(setups)}
     features = sorted((f for r in results for f in r.get("features", ())),
@@ -387,7 +343,7 @@ def generate_planet_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLike[st
     for col in cols:
         write_text(out / "catalog" / "collections" / f"{col['id']}.json", json.dumps(col, indent=1) + "\n")
 
-    n_files, n_bytes = _disk_usage(out)
+    n_files, n_bytes = disk_usage(out, exclude=[world_path])
     code_counts: dict[int, int] = {}
     for counts in worldcover.values():
         for c, n in counts.items():
