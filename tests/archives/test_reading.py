@@ -188,3 +188,16 @@ def test_asset_on_grid_from_files_and_from_services(raster):
     np.testing.assert_array_equal(out, Service().read_window(rec, ["B05"], epsg=EPSG, transform=tuple(t)[:6],
                                                              shape=(3, 4))[0])
     assert svc.calls[0][4] == "nearest"
+
+
+def test_window_blocks_tile_the_grid_and_carry_their_origin():
+    blocks = list(reading.grid_blocks((5, 7), 2, 3))
+    covered = np.zeros((5, 7), dtype=int)
+    for r0, c0, nr, nc in blocks:
+        assert nr <= 2 and nc <= 3
+        covered[r0:r0 + nr, c0:c0 + nc] += 1
+    assert (covered == 1).all()
+    assert reading.block_transform((10.0, 0.0, 500.0, 0.0, -10.0, 900.0), 2, 3) == (10.0, 0.0, 530.0, 0.0, -10.0, 880.0)
+    assert reading.window_request(("B02",), (4, 6)) == (["B02"], 4, 6)
+    with pytest.raises(ValueError, match="at least one band"):
+        reading.window_request((), (4, 6))

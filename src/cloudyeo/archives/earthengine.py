@@ -92,7 +92,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,7 @@ from cloudyeo.archives.base import (
     SearchQuery,
     normalise_and_filter,
 )
+from cloudyeo.archives.reading import block_transform, grid_blocks, window_request
 from cloudyeo.archives.stac_items import normalise_platform, normalise_tile, parse_number
 from cloudyeo.http import AuthError, HttpError, redact, register_secret
 from cloudyeo.sentinel import radiometric_offset
@@ -289,20 +290,6 @@ def _iso_ms(t: dt.datetime) -> str:
         t = t.replace(tzinfo=dt.UTC)
     t = t.astimezone(dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-
-
-def grid_blocks(shape: tuple[int, int], max_rows: int, max_cols: int) -> Iterator[tuple[int, int, int, int]]:
-    """(row0, col0, rows, cols) blocks that tile ``shape`` with at most max_rows x max_cols."""
-    rows, cols = shape
-    for r0 in range(0, rows, max_rows):
-        for c0 in range(0, cols, max_cols):
-            yield r0, c0, min(max_rows, rows - r0), min(max_cols, cols - c0)
-
-
-def block_transform(transform: Sequence[float], row0: int, col0: int) -> tuple[float, ...]:
-    """The affine (a, b, c, d, e, f) of the block whose top-left pixel is (row0, col0)."""
-    a, b, c, d, e, f = (float(v) for v in transform[:6])
-    return (a, b, c + a * col0 + b * row0, d, e, f + d * col0 + e * row0)
 
 
 def ee_grid(epsg: int, transform: Sequence[float], shape: tuple[int, int]) -> dict[str, Any]:
@@ -551,17 +538,10 @@ class EarthEngineArchive:
         shape: tuple[int, int],
         resampling: str = "bilinear",
     ) -> np.ndarray:
-        """Pixels of ``bands`` on the target grid, shape (len(bands), rows, cols).
-
-        float32 in the record's units, NaN = no data. Sentinel-2: DN, reflectance =
-        (DN + record.radiometric_offset) / record.quantification. Sentinel-1: dB.
-        """
+        """:meth:`~cloudyeo.archives.reading.WindowReader.read_window` (Sentinel-1 in dB)."""
         import ee
 
-        bands = list(bands)
-        if not bands:
-            raise ValueError("read_window needs at least one band")
-        rows, cols = int(shape[0]), int(shape[1])
+        bands, rows, cols = window_request(bands, shape)
         self.initialize()
         expression = self.image_expression(record, bands, resampling)
         per_px = 4 * len(bands)
@@ -633,8 +613,6 @@ __all__ = [
     "KEY_ENVS",
     "band_from_ee",
     "band_to_ee",
-    "block_transform",
     "ee_grid",
-    "grid_blocks",
     "image_to_record",
 ]

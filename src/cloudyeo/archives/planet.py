@@ -101,7 +101,7 @@ from cloudyeo.archives.base import (
     apply_filters,
     normalise_and_filter,
 )
-from cloudyeo.archives.stac_items import format_datetime, parse_datetime, resolve_href
+from cloudyeo.archives.stac_items import feature_basics, format_datetime, raster_grid, resolve_href
 from cloudyeo.http import (
     AuthError,
     HttpClient,
@@ -194,6 +194,14 @@ def build_filter(
     return {"type": "AndFilter", "config": parts}
 
 
+def check_query(query: SearchQuery, archive: str) -> None:
+    """ValueError unless ``query`` asks ``archive`` for PlanetScope scenes by place (they have no MGRS tile)."""
+    if query.collection != COLLECTION:
+        raise ValueError(f"{archive} serves the collection {COLLECTION!r}, not {query.collection!r}")
+    if query.tile is not None:
+        raise ValueError("PlanetScope scenes have no MGRS tile: search with intersects= instead of tile=")
+
+
 def feature_to_record(
     feature: Mapping[str, Any],
     *,
@@ -205,16 +213,7 @@ def feature_to_record(
 
     ``base_href`` resolves relative asset hrefs of a local catalog's features.
     """
-    item_id = feature.get("id")
-    if not item_id:
-        raise ValueError("feature without an id")
-    props = feature.get("properties") or {}
-    when = parse_datetime(props.get("acquired"))
-    if when is None:
-        raise ValueError("no 'acquired' timestamp")
-    geometry = feature.get("geometry")
-    if not isinstance(geometry, dict) or "type" not in geometry:
-        raise ValueError("no footprint geometry")
+    item_id, props, when, geometry = feature_basics(feature, "acquired")
 
     instrument = props.get("instrument")
     satellite = props.get("satellite_id")
@@ -239,40 +238,33 @@ def feature_to_record(
     assets_url = links.get("assets") or (
         f"{base_url.rstrip('/')}/item-types/{quote(item_type)}/items/{quote(str(item_id))}/assets/")
     permissions = feature.get("_permissions")
-    permitted = (f"assets.{asset_type}:download" in permissions
-                 if isinstance(permissions, list) else None)
     epsg = props.get("epsg_code")
     epsg = int(epsg) if _float(epsg) is not None else None
     gsd = _float(props.get("pixel_resolution"))
-    asset = PlanetAssetInfo(
-        href=str(assets_url),
-        epsg=epsg,
-        gsd=gsd,
-        item_type=item_type,
-        asset_type=asset_type,
-        permitted=permitted,
-    )
-    assets: dict[str, AssetInfo] = {ASSETS_KEY: asset}
+
+    def api_asset(name: str) -> PlanetAssetInfo:
+        """Asset type ``name`` as the Data API serves it (activated and listed at ``assets_url``)."""
+        return PlanetAssetInfo(
+            href=str(assets_url), epsg=epsg, gsd=gsd, item_type=item_type, asset_type=name,
+            permitted=f"assets.{name}:download" in permissions if isinstance(permissions, list) else None)
+
+    assets: dict[str, AssetInfo] = {ASSETS_KEY: api_asset(asset_type)}
     listed = feature.get("assets")
     if isinstance(listed, list):  # the Data API: asset type names
         for name in listed:
             if isinstance(name, str) and name:
-                assets[name] = PlanetAssetInfo(
-                    href=str(assets_url), epsg=epsg, gsd=gsd, item_type=item_type, asset_type=name,
-                    permitted=(f"assets.{name}:download" in permissions
-                               if isinstance(permissions, list) else None))
+                assets[name] = api_asset(name)
     elif isinstance(listed, Mapping):  # a local catalog: asset type -> file and grid
         for name, info in listed.items():
             if not isinstance(info, Mapping) or not info.get("href"):
                 continue
-            transform = info.get("proj:transform")
-            shape = info.get("proj:shape")
+            transform, shape = raster_grid(info.get("proj:transform"), info.get("proj:shape"))
             href = str(info["href"])
             assets[str(name)] = PlanetAssetInfo(
                 href=resolve_href(href, base_href) if base_href else href,
                 epsg=int(info["proj:epsg"]) if info.get("proj:epsg") is not None else epsg,
-                transform=tuple(float(v) for v in list(transform)[:6]) if transform else None,
-                shape=(int(shape[0]), int(shape[1])) if shape else None,
+                transform=transform,
+                shape=shape,
                 gsd=gsd, item_type=item_type, asset_type=str(name), permitted=True)
     return SceneRecord(
         id=str(item_id),
@@ -423,12 +415,7 @@ class PlanetArchive:
 
     def request_body(self, query: SearchQuery) -> dict[str, Any]:
         """The quick-search JSON body for a query (validates the query first)."""
-        if query.collection != COLLECTION:
-            raise ValueError(
-                f"PlanetArchive serves the collection {COLLECTION!r}, not {query.collection!r}")
-        if query.tile is not None:
-            raise ValueError(
-                "PlanetScope scenes have no MGRS tile: search with intersects= instead of tile=")
+        check_query(query, "PlanetArchive")
         return {
             "item_types": [self.item_type],
             "filter": build_filter(query, min_clear_percent=self.min_clear_percent,
@@ -661,12 +648,7 @@ class LocalPlanetArchive:
         return self._records
 
     def search(self, query: SearchQuery) -> list[SceneRecord]:
-        if query.collection != COLLECTION:
-            raise ValueError(
-                f"LocalPlanetArchive serves the collection {COLLECTION!r}, not {query.collection!r}")
-        if query.tile is not None:
-            raise ValueError(
-                "PlanetScope scenes have no MGRS tile: search with intersects= instead of tile=")
+        check_query(query, "LocalPlanetArchive")
         return apply_filters(self.records(), query)
 
     def download_asset(self, record: SceneRecord, asset_type: str, dest: Any = None, **_: Any) -> Path:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import rasterio
@@ -91,6 +91,41 @@ def reads_pixels_itself(archive: Any) -> bool:
     """True for adapters that serve pixels through ``read_window`` (their records list no
     files to open)."""
     return hasattr(archive, "read_window")
+
+
+class WindowReader(Protocol):
+    """An adapter that downloads pixels itself (Earth Engine, Sentinel Hub)."""
+
+    def read_window(self, record: SceneRecord, bands: Sequence[str], *, epsg: int, transform: tuple[float, ...],
+                    shape: tuple[int, int], resampling: str = "bilinear") -> np.ndarray:
+        """Pixels of ``bands`` on the target grid, shape (len(bands), rows, cols).
+
+        float32 in the record's units, NaN = no data. Sentinel-2: DN, reflectance =
+        (DN + record.radiometric_offset) / record.quantification. Sentinel-1: ``record.sar_units``.
+        """
+        ...
+
+
+def window_request(bands: Sequence[str], shape: tuple[int, int]) -> tuple[list[str], int, int]:
+    """A ``read_window`` call's bands (at least one) and (rows, cols)."""
+    bands = list(bands)
+    if not bands:
+        raise ValueError("read_window needs at least one band")
+    return bands, int(shape[0]), int(shape[1])
+
+
+def grid_blocks(shape: tuple[int, int], max_rows: int, max_cols: int) -> Iterator[tuple[int, int, int, int]]:
+    """(row0, col0, rows, cols) blocks that tile ``shape`` with at most max_rows x max_cols."""
+    rows, cols = shape
+    for r0 in range(0, rows, max_rows):
+        for c0 in range(0, cols, max_cols):
+            yield r0, c0, min(max_rows, rows - r0), min(max_cols, cols - c0)
+
+
+def block_transform(transform: Sequence[float], row0: int, col0: int) -> tuple[float, ...]:
+    """The affine (a, b, c, d, e, f) of the block whose top-left pixel is (row0, col0)."""
+    a, b, c, d, e, f = (float(v) for v in transform[:6])
+    return (a, b, c + a * col0 + b * row0, d, e, f + d * col0 + e * row0)
 
 
 def _aligned_factor(src_t: Affine, dst_t: Affine) -> int | None:

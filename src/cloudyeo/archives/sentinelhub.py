@@ -143,11 +143,12 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from cloudyeo.archives.base import SceneRecord, SearchQuery, normalise_and_filter
+from cloudyeo.archives.reading import block_transform, grid_blocks, window_request
 from cloudyeo.archives.stac_items import (
+    feature_basics,
     format_datetime,
     mgrs_tile_bbox,
     normalise_platform,
-    parse_datetime,
     parse_number,
 )
 from cloudyeo.http import (
@@ -431,18 +432,10 @@ def item_to_record(item: Mapping[str, Any], collection: str, server_collection: 
 
     ``server_collection``: the Sentinel Hub collection id searched (default: :data:`COLLECTIONS`).
     """
-    item_id = item.get("id")
-    if not item_id:
-        raise ValueError("item without an id")
-    item_id = str(item_id)
-    props = item.get("properties") or {}
-    when = parse_datetime(props.get("datetime"))
-    if when is None:
-        raise ValueError("no datetime")
-    geometry = item.get("geometry")
-    if not isinstance(geometry, Mapping) or "type" not in geometry:
-        raise ValueError("no footprint geometry")
+    item_id, props, when, geometry = feature_basics(item, "datetime", "item")
     platform = normalise_platform(props.get("platform"), item_id)
+    basics = {"id": item_id, "collection": collection, "platform": platform, "datetime": when,
+              "footprint": dict(geometry)}
     if collection.startswith("sentinel-1"):
         code = str(props.get("s1:polarization") or "").upper()
         pols = POLARIZATION_CODES.get(code)
@@ -458,11 +451,7 @@ def item_to_record(item: Mapping[str, Any], collection: str, server_collection: 
                 rel = s1_relative_orbit(platform, int(absolute))
         orbit = props.get("sat:orbit_state")
         return SceneRecord(
-            id=item_id,
-            collection=collection,
-            platform=platform,
-            datetime=when,
-            footprint=dict(geometry),
+            **basics,
             relative_orbit=int(rel) if rel is not None else None,
             orbit_state=str(orbit).lower() if orbit else None,
             instrument_mode=props.get("sar:instrument_mode"),
@@ -480,11 +469,7 @@ def item_to_record(item: Mapping[str, Any], collection: str, server_collection: 
     m_rel = _REL_ORBIT_IN_ID_RE.search(item_id)
     baseline = f"{m_base.group(1)}.{m_base.group(2)}" if m_base and m_base.group(1) != "99" else None
     return SceneRecord(
-        id=item_id,
-        collection=collection,
-        platform=platform,
-        datetime=when,
-        footprint=dict(geometry),
+        **basics,
         tile=m_tile.group(1) if m_tile else None,
         cloud_cover=parse_number(props.get("eo:cloud_cover")),
         processing_baseline=baseline,
@@ -837,25 +822,15 @@ class SentinelHubArchive:
         shape: tuple[int, int],
         resampling: str = "bilinear",
     ) -> np.ndarray:
-        """Pixels of ``bands`` on the target grid, shape (len(bands), rows, cols).
-
-        float32 in the record's units, NaN = no data. Sentinel-2: DN, reflectance =
-        (DN + record.radiometric_offset) / record.quantification. Sentinel-1: linear sigma0.
-        """
-        bands = list(bands)
-        if not bands:
-            raise ValueError("read_window needs at least one band")
-        rows, cols = int(shape[0]), int(shape[1])
+        """:meth:`~cloudyeo.archives.reading.WindowReader.read_window` (Sentinel-1 as linear sigma0)."""
+        bands, rows, cols = window_request(bands, shape)
         north_up_bbox(transform, (rows, cols))  # fail before any request
-        a, b, c, d, e, f = (float(v) for v in transform[:6])
         tiles = []
-        for r0 in range(0, rows, MAX_OUTPUT_SIDE):
-            for c0 in range(0, cols, MAX_OUTPUT_SIDE):
-                nr, nc = min(MAX_OUTPUT_SIDE, rows - r0), min(MAX_OUTPUT_SIDE, cols - c0)
-                sub = (a, b, c + a * c0, d, e, f + e * r0)
-                req = self.process_request(record, bands, epsg=epsg, transform=sub, shape=(nr, nc),
-                                           resampling=resampling)
-                tiles.append((r0, c0, nr, nc, sub, req.download_list[0]))
+        for r0, c0, nr, nc in grid_blocks((rows, cols), MAX_OUTPUT_SIDE, MAX_OUTPUT_SIDE):
+            sub = block_transform(transform, r0, c0)
+            req = self.process_request(record, bands, epsg=epsg, transform=sub, shape=(nr, nc),
+                                       resampling=resampling)
+            tiles.append((r0, c0, nr, nc, sub, req.download_list[0]))
         url = tiles[0][5].url
         lib = _lib()
 

@@ -126,6 +126,28 @@ def parse_datetime(value: str | None) -> dt.datetime | None:
     return out.astimezone(dt.UTC)
 
 
+def feature_basics(feature: Mapping[str, Any], time_key: str, kind: str = "feature"
+                   ) -> tuple[str, Mapping[str, Any], dt.datetime, Mapping[str, Any]]:
+    """(id, properties, time from ``properties[time_key]``, footprint) of a GeoJSON feature (ValueError when one is missing)."""
+    item_id = feature.get("id")
+    if not item_id:
+        raise ValueError(f"{kind} without an id")
+    props = feature.get("properties") or {}
+    when = parse_datetime(props.get(time_key))
+    if when is None:
+        raise ValueError(f"no {time_key!r} timestamp")
+    geometry = feature.get("geometry")
+    if not isinstance(geometry, Mapping) or "type" not in geometry:
+        raise ValueError("no footprint geometry")
+    return str(item_id), props, when, geometry
+
+
+def raster_grid(transform: Any, shape: Any) -> tuple[tuple[float, ...] | None, tuple[int, int] | None]:
+    """STAC ``proj:transform`` / ``proj:shape`` values -> (6 affine coefficients, (rows, cols)), None where absent."""
+    return (tuple(float(v) for v in list(transform)[:6]) if transform else None,
+            (int(shape[0]), int(shape[1])) if shape else None)
+
+
 def normalise_tile(value: Any) -> str | None:
     """'MGRS-T33UUP' / 'MGRS-33UUP' / 'T33UUP' / '33UUP' / '9WXY' -> '33UUP' (zone zero-padded)."""
     if value is None:
@@ -483,12 +505,9 @@ def item_to_record(
             transform = item_transform
         if shape is None and item_shape and transform in (None, item_transform):
             shape = item_shape
-        assets[band] = AssetInfo(
-            href=resolve_href(asset_href(asset), base),
-            epsg=parse_epsg(asset) or item_epsg,
-            transform=tuple(float(v) for v in list(transform)[:6]) if transform else None,
-            shape=(int(shape[0]), int(shape[1])) if shape else None,
-        )
+        grid_transform, grid_shape = raster_grid(transform, shape)
+        assets[band] = AssetInfo(href=resolve_href(asset_href(asset), base), epsg=parse_epsg(asset) or item_epsg,
+                                 transform=grid_transform, shape=grid_shape)
 
     sar = _is_sar(coll, platform, assets)
     baseline = None if sar else extract_baseline(props, item_id)
