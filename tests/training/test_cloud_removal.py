@@ -426,6 +426,9 @@ def test_workflow_runs_and_a_changed_hyperparameter_reruns_only_its_nodes(tmp_pa
     smk()
     for m in ("least_cloudy", "mosaicing", "seq2point", "seq2point_nos1"):
         assert (tmp_path / "results/eval/cloud_removal/timeseries" / m / "records.csv").exists()
+    tiny["cloud_removal"].update(device="cpu", threads=2)  # how a job runs, not what it computes
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    assert "Nothing to be done" in smk("-n")
     tiny["cloud_removal"]["methods"]["seq2point"]["lr"] = 5e-4
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
     out = smk("-n")  # only seq2point's two nodes and the target: everything else is up to date
