@@ -16,8 +16,10 @@ seasonal snow line against elevation, and class-specific sigma0 (dB) for VV/VH.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from scipy.ndimage import gaussian_filter, zoom
@@ -138,6 +140,22 @@ def _sig(x: np.ndarray | float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
+def region_classes(rng: np.random.Generator, seeds: np.ndarray, inherit_share: float, inherit_distance: float,
+                   draw: Callable[[int], Any], dtype: Any) -> np.ndarray:
+    """A class per Voronoi region (``seeds``, in order): with probability ``inherit_share`` a region takes
+    the class of its nearest earlier region when that lies within ``inherit_distance``, else ``draw(i)``."""
+    out = np.zeros(len(seeds), dtype=dtype)
+    for i in range(len(seeds)):
+        if i > 0 and rng.random() < inherit_share:
+            d = np.hypot(*(seeds[:i] - seeds[i]).T)
+            j = int(np.argmin(d))
+            if d[j] < inherit_distance:
+                out[i] = out[j]
+                continue
+        out[i] = draw(i)
+    return out
+
+
 def smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma: float,
                  down: int = 1) -> np.ndarray:
     """Gaussian-filtered white noise, std 1, correlation length ``sigma`` pixels.
@@ -220,16 +238,12 @@ def tile_surface(tile: TileSpec, seed: int) -> TileSurface:
     pts = np.stack([(rr + warp_r).ravel(), (cc + warp_c).ravel()], axis=1)
     _, region = cKDTree(seeds).query(pts, workers=1)
     region = region.reshape(shape).astype(np.int32)
-    region_class = np.zeros(n_regions, dtype=np.int64)
-    for i in range(n_regions):
+
+    def draw_class(i: int) -> int:
         sr, sc = (int(np.clip(v, 0, n - 1)) for v in seeds[i])
-        if i > 0 and rng.random() < 0.5:
-            d = np.hypot(*(seeds[:i] - seeds[i]).T)
-            j = int(np.argmin(d))
-            if d[j] < 70.0:
-                region_class[i] = region_class[j]
-                continue
-        region_class[i] = rng.choice(N_CLASSES, p=_class_weights(tile.country, float(elevation[sr, sc])))
+        return rng.choice(N_CLASSES, p=_class_weights(tile.country, float(elevation[sr, sc])))
+
+    region_class = region_classes(rng, seeds, 0.5, 70.0, draw_class, np.int64)
 
     # Parcels: a finer, unwarped Voronoi (fields ~150 m) intersected with the regions.
     n_fields = max(10, int(round(area_km2 * 40.0)))

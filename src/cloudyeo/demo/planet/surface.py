@@ -24,7 +24,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from cloudyeo.aois import AoiSpec
-from cloudyeo.demo.surface import smooth_field
+from cloudyeo.demo.surface import region_classes, smooth_field
 from cloudyeo.demo.tiles import seeded_rng
 
 N_BANDS = 4  # blue, green, red, nir
@@ -93,15 +93,7 @@ def aoi_surface(aoi: AoiSpec, seed: int, priors: tuple[tuple[int, float], ...],
     codes = np.array([c for c, _ in priors])
     weights = np.array([w for _, w in priors], dtype=np.float64)
     weights /= weights.sum()
-    region_code = np.zeros(n_regions, dtype=np.uint8)
-    for i in range(n_regions):
-        if i > 0 and rng.random() < 0.35:
-            d = np.hypot(*(seeds[:i] - seeds[i]).T)
-            j = int(np.argmin(d))
-            if d[j] < 350.0:
-                region_code[i] = region_code[j]
-                continue
-        region_code[i] = rng.choice(codes, p=weights)
+    region_code = region_classes(rng, seeds, 0.35, 350.0, lambda _i: rng.choice(codes, p=weights), np.uint8)
     # The must-have codes go to distinct cells whose seeds lie well inside the AOI.
     inside = np.flatnonzero((seeds[:, 0] > minx + 150) & (seeds[:, 0] < maxx - 150)
                             & (seeds[:, 1] > miny + 150) & (seeds[:, 1] < maxy - 150))
