@@ -564,7 +564,7 @@ class CBENBuilder(DatasetBuilder):
                                   "Table II analogue - cloud, shadow and cirrus cover per patch (%)"),
                 "table_iii": Table(time_differences(usable), "%.3f", "Table III analogue - time differences (days)"),
                 "band_stats": Table(band_stats, "%.6g", "Band statistics (reflectance; S1 in dB)"),
-                "histogram": Figure("cloud_cover_histogram", dict(index=usable, manifest=plan["manifest"])),
+                "histogram": Figure("cben_cloud_cover", dict(index=usable, manifest=plan["manifest"])),
             },
             card=_card_sections(plan["manifest"], index, ds.attrs),
             complete_attrs={

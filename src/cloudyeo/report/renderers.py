@@ -1,38 +1,33 @@
 """Figures a dataset builder names in its summary (``Figure("<renderer>", data)``), rendered by
 the drivers. Builders live below the report layer, so they name a figure instead of drawing it.
 
-Each renderer is ``function(path, **data)`` and writes one PNG. Registered as
-``"module:function"`` of ``cloudyeo.report`` and imported on first use; the modules are also
-imported statically below (not called) so that the code version of every dataset stage
-(:mod:`cloudyeo.provenance` follows the import graph) covers the figures it renders.
+Each renderer is ``function(path=..., **data)`` and writes one PNG.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import figures, planetcr_figures, ssl4eo_figures, timeseries_figures  # noqa: F401  (see the module docstring)
+from . import cben_figures, planetcr_figures, ssl4eo_figures, timeseries_figures
 
-RENDERERS: dict[str, str] = {
-    "cloud_cover_histogram": "figures:cloud_cover_histogram",
-    "timeseries_coverage": "timeseries_figures:coverage_figure",
-    "timeseries_dt": "timeseries_figures:dt_figure",
-    "timeseries_example": "timeseries_figures:example_figure",
-    "planetcr_distributions": "planetcr_figures:distributions",
-    "planetcr_examples": "planetcr_figures:example_quartets",
-    "ssl4eo_cloud_cover": "ssl4eo_figures:cloud_cover_figure",
-    "ssl4eo_examples": "ssl4eo_figures:example_figure",
+RENDERERS: dict[str, Callable[..., Any]] = {
+    "cben_cloud_cover": cben_figures.cloud_cover_histogram,
+    "timeseries_coverage": timeseries_figures.coverage_figure,
+    "timeseries_dt": timeseries_figures.dt_figure,
+    "timeseries_example": timeseries_figures.example_figure,
+    "planetcr_distributions": planetcr_figures.distributions,
+    "planetcr_examples": planetcr_figures.example_quartets,
+    "ssl4eo_cloud_cover": ssl4eo_figures.cloud_cover_figure,
+    "ssl4eo_examples": ssl4eo_figures.example_figure,
 }
 
 
 def renderer(name: str) -> Callable[..., Any]:
     if name not in RENDERERS:
         raise KeyError(f"no figure renderer {name!r}; known: {', '.join(sorted(RENDERERS))}")
-    module, func = RENDERERS[name].split(":")
-    return getattr(importlib.import_module(f"{__package__}.{module}"), func)
+    return RENDERERS[name]
 
 
 def render(name: str, path: Path, **data: Any) -> Any:
