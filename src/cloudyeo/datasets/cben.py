@@ -53,7 +53,7 @@ from ..sentinel import (
     SCL_SHADOW,
 )
 from .builder import DatasetBuilder, Figure, StoreLayout, Summary, Table, WriteSamples
-from .common import S2_FILL, S2_SCALE, band_statistics, encode_s2, to_db, utc64
+from .common import S2_FILL, S2_SCALE, SENTINEL_LICENCE, band_statistics, encode_s2, to_db, utc64
 
 log = logging.getLogger(__name__)
 
@@ -580,7 +580,7 @@ class CBENBuilder(DatasetBuilder):
 BUILDER = CBENBuilder
 
 LICENCES = {
-    "Sentinel-1/2": "Copernicus Sentinel data, free and open (Copernicus data licence); cite the source archive.",
+    "Sentinel-1/2": SENTINEL_LICENCE,
     "BigEarthNet v2.0 (reBEN)": "CDLA-Permissive-1.0; cite Clasen et al. 2024.",
     "EarthEnv cloud climatology": "CC BY-NC 4.0, Wilson & Jetz 2016 (PLoS Biology 14(3): e1002415); non-commercial use.",
 }
