@@ -214,3 +214,33 @@ def test_resume_with_another_fingerprint_starts_fresh(tmp_path):
     assert state is not None and state["epoch"] == 1
     assert resume_or_reset(tmp_path / "epochs", "new", model) is None
     assert not (tmp_path / "epochs").exists()  # the other fingerprint's checkpoints are gone
+
+
+def test_epoch_loop_resumes_after_the_last_checkpoint(tmp_path):
+    from cloudyeo.training.runtime import EpochLoop
+
+    def make():
+        torch.manual_seed(0)
+        model = torch.nn.Linear(2, 1)
+        return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def train(stop_after=None, fingerprint="a"):
+        model, opt = make()
+        loop = EpochLoop(tmp_path / "ck", fingerprint, model, opt, epochs=3, first_epoch=1)
+        for epoch in loop.epochs():
+            opt.zero_grad()
+            model(torch.ones(4, 2)).sum().backward()
+            opt.step()
+            loop.end_epoch(epoch, {"epoch": epoch, "w": float(model.weight.sum())}, step=epoch)
+            if epoch == stop_after:
+                return loop, model
+        return loop, model
+
+    train(stop_after=2)
+    loop, resumed = train()
+    assert loop.start == 3 and [int(r["epoch"]) for r in loop.logger.read()] == [1, 2, 3]
+    fresh, _ = train(fingerprint="b")  # other params or code: from epoch 1 again
+    assert fresh.start == 1 and [int(r["epoch"]) for r in fresh.logger.read()] == [1, 2, 3]
+    (tmp_path / "ck").rename(tmp_path / "old")
+    _, straight = train()
+    torch.testing.assert_close(resumed.weight, straight.weight)

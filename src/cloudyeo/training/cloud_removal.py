@@ -60,15 +60,14 @@ from cloudyeo.training.cloud_removal_data import (
 )
 from cloudyeo.training.runtime import (
     FINGERPRINT_KEY,
-    MetricsLogger,
+    EpochLoop,
     autocast,
     checkpoint_fingerprint,
     job_device,
     load_checkpoint,
     node_params,
-    resume_or_reset,
+    progress_bar,
     save_checkpoint,
-    save_epoch_checkpoint,
     seed_everything,
     select_device,
 )
@@ -221,17 +220,17 @@ def run_stage(name: str, module: nn.Module, loss_fn: Callable[[dict, torch.devic
     module.to(device)
     opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr,
                            weight_decay=float(hp["weight_decay"]))
-    state = resume_or_reset(ckpt_dir, run.fingerprint, module, opt)
-    start = 1 if state is None else state["epoch"] + 1
-    if state is not None:
-        log.info("%s: resuming after epoch %d (%s)", name, state["epoch"], state["path"].name)
-    logger = MetricsLogger(out_dir / f"train_log_{name}.csv", resume_epoch=start - 1)
+    loop = EpochLoop(ckpt_dir, run.fingerprint, module, opt, epochs=epochs, first_epoch=1,
+                     metrics_csv=out_dir / f"train_log_{name}.csv", normalization=NORMALIZATION, keep=2)
+    if loop.state is not None:
+        log.info("%s: resuming after epoch %d (%s)", name, loop.state["epoch"], loop.state["path"].name)
     stage_tag = sum(name.encode())
-    for epoch in range(start, epochs + 1):
+    for epoch in loop.epochs():
         module.train()
         rng = np.random.default_rng([int(seed), stage_tag, epoch])
         t0 = time.perf_counter()
         totals: dict[str, float] = defaultdict(float)
+        bar = progress_bar(steps, f"{name} {epoch}/{epochs}", log.isEnabledFor(logging.INFO))
         for _ in range(steps):
             batch = batch_fn(rng)
             with autocast(device):
@@ -241,16 +240,16 @@ def run_stage(name: str, module: nn.Module, loss_fn: Callable[[dict, torch.devic
             opt.step()
             for k, v in {"loss": float(loss.detach()), **parts}.items():
                 totals[k] += v
+            bar.update(1)
+        bar.close()
         row = {"epoch": epoch, "steps": steps, **{k: v / steps for k, v in totals.items()},
                "seconds": round(time.perf_counter() - t0, 3)}
-        logger.log(row)
         log.info("%s epoch %d/%d: %s", name, epoch, epochs,
                  ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "steps")))
-        save_epoch_checkpoint(ckpt_dir, module, opt, epoch=epoch, step=epoch * steps, keep=2,
-                              normalization=NORMALIZATION, extra={FINGERPRINT_KEY: run.fingerprint})
+        loop.end_epoch(epoch, row, step=epoch * steps)
         if run.stop_after_epoch is not None and epoch >= run.stop_after_epoch and epoch < epochs:
             raise Stopped(f"{name}: stopped after epoch {epoch} (as asked)")
-    rows = logger.read()
+    rows = loop.logger.read()
     return {"epochs": epochs, "steps_per_epoch": steps,
             "final_loss": float(rows[-1]["loss"]) if rows else float("nan"),
             "seconds": float(sum(float(r["seconds"]) for r in rows))}

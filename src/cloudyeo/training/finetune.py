@@ -41,14 +41,12 @@ from cloudyeo.training.normalization import NormalizationSpec
 from cloudyeo.training.pretrain import derived_seed, write_json
 from cloudyeo.training.runtime import (
     FINGERPRINT_KEY,
-    MetricsLogger,
+    EpochLoop,
     autocast,
     load_checkpoint,
     prepare_model,
     progress_bar,
-    resume_or_reset,
     save_checkpoint,
-    save_epoch_checkpoint,
     seed_everything,
     select_device,
     to_device,
@@ -257,14 +255,13 @@ def finetune(
     input_size = s["input_size"]
     select_by = s["select_by"]
 
-    state = resume_or_reset(ep_dir, fp, model, optimizer, scheduler)
-    start_epoch = 0 if state is None else int(state["epoch"]) + 1
-    step = 0 if state is None else int(state["step"])
-    extra = {"best_score": -math.inf, "best_epoch": -1, "elapsed_s": 0.0} if state is None else state["extra"]
+    loop = EpochLoop(ep_dir, fp, model, optimizer, scheduler, epochs=epochs, normalization=spec, keep=1,
+                     checkpoint_every_s=checkpoint_every_s)
+    state, start_epoch, step, logger = loop.state, loop.start, loop.step, loop.logger
+    extra = {"best_score": -math.inf, "best_epoch": -1, "elapsed_s": 0.0} if state is None else loop.extra
     best_score = float(extra["best_score"])
     best_epoch = int(extra["best_epoch"])
     elapsed = float(extra["elapsed_s"])
-    logger = MetricsLogger(ep_dir / "metrics.csv", resume_epoch=start_epoch - 1 if state else None)
     best_path = ep_dir / "best.pt"
     log.info("finetune %s on %s (%s): %d train / %d validation patches, %d epochs, batch %d, lr %.3g, %s",
              method, train_set, s["mode"], len(train), len(val), epochs, batch, lr, dev)
@@ -312,8 +309,7 @@ def finetune(
             return validation_ap({"scores": scores, "labels": val_labels.cpu().numpy()})
         return validation_ap(predict(model, val_loader, spec, input_size, dev, channels_last))
 
-    last_save = time.perf_counter()
-    for done_this_call, epoch in enumerate(range(start_epoch, epochs)):
+    for done_this_call, epoch in enumerate(loop.epochs()):
         if max_epochs is not None and done_this_call >= max_epochs:
             return {"interrupted_after_epoch": epoch - 1}
         model.train()
@@ -352,14 +348,10 @@ def finetune(
         seconds = time.perf_counter() - t0
         elapsed += seconds
         row.update({"best": int(is_best), "seconds": round(seconds, 3)})
-        logger.log(row)
         log.info("finetune %s/%s epoch %d/%d: %s", method, train_set, epoch + 1, epochs,
                  ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
-        if checkpoint_every_s <= 0 or epoch == epochs - 1 or time.perf_counter() - last_save >= checkpoint_every_s:
-            last_save = time.perf_counter()
-            save_epoch_checkpoint(ep_dir, model, optimizer, scheduler, epoch=epoch, step=step, normalization=spec,
-                                  keep=1, extra={FINGERPRINT_KEY: fp, "best_score": best_score,
-                                                 "best_epoch": best_epoch, "elapsed_s": elapsed})
+        loop.end_epoch(epoch, row, step=step,
+                       extra={"best_score": best_score, "best_epoch": best_epoch, "elapsed_s": elapsed})
 
     atomic.copy_file(best_path, outs["model"])
     atomic.copy_file(logger.path, outs["metrics"])

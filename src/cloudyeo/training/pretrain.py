@@ -48,13 +48,11 @@ from cloudyeo.training.experiments import (
 )
 from cloudyeo.training.runtime import (
     FINGERPRINT_KEY,
-    MetricsLogger,
+    EpochLoop,
     autocast,
     prepare_model,
     progress_bar,
-    resume_or_reset,
     save_checkpoint,
-    save_epoch_checkpoint,
     seed_everything,
     select_device,
     to_device,
@@ -143,20 +141,19 @@ def pretrain(
     augment = make_augment(s)
     two_views = method != "mae"
 
-    state = resume_or_reset(ep_dir, fp, model, optimizer, scheduler)
-    start_epoch = 0 if state is None else int(state["epoch"]) + 1
-    step = 0 if state is None else int(state["step"])
-    elapsed = 0.0 if state is None else float(state["extra"]["elapsed_s"])
-    if state is not None:
-        log.info("resuming %s pretraining after epoch %d (%s)", method, start_epoch, state["path"])
-    logger = MetricsLogger(ep_dir / "metrics.csv", resume_epoch=start_epoch - 1 if state else None)
+    loop = EpochLoop(ep_dir, fp, model, optimizer, scheduler, epochs=epochs, normalization=spec, keep=1,
+                     checkpoint_every_s=checkpoint_every_s)
+    step = loop.step
+    elapsed = float(loop.extra["elapsed_s"]) if loop.state is not None else 0.0
+    if loop.state is not None:
+        log.info("resuming %s pretraining after epoch %d (%s)", method, loop.start, loop.state["path"])
+    logger = loop.logger
     log.info("pretrain %s: %s on %s, %d locations, %d epochs x %d steps x batch %d, lr %.3g",
              method, s["backbone"], dev, len(data), epochs, steps_per_epoch, batch, lr)
 
     pin = dev.type == "cuda"
     last_row: dict = {}
-    last_save = time.perf_counter()
-    for done_this_call, epoch in enumerate(range(start_epoch, epochs)):
+    for done_this_call, epoch in enumerate(loop.epochs()):
         if max_epochs is not None and done_this_call >= max_epochs:
             return {"interrupted_after_epoch": epoch - 1}
         data.set_epoch(epoch)
@@ -202,15 +199,10 @@ def pretrain(
         row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"]}
         row.update({k: v / max(n_steps, 1) for k, v in sums.items()})
         row.update({"seconds": round(seconds, 3), "samples_per_s": round(n_steps * batch / max(seconds, 1e-9), 2)})
-        logger.log(row)
         last_row = row
         log.info("pretrain %s epoch %d/%d: %s", method, epoch + 1, epochs,
                  ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
-        if checkpoint_every_s <= 0 or epoch == epochs - 1 or time.perf_counter() - last_save >= checkpoint_every_s:
-            last_save = time.perf_counter()
-            save_epoch_checkpoint(ep_dir, model, optimizer, scheduler, epoch=epoch, step=step,
-                                  normalization=spec, keep=1,
-                                  extra={FINGERPRINT_KEY: fp, "method": method, "elapsed_s": elapsed})
+        loop.end_epoch(epoch, row, step=step, extra={"method": method, "elapsed_s": elapsed})
 
     if not last_row:  # resumed after the last epoch: read it back
         rows = logger.read()

@@ -9,6 +9,9 @@
   ``os.replace``): a killed job leaves either the previous file or the new one, never half of
   one. Epoch checkpoints are named ``epoch-0007.pt``; :func:`resume_state` loads the latest
   readable one so a restarted job continues after its last completed epoch.
+* :class:`EpochLoop` is the loop skeleton of every trainer (pretrain, finetune, cloud removal):
+  resume from the newest checkpoint of the same fingerprint, then per epoch one CSV row and an
+  atomic epoch checkpoint (each epoch, or every ``checkpoint_every_s`` and after the last).
 * :class:`MetricsLogger` appends one CSV row per epoch (header once, flushed and fsynced);
   :func:`progress_bar` is the tqdm bar of every loop.
 * :func:`node_params` is the one canonical form of what a node reads (a rule's ``params:`` and the
@@ -33,6 +36,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -360,6 +364,53 @@ def resume_or_reset(directory: str | Path, fingerprint: str, model: nn.Module | 
         return load_checkpoint(path, model, optimizer, scheduler, map_location, restore_rng=True)
     shutil.rmtree(directory)
     return None
+
+
+class EpochLoop:
+    """The loop skeleton of every trainer.
+
+    Made after the model, optimizer and scheduler exist: it resumes them (and the RNG states)
+    from the newest epoch checkpoint of ``directory`` written with ``fingerprint``, or starts
+    afresh. The trainer runs ``for epoch in loop.epochs(): ...`` and ends each epoch with
+    :meth:`end_epoch` (CSV row, then the checkpoint). Epochs are numbered from ``first_epoch``.
+    """
+
+    def __init__(self, directory: str | Path, fingerprint: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler=None, *, epochs: int, first_epoch: int = 0, metrics_csv: str | Path | None = None,
+                 normalization=None, keep: int = 1, checkpoint_every_s: float = 0.0) -> None:
+        self.directory = Path(directory)
+        self.fingerprint = fingerprint
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.first, self.last = int(first_epoch), int(first_epoch) + int(epochs) - 1
+        self.normalization, self.keep, self.checkpoint_every_s = normalization, keep, float(checkpoint_every_s)
+        self.state = resume_or_reset(self.directory, fingerprint, model, optimizer, scheduler)
+        self.start = self.first if self.state is None else int(self.state["epoch"]) + 1
+        self.step = 0 if self.state is None else int(self.state["step"])
+        self.logger = MetricsLogger(self.directory / "metrics.csv" if metrics_csv is None else metrics_csv,
+                                    resume_epoch=self.start - 1)
+        self._last_save = time.perf_counter()
+
+    @property
+    def extra(self) -> dict:
+        """What the resumed checkpoint's trainer stored (empty on a fresh start)."""
+        return {} if self.state is None else dict(self.state["extra"])
+
+    def epochs(self) -> range:
+        """The epochs left; the checkpoint clock starts now (the loop begins)."""
+        self._last_save = time.perf_counter()
+        return range(self.start, self.last + 1)
+
+    def end_epoch(self, epoch: int, row: dict, *, step: int, extra: dict | None = None) -> Path | None:
+        """Log ``row``; write the epoch checkpoint (with the fingerprint and ``extra``) when due."""
+        self.logger.log(row)
+        self.step = int(step)
+        now = time.perf_counter()
+        if self.checkpoint_every_s > 0 and epoch != self.last and now - self._last_save < self.checkpoint_every_s:
+            return None
+        self._last_save = now
+        return save_epoch_checkpoint(self.directory, self.model, self.optimizer, self.scheduler, epoch=epoch,
+                                     step=step, normalization=self.normalization, keep=self.keep,
+                                     extra={FINGERPRINT_KEY: self.fingerprint, **(extra or {})})
 
 
 # -- metrics -------------------------------------------------------------------------------
