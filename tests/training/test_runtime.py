@@ -231,7 +231,7 @@ def test_epoch_loop_resumes_after_the_last_checkpoint(tmp_path):
             opt.zero_grad()
             model(torch.ones(4, 2)).sum().backward()
             opt.step()
-            loop.end_epoch(epoch, {"epoch": epoch, "w": float(model.weight.sum())}, step=epoch)
+            loop.end_epoch(epoch, {"epoch": epoch, "w": float(model.weight.detach().sum())}, step=epoch)
             if epoch == stop_after:
                 return loop, model
         return loop, model
