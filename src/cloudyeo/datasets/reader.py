@@ -152,7 +152,9 @@ class StoreDataset(Dataset):
             while img.ndim > 3:
                 img = img[0]
             if img.ndim == 3:
-                bands = self.plot_bands.get(key, (0, 0, 0) if img.shape[0] < 3 else (0, 1, 2))
+                bands = self.plot_bands.get(key, (0, 1, 2))
+                if max(bands) >= img.shape[0]:  # e.g. a transform kept fewer bands
+                    bands = (0, 1, 2) if img.shape[0] >= 3 else (0, 0, 0)
                 img = np.moveaxis(img[list(bands)].astype(np.float32), 0, -1)
                 finite = img[np.isfinite(img)]
                 lo, hi = (np.percentile(finite, (2, 98)) if finite.size else (0.0, 1.0))
