@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cloudyeo.datasets.reader import StoreDataset
+from cloudyeo.datasets.reader import StoreDataset, split_indices
 from cloudyeo.store import SampleChunkReader, aligned_empty
 
 VARIANTS = {"cben": "s2", "ben": "s2_reference"}
-SPLITS = ("train", "validation", "test")
 
 
 def _read_whole(path: Path, name: str) -> np.ndarray:
@@ -126,12 +125,7 @@ class CBENDataset(StoreDataset):
             self.cloud_fraction = np.full(n, np.nan, dtype=np.float32)
         self.patch_ids = _as_str(_read_whole(self.path, "patch_id"))
         all_splits = _as_str(_read_whole(self.path, "split"))
-        if split is None:
-            self.indices = np.arange(n, dtype=np.int64)
-        else:
-            if split not in SPLITS:
-                raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
-            self.indices = np.flatnonzero(all_splits == split).astype(np.int64)
+        self.indices = split_indices(all_splits, split)
         self.split = split
         self.fast = fast
         self._readers: tuple[SampleChunkReader, SampleChunkReader] | None = None

@@ -14,6 +14,9 @@ import pandas as pd
 S2_SCALE = 1e-4
 S2_FILL = -32768
 # The licence line of every dataset built from Copernicus Sentinel data (cards' "Sources and licences").
+# The splits of every dataset, in this order.
+SPLITS = ("train", "validation", "test")
+
 SENTINEL_LICENCE = "Copernicus Sentinel data, free and open (Copernicus data licence); cite the source archive."
 
 

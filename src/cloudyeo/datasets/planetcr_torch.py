@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cloudyeo.datasets.reader import StoreDataset
+from cloudyeo.datasets.reader import StoreDataset, split_indices
 from cloudyeo.store import SampleChunkReader
 
 VARIABLES = ("optical_cloudy", "optical_clear", "cloud_mask", "s1", "landcover")
-SPLITS = ("train", "validation", "test")
 RGB = (2, 1, 0)  # R, G, B of the B, G, R, NIR order
 
 
@@ -79,13 +78,7 @@ class PlanetCRDataset(StoreDataset):
         self.scale = self.optical_encoding.scale
         self.nodata = np.float32(nodata)
         splits = _strings(_coord(self.path, "split"))
-        n = len(splits)
-        if split is None:
-            self.indices = np.arange(n, dtype=np.int64)
-        else:
-            if split not in SPLITS:
-                raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
-            self.indices = np.flatnonzero(splits == split).astype(np.int64)
+        self.indices = split_indices(splits, split)
         self.split = split
         self.sample_ids = _strings(_coord(self.path, "sample_id"))
         self.cloud_percent = _coord(self.path, "cloud_percent").astype(np.float32)

@@ -25,9 +25,19 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from cloudyeo.datasets.common import SPLITS
 from cloudyeo.store import IncompleteStoreError, decode_fill_value, is_complete
 
 Sample = dict[str, Any]
+
+
+def split_indices(splits: np.ndarray, split: str | None) -> np.ndarray:
+    """Store positions of the samples in ``split`` (every sample for ``None``)."""
+    if split is None:
+        return np.arange(len(splits), dtype=np.int64)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+    return np.flatnonzero(splits == split).astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ from ..config import ConfigError, paths
 from ..grids import geojson, to_lonlat, utm_epsg
 from ..sentinel import S1_POLARIZATIONS, S2_BAND_GSD, S2_CENTRAL_WAVELENGTH_NM, S2_L1C_BANDS
 from .builder import DatasetBuilder, Figure, StoreLayout, Summary, Table, WriteSamples
-from .common import S2_FILL, S2_SCALE, SENTINEL_LICENCE, encode_s2, to_db, utc64
+from .common import S2_FILL, S2_SCALE, SENTINEL_LICENCE, SPLITS, encode_s2, to_db, utc64
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,6 @@ S1_GRD = "sentinel-1-grd"
 U8_FILL = 255
 RESAMPLING = ("20 m and 60 m bands: bilinear on pixel centres (x2, x6), edges clamped; "
               "land cover: nearest")
-SPLITS = ("train", "validation", "test")
 TRUTH_ASSET = "truth_mask"
 # Demo land cover = BEN19 class index; ESA WorldCover keeps its own codes.
 WORLDCOVER_CODES = {10: "tree cover", 20: "shrubland", 30: "grassland", 40: "cropland",
