@@ -259,7 +259,21 @@ def _dev(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 
+def batches(batch_size: int, item):
+    """``draw(rng)``: a stacked batch of ``batch_size`` items, each ``item(rng)`` (in order, so a
+    seeded generator gives the same batches)."""
+    def draw(rng):
+        return stack_batch([item(rng) for _ in range(batch_size)])
+    return draw
+
+
 # ------------------------------------------------------------------------ time-series batches
+def _pick_row(rng, rows):
+    """A random manifest row: (row, patch, target time)."""
+    row = rows.iloc[int(rng.integers(len(rows)))]
+    return row, int(row["patch"]), int(row["target"])
+
+
 def _ts_rows(src: TimeSeriesSource, split: str = "train"):
     rows = src.manifest(split)
     if not len(rows):
@@ -273,49 +287,41 @@ def ts_single_batch(src: TimeSeriesSource, rows, hp: dict, *, with_lc: bool = Fa
     the row's target. ``clear_input``: the input *is* the target image (classifier on clear)."""
     crop, bs = int(hp["crop"]), int(hp["batch_size"])
 
-    def draw(rng):
-        items = []
-        for _ in range(bs):
-            row = rows.iloc[int(rng.integers(len(rows)))]
-            p, tgt = int(row["patch"]), int(row["target"])
-            t_in = tgt if clear_input else int(rng.choice(list(row["inputs"])))
-            win = random_window(rng, src.shape, crop)
-            opt, bad = finite_inputs(src.s2(p, t_in, win))
-            target = src.s2(p, tgt, win)
-            valid = np.isfinite(target).all(axis=0)
-            a = {"optical": opt, "sar": src.s1(p, t_in, win), "mask": src.mask(p, t_in, win) | bad,
-                 "target": np.nan_to_num(target), "valid": valid}
-            if with_lc:
-                lc = src.landcover(p, win)
-                if labelled is not None and p not in labelled:
-                    lc = np.full_like(lc, LC_IGNORE)
-                a["lc"] = lc
-            items.append(augment_arrays(a, rng))
-        return stack_batch(items)
-    return draw
+    def item(rng):
+        row, p, tgt = _pick_row(rng, rows)
+        t_in = tgt if clear_input else int(rng.choice(list(row["inputs"])))
+        win = random_window(rng, src.shape, crop)
+        opt, bad = finite_inputs(src.s2(p, t_in, win))
+        target = src.s2(p, tgt, win)
+        valid = np.isfinite(target).all(axis=0)
+        a = {"optical": opt, "sar": src.s1(p, t_in, win), "mask": src.mask(p, t_in, win) | bad,
+             "target": np.nan_to_num(target), "valid": valid}
+        if with_lc:
+            lc = src.landcover(p, win)
+            if labelled is not None and p not in labelled:
+                lc = np.full_like(lc, LC_IGNORE)
+            a["lc"] = lc
+        return augment_arrays(a, rng)
+    return batches(bs, item)
 
 
 def ts_sequence_batch(src: TimeSeriesSource, rows, hp: dict):
     crop, bs = int(hp["crop"]), int(hp["batch_size"])
 
-    def draw(rng):
-        items = []
-        for _ in range(bs):
-            row = rows.iloc[int(rng.integers(len(rows)))]
-            p, tgt = int(row["patch"]), int(row["target"])
-            win = random_window(rng, src.shape, crop)
-            s2s, masks = [], []
-            for t in row["inputs"]:
-                x, bad = finite_inputs(src.s2(p, int(t), win))
-                s2s.append(x)
-                masks.append(src.mask(p, int(t), win) | bad)
-            target = src.s2(p, tgt, win)
-            a = {"s2": np.stack(s2s), "s1": np.stack([src.s1(p, int(t), win) for t in row["inputs"]]),
-                 "mask": np.stack(masks), "target": np.nan_to_num(target),
-                 "valid": np.isfinite(target).all(axis=0)}
-            items.append(augment_arrays(a, rng))
-        return stack_batch(items)
-    return draw
+    def item(rng):
+        row, p, tgt = _pick_row(rng, rows)
+        win = random_window(rng, src.shape, crop)
+        s2s, masks = [], []
+        for t in row["inputs"]:
+            x, bad = finite_inputs(src.s2(p, int(t), win))
+            s2s.append(x)
+            masks.append(src.mask(p, int(t), win) | bad)
+        target = src.s2(p, tgt, win)
+        a = {"s2": np.stack(s2s), "s1": np.stack([src.s1(p, int(t), win) for t in row["inputs"]]),
+             "mask": np.stack(masks), "target": np.nan_to_num(target),
+             "valid": np.isfinite(target).all(axis=0)}
+        return augment_arrays(a, rng)
+    return batches(bs, item)
 
 
 def ts_pretext_batch(src: TimeSeriesSource, hp: dict, patches: list[int]):
@@ -330,21 +336,18 @@ def ts_pretext_batch(src: TimeSeriesSource, hp: dict, patches: list[int]):
     times = {p: [t for t in src.valid_times(p) if src.coverage(p, t) < 0.5] or src.valid_times(p)
              for p in patches}
 
-    def draw(rng):
-        items = []
-        for _ in range(bs):
-            p = int(rng.choice(patches))
-            t = int(rng.choice(times[p]))
-            y0 = int(rng.integers(half, h - crop - half + 1))
-            x0 = int(rng.integers(half, w - crop - half + 1))
-            label = int(rng.integers(len(PRETEXT_DIRECTIONS)))
-            dy, dx = PRETEXT_SHIFTS[PRETEXT_DIRECTIONS[label]]
-            opt, _ = finite_inputs(src.s2(p, t, (y0, x0, crop, crop)))
-            sar = src.s1(p, t, (y0 + dy * half, x0 + dx * half, crop, crop))
-            # no rotation/flip here: it would change which direction the neighbour lies in
-            items.append({"optical": opt, "sar": sar, "label": np.int64(label)})
-        return stack_batch(items)
-    return draw
+    def item(rng):
+        p = int(rng.choice(patches))
+        t = int(rng.choice(times[p]))
+        y0 = int(rng.integers(half, h - crop - half + 1))
+        x0 = int(rng.integers(half, w - crop - half + 1))
+        label = int(rng.integers(len(PRETEXT_DIRECTIONS)))
+        dy, dx = PRETEXT_SHIFTS[PRETEXT_DIRECTIONS[label]]
+        opt, _ = finite_inputs(src.s2(p, t, (y0, x0, crop, crop)))
+        sar = src.s1(p, t, (y0 + dy * half, x0 + dx * half, crop, crop))
+        # no rotation/flip here: it would change which direction the neighbour lies in
+        return {"optical": opt, "sar": sar, "label": np.int64(label)}
+    return batches(bs, item)
 
 
 # ------------------------------------------------------------------------- Planet-CR batches
@@ -364,25 +367,22 @@ def planet_window(rng: np.random.Generator, src: PlanetCRSource, crop: int):
 def planet_batch(src: PlanetCRSource, samples: list[int], hp: dict, *, clear_input: bool = False):
     crop, bs = int(hp["crop"]), int(hp["batch_size"])
 
-    def draw(rng):
-        items = []
-        for _ in range(bs):
-            i = int(rng.choice(samples))
-            win, swin = planet_window(rng, src, crop)
-            target = src.clear(i, win)
-            opt, bad = finite_inputs(target if clear_input else src.cloudy(i, win))
-            a = {"optical": opt, "mask": src.mask(i, win) | bad, "target": np.nan_to_num(target),
-                 "valid": np.isfinite(target).all(axis=0)}
-            b = {"sar": src.s1(i, swin), "lc": src.landcover(i, swin)}
-            # rotate/flip the optical and the 10 m arrays alike (square windows on both grids)
-            k, flip = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
-            out = {}
-            for name, arr in {**a, **b}.items():
-                arr = np.rot90(arr, k, axes=(-2, -1))
-                out[name] = np.ascontiguousarray(arr[..., ::-1] if flip else arr)
-            items.append(out)
-        return stack_batch(items)
-    return draw
+    def item(rng):
+        i = int(rng.choice(samples))
+        win, swin = planet_window(rng, src, crop)
+        target = src.clear(i, win)
+        opt, bad = finite_inputs(target if clear_input else src.cloudy(i, win))
+        a = {"optical": opt, "mask": src.mask(i, win) | bad, "target": np.nan_to_num(target),
+             "valid": np.isfinite(target).all(axis=0)}
+        b = {"sar": src.s1(i, swin), "lc": src.landcover(i, swin)}
+        # rotate/flip the optical and the 10 m arrays alike (square windows on both grids)
+        k, flip = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
+        out = {}
+        for name, arr in {**a, **b}.items():
+            arr = np.rot90(arr, k, axes=(-2, -1))
+            out[name] = np.ascontiguousarray(arr[..., ::-1] if flip else arr)
+        return out
+    return batches(bs, item)
 
 
 # ------------------------------------------------------------------------------------ methods
@@ -665,13 +665,12 @@ def _train_seq2seq(src, dataset, hp, out_dir, seed, device, run):
         clear[times.index(target)] = False  # the target's S2 is never seen
         y = np.nan_to_num(y)
 
-        def draw(rng, x=x, y=y, clear=clear):
-            items = []
-            for _ in range(bs):
-                y0, x0, ch, cw = random_window(rng, src.shape, crop)
-                sl = (slice(None), slice(None), slice(y0, y0 + ch), slice(x0, x0 + cw))
-                items.append(augment_arrays({"x": x[sl], "y": y[sl], "clear": clear[sl[1:]]}, rng))
-            return stack_batch(items)
+        def item(rng, x=x, y=y, clear=clear):
+            y0, x0, ch, cw = random_window(rng, src.shape, crop)
+            sl = (slice(None), slice(None), slice(y0, y0 + ch), slice(x0, x0 + cw))
+            return augment_arrays({"x": x[sl], "y": y[sl], "clear": clear[sl[1:]]}, rng)
+
+        draw = batches(bs, item)
 
         from cloudyeo.models.cloud_removal import clear_pixel_l1
 
