@@ -42,6 +42,7 @@ from cloudyeo.training.pretrain import derived_seed, write_json
 from cloudyeo.training.runtime import (
     FINGERPRINT_KEY,
     EpochLoop,
+    RunOptions,
     autocast,
     load_checkpoint,
     prepare_model,
@@ -207,15 +208,10 @@ def finetune(
     cfg: dict[str, Any],
     method: str,
     train_set: str,
-    *,
-    device: str = "auto",
-    num_workers: int = 0,
-    keep_epoch_checkpoints: bool = False,
-    checkpoint_every_s: float = 0.0,
-    progress: bool = True,
-    max_epochs: int | None = None,
+    **options: Any,
 ) -> dict:
     """Run node finetune[``method``, ``train_set``]; returns the summary (``metrics.json``)."""
+    run = RunOptions(**options)
     if train_set not in ("ben", "cben"):
         raise ValueError(f"train_set must be 'ben' or 'cben', got {train_set!r}")
     s = settings(cfg, "finetune", method)
@@ -226,7 +222,7 @@ def finetune(
     ep_dir = epochs_dir(outs["model"].parent)
     fp = fingerprint(cfg, "finetune", method, train_set)
 
-    dev = select_device(device)
+    dev = select_device(run.device)
     seed_everything(derived_seed(seed, 17))
     backbone, spec, pre = load_pretrained_backbone(pretrain_outputs(p, method)["model"])
     store = cben_store(cfg)
@@ -256,7 +252,7 @@ def finetune(
     select_by = s["select_by"]
 
     loop = EpochLoop(ep_dir, fp, model, optimizer, scheduler, epochs=epochs, normalization=spec, keep=1,
-                     checkpoint_every_s=checkpoint_every_s)
+                     checkpoint_every_s=run.checkpoint_every_s)
     state, start_epoch, step, logger = loop.state, loop.start, loop.step, loop.logger
     extra = {"best_score": -math.inf, "best_epoch": -1, "elapsed_s": 0.0} if state is None else loop.extra
     best_score = float(extra["best_score"])
@@ -265,7 +261,7 @@ def finetune(
     best_path = ep_dir / "best.pt"
     log.info("finetune %s on %s (%s): %d train / %d validation patches, %d epochs, batch %d, lr %.3g, %s",
              method, train_set, s["mode"], len(train), len(val), epochs, batch, lr, dev)
-    val_loader = DataLoader(val, batch_size=batch, shuffle=False, num_workers=num_workers)
+    val_loader = DataLoader(val, batch_size=batch, shuffle=False, num_workers=run.num_workers)
     ckpt_extra = {"method": method, "train_set": train_set, "input_size": input_size,
                   "settings": s, FINGERPRINT_KEY: fp, "pretrain_fingerprint": pre["extra"][FINGERPRINT_KEY]}
 
@@ -273,10 +269,10 @@ def finetune(
     if cached and start_epoch < epochs:
         transforms = dihedral_transforms(aug["hflip"], aug["vflip"], aug["rot90"])
         t0 = time.perf_counter()
-        train_feats, train_labels = frozen_features(model, train, spec, input_size, dev, batch, num_workers,
-                                                    transforms, channels_last, progress, "train features")
-        val_feats, val_labels = frozen_features(model, val, spec, input_size, dev, batch, num_workers,
-                                                channels_last=channels_last, progress=progress,
+        train_feats, train_labels = frozen_features(model, train, spec, input_size, dev, batch, run.num_workers,
+                                                    transforms, channels_last, run.progress, "train features")
+        val_feats, val_labels = frozen_features(model, val, spec, input_size, dev, batch, run.num_workers,
+                                                channels_last=channels_last, progress=run.progress,
                                                 desc="validation features") if len(val) else (None, None)
         log.info("frozen backbone: features of %d train patches x %d flips and %d validation patches "
                  "in %.1f s", len(train), len(transforms), len(val), time.perf_counter() - t0)
@@ -293,7 +289,7 @@ def finetune(
                 yield train_feats[idx, pick[i:i + batch].to(dev)], train_labels[idx], model.head
             return
         sampler = RandomSampler(train, generator=torch.Generator().manual_seed(derived_seed(seed, epoch, 3)))
-        loader = DataLoader(train, batch_size=batch, sampler=sampler, num_workers=num_workers,
+        loader = DataLoader(train, batch_size=batch, sampler=sampler, num_workers=run.num_workers,
                             pin_memory=dev.type == "cuda")
         aug_gen = torch.Generator().manual_seed(derived_seed(seed, epoch, 4))
         for item in loader:
@@ -310,12 +306,12 @@ def finetune(
         return validation_ap(predict(model, val_loader, spec, input_size, dev, channels_last))
 
     for done_this_call, epoch in enumerate(loop.epochs()):
-        if max_epochs is not None and done_this_call >= max_epochs:
+        if run.max_epochs is not None and done_this_call >= run.max_epochs:
             return {"interrupted_after_epoch": epoch - 1}
         model.train()
         t0 = time.perf_counter()
         loss_sum, n_seen = 0.0, 0
-        bar = progress_bar(steps_per_epoch, f"finetune {method}/{train_set} {epoch + 1}/{epochs}", progress)
+        bar = progress_bar(steps_per_epoch, f"finetune {method}/{train_set} {epoch + 1}/{epochs}", run.progress)
         for x, y, forward in batches(epoch):
             with autocast(dev):
                 logits = forward(x)
@@ -376,6 +372,6 @@ def finetune(
         "torch": torch.__version__,
     }
     write_json(outs["summary"], summary)
-    if not keep_epoch_checkpoints:
+    if not run.keep_epoch_checkpoints:
         shutil.rmtree(ep_dir, ignore_errors=True)
     return summary

@@ -49,6 +49,7 @@ from cloudyeo.training.experiments import (
 from cloudyeo.training.runtime import (
     FINGERPRINT_KEY,
     EpochLoop,
+    RunOptions,
     autocast,
     prepare_model,
     progress_bar,
@@ -99,19 +100,14 @@ def make_augment(s: dict) -> MultibandAugment:
 def pretrain(
     cfg: dict[str, Any],
     method: str,
-    *,
-    device: str = "auto",
-    num_workers: int = 0,
-    keep_epoch_checkpoints: bool = False,
-    checkpoint_every_s: float = 0.0,
-    progress: bool = True,
-    max_epochs: int | None = None,
+    **options: Any,
 ) -> dict:
     """Run node pretrain[``method``]; returns the summary written to ``model.json``.
 
     ``max_epochs`` stops after that many epochs *in this call* (tests of resumption); the
     outputs are written only when the configured number of epochs is complete.
     """
+    run = RunOptions(**options)
     s = settings(cfg, "pretrain", method)
     exp = cfg["cben_experiments"]
     seed = int(exp["seed"])
@@ -120,7 +116,7 @@ def pretrain(
     ep_dir = epochs_dir(out_dir)
     fp = fingerprint(cfg, "pretrain", method)
 
-    dev = select_device(device)
+    dev = select_device(run.device)
     seed_everything(seed)
     store = ssl4eo_store(cfg)
     spec = ssl4eo_normalization(store, s["s1_clip"], s["s2_clip"])
@@ -142,7 +138,7 @@ def pretrain(
     two_views = method != "mae"
 
     loop = EpochLoop(ep_dir, fp, model, optimizer, scheduler, epochs=epochs, normalization=spec, keep=1,
-                     checkpoint_every_s=checkpoint_every_s)
+                     checkpoint_every_s=run.checkpoint_every_s)
     step = loop.step
     elapsed = float(loop.extra["elapsed_s"]) if loop.state is not None else 0.0
     if loop.state is not None:
@@ -154,20 +150,20 @@ def pretrain(
     pin = dev.type == "cuda"
     last_row: dict = {}
     for done_this_call, epoch in enumerate(loop.epochs()):
-        if max_epochs is not None and done_this_call >= max_epochs:
+        if run.max_epochs is not None and done_this_call >= run.max_epochs:
             return {"interrupted_after_epoch": epoch - 1}
         data.set_epoch(epoch)
         sampler = RandomSampler(data, replacement=per_epoch != len(data) or len(data) < batch,
                                 num_samples=steps_per_epoch * batch,
                                 generator=torch.Generator().manual_seed(derived_seed(seed, epoch, 1)))
         loader = DataLoader(data, batch_size=batch, sampler=sampler, drop_last=True,
-                            num_workers=num_workers, pin_memory=pin)
+                            num_workers=run.num_workers, pin_memory=pin)
         aug_gen = torch.Generator().manual_seed(derived_seed(seed, epoch, 2))
         model.train()
         t0 = time.perf_counter()
         sums: dict[str, float] = defaultdict(float)
         n_steps = 0
-        bar = progress_bar(steps_per_epoch, f"pretrain {method} {epoch + 1}/{epochs}", progress)
+        bar = progress_bar(steps_per_epoch, f"pretrain {method} {epoch + 1}/{epochs}", run.progress)
         for item in loader:
             x = normalize_batch(to_device(item["image"], dev), spec, inplace=True)  # (B, T, C, H, W)
             v1 = to_device(augment(x[:, 0], aug_gen), dev, channels_last)
@@ -235,6 +231,6 @@ def pretrain(
         "torch": torch.__version__,
     }
     write_json(outs["summary"], summary)
-    if not keep_epoch_checkpoints:
+    if not run.keep_epoch_checkpoints:
         shutil.rmtree(ep_dir, ignore_errors=True)
     return summary

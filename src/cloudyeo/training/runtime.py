@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,22 @@ def _runtime_paths(node: Any, path: str = "") -> list[str]:
             found.append(where)
         found += _runtime_paths(v, where)
     return found
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a training node runs this time: never part of its params or fingerprint.
+
+    ``max_epochs`` stops after that many epochs *in this call* (tests of resumption); outputs
+    are written only when the configured number of epochs is complete.
+    """
+
+    device: str = "auto"
+    num_workers: int = 0
+    keep_epoch_checkpoints: bool = False
+    checkpoint_every_s: float = 0.0
+    progress: bool = True
+    max_epochs: int | None = None
 
 
 def node_params(pruned: dict[str, Any]) -> str:
