@@ -9,7 +9,7 @@ refuse raw Level-1 GRD at plan time, before any extraction job runs
 archive        Sentinel-1 product                                   physics
 =============  ===================================================  ==========================
 demo           the demo world's ``sentinel-1-grd`` items            sigma0, terrain, linear
-               (:mod:`cloudyeo.demo.stac` declares them)
+               (:data:`DEMO_S1`; the demo world writes it)
 stac-api       ``stac.collections.sentinel-1-grd`` or the preset's  the preset's
                mapping (:mod:`cloudyeo.archives.presets`)           ``s1_collections``: PC
                                                                     ``sentinel-1-rtc`` gamma0
@@ -66,6 +66,13 @@ class S1Source:
         return self.product.attrs(self.collection, self.archive)
 
 
+# What the demo archive's Sentinel-1 is: sigma0 in linear power generated directly on the tiles'
+# 10 m UTM grids with no layover or foreshortening, i.e. a calibrated, terrain-corrected product.
+# The demo world (cloudyeo.demo.stac) writes what this declares on every S1 item.
+DEMO_S1_COLLECTION = "sentinel-1-grd"
+DEMO_S1 = S1Product("sigma0", "terrain", "linear", "cloudyeo demo world: synthetic sigma0 on the tiles' map grids")
+
+
 def s1_source(config: Mapping[str, Any], archive: str | None = None) -> S1Source:
     """The Sentinel-1 product a validated config draws from (no network).
 
@@ -74,11 +81,7 @@ def s1_source(config: Mapping[str, Any], archive: str | None = None) -> S1Source
     """
     kind = archive or config.get("archive", "demo")
     if kind == "demo":
-        from cloudyeo.demo.stac import COLLECTION_S1, S1_GEOMETRY, S1_RADIOMETRY, S1_UNITS
-
-        product = S1Product(S1_RADIOMETRY, S1_GEOMETRY, S1_UNITS,
-                            "cloudyeo demo world: synthetic sigma0 on the tiles' map grids")
-        return S1Source("demo", COLLECTION_S1, product, "archive", True)
+        return S1Source("demo", DEMO_S1_COLLECTION, DEMO_S1, "archive", True)
     if kind == "stac-api":
         from cloudyeo.archives.presets import get_preset
 

@@ -22,11 +22,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, zoom
 
 from cloudyeo.demo.surface import BAND_INDEX, N_BANDS, WATER_CLASSES, smooth_field
-
-TRUTH_CLOUD = 1
-TRUTH_CIRRUS = 2
-TRUTH_SHADOW = 4
-TRUTH_SNOW = 8
+from cloudyeo.masks.truth import TRUTH_CIRRUS, TRUTH_CLOUD, TRUTH_SHADOW, TRUTH_SNOW
 
 PAD = 72  # pixels of cloud field beyond the tile on each side (shadow offsets stay below)
 EDGE = 0.12  # half-width of the soft cloud edge in field units (field std = 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cloudyeo.archives.s1_source import DEMO_S1, DEMO_S1_COLLECTION
 from cloudyeo.demo.rasters import COG_MEDIA_TYPE
 from cloudyeo.demo.schedule import S1Acquisition, S2Acquisition, iso
 from cloudyeo.demo.tiles import TileSpec
@@ -23,7 +24,7 @@ from cloudyeo.sentinel import (
 STAC_VERSION = "1.0.0"
 COLLECTION_L2A = "sentinel-2-l2a"
 COLLECTION_L1C = "sentinel-2-l1c"
-COLLECTION_S1 = "sentinel-1-grd"
+COLLECTION_S1 = DEMO_S1_COLLECTION
 COLLECTIONS = (COLLECTION_L2A, COLLECTION_L1C, COLLECTION_S1)
 
 EXT = {
@@ -47,9 +48,9 @@ SCL_GSD = 20
 # linear power, generated directly on the tiles' 10 m UTM grids with no layover or
 # foreshortening, i.e. what a calibrated, terrain-corrected product is. Declared on every S1
 # item with the properties :func:`cloudyeo.archives.stac_items.s1_physics` reads.
-S1_RADIOMETRY = "sigma0"
-S1_GEOMETRY = "terrain"
-S1_UNITS = "linear"
+S1_RADIOMETRY = DEMO_S1.radiometry
+S1_GEOMETRY = DEMO_S1.geometry
+S1_UNITS = DEMO_S1.units
 S1_DECLARATION = {"cloudyeo:sar_radiometry": S1_RADIOMETRY, "cloudyeo:sar_geometry": S1_GEOMETRY}
 
 

@@ -28,10 +28,6 @@ from rasterio.windows import Window
 from cloudyeo.atomic import write_text
 from cloudyeo.demo.atmosphere import (
     TOA_TRANSMITTANCE,
-    TRUTH_CIRRUS,
-    TRUTH_CLOUD,
-    TRUTH_SHADOW,
-    TRUTH_SNOW,
     b10_toa,
     block_mean,
     compose,
@@ -63,6 +59,7 @@ from cloudyeo.demo.stac import (
 )
 from cloudyeo.demo.surface import BAND_INDEX, sar_sigma0_db, surface_reflectance, tile_surface
 from cloudyeo.demo.tiles import TileSpec, make_tile, seeded_rng
+from cloudyeo.masks.truth import TRUTH_CIRRUS, TRUTH_CLOUD, TRUTH_SHADOW, TRUTH_SNOW
 from cloudyeo.sentinel import (
     BEN19_CLASSES,
     S2_BAND_GSD,

@@ -1,6 +1,6 @@
 """Quality of a binary cloud mask against the demo world's truth bit masks.
 
-Truth bits (:mod:`cloudyeo.demo.atmosphere`): 1 thick cloud, 2 thin cirrus, 4 cloud shadow,
+Truth bits (:mod:`cloudyeo.masks.truth`): 1 thick cloud, 2 thin cirrus, 4 cloud shadow,
 8 snow. Every pixel falls into exactly one *truth category*, by priority:
 
 ===========  ====================================================
@@ -32,7 +32,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from cloudyeo.demo.atmosphere import TRUTH_CIRRUS, TRUTH_CLOUD, TRUTH_SHADOW
+from cloudyeo.masks.truth import TRUTH_CIRRUS, TRUTH_CLOUD, TRUTH_SHADOW
 
 CATEGORIES: tuple[str, ...] = ("clear", "thick", "thin", "shadow")
 CLASSES: dict[str, tuple[int, ...]] = {  # class -> truth categories (indices into CATEGORIES)
