@@ -39,11 +39,13 @@ from cloudyeo.metrics.regions import cloud_fraction, cloud_region_masks
 from cloudyeo.metrics.segmentation import (
     IGNORE_INDEX,
     confusion_matrix,
+    f1_scores,
     segmentation_metrics,
     segmentation_scores,
 )
 
 __all__ = [
+    "f1_scores",
     "DEFAULT_CLOUD_BIN_EDGES",
     "IGNORE_INDEX",
     "METRIC_NAMES",

@@ -81,3 +81,27 @@ def segmentation_metrics(
     return segmentation_scores(
         confusion_matrix(y_true, y_pred, num_classes, ignore_index=ignore_index)
     )
+
+
+def f1_scores(cm: np.ndarray, seen: np.ndarray | None = None) -> dict[str, float]:
+    """Overall accuracy and macro F1 over the classes present in the truth (rows).
+
+    ``seen`` (class indices that occur in the training split): adds ``lc_oa_seen``, the
+    accuracy over truth pixels of those classes only (the time-series split is by ROI, so a test
+    ROI can hold classes no training ROI has).
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    rows, cols = cm.sum(1), cm.sum(0)
+    present = rows > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(rows + cols > 0, 2 * tp / np.maximum(rows + cols, 1), np.nan)
+    total = cm.sum()
+    out = {"lc_oa": float(tp.sum() / total) if total else float("nan"),
+           "lc_f1": float(np.nanmean(f1[present])) if present.any() else float("nan"),
+           "lc_miou": float(segmentation_scores(cm.astype(np.int64))["miou"]) if total else float("nan")}
+    if seen is not None:
+        seen = np.asarray(seen, dtype=np.int64)
+        n_seen = rows[seen].sum()
+        out["lc_oa_seen"] = float(tp[seen].sum() / n_seen) if n_seen else float("nan")
+    return out

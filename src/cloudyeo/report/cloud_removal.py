@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from cloudyeo.config import paths
-from cloudyeo.metrics import aggregate, cloud_bins, segmentation_scores
+from cloudyeo.metrics import aggregate, cloud_bins, f1_scores, segmentation_scores
 from cloudyeo.sentinel import BEN19_CLASSES
 
 TS_TABLES = ("sen12mscrts_table_i", "sen12mscrts_table_ii", "sen12mscrts_table_iv",
@@ -184,6 +184,19 @@ def draw_panel(panels: dict[str, dict], path: Path, title: str = "") -> Path:
     return path
 
 
+def _method_panel(folder: Path, title: str) -> Path | None:
+    """``panel.png`` of one evaluated method from its ``panels.npz`` (none without one)."""
+    f = folder / "panels.npz"
+    if not f.exists():
+        return None
+    data = np.load(f)
+    panels: dict[str, dict] = {}
+    for key in data.files:
+        sid, name = key.split("/", 1)
+        panels.setdefault(sid, {})[name] = data[key]
+    return draw_panel(panels, folder / "panel.png", title=title) if panels else None
+
+
 def _comparison_panel(root: Path, dataset: str, methods: list[str], path: Path) -> None:
     """The first sample of each method's ``panels.npz`` side by side: inputs, predictions, target."""
     import matplotlib
@@ -245,7 +258,6 @@ def _pooled_lc(root: Path, method: str, records: pd.DataFrame, edges, by_bin: bo
     sid_to_frac = dict(zip(records["sample_id"], records["input_cloud_fraction"]))
     fr = np.array([sid_to_frac.get(s, np.nan) for s in data["sample_ids"]])
     groups = cloud_bins(fr, edges) if by_bin else np.array(["all"] * len(fr), dtype=object)
-    from cloudyeo.training.cloud_removal_eval import f1_scores
 
     out = []
     for g in dict.fromkeys(groups):
@@ -413,6 +425,8 @@ def write_tables(cfg: dict[str, Any], dataset: str) -> dict[str, Path]:
     else:
         raise ValueError(f"unknown dataset {dataset!r}")
     out = table_paths(cfg, dataset)
+    for m in methods:  # each method's own panel, from what its evaluation kept
+        _method_panel(root / dataset / m, f"{m} on {dataset}")
     _comparison_panel(root, dataset, [m for m in methods if kinds[m] != "segmentation"], out["panels"])
     head = (f"# Cloud removal on {dataset}\n\nMethods: {', '.join(methods) or '(none)'}. "
             "Means of per-image values on the test split (SAM in degrees); see "

@@ -11,7 +11,8 @@
 * ``records_per_class.csv`` (Planet-CR) — the same metrics per (sample, land-cover class);
 * ``lc_confusion.npz`` (land-cover methods) — per-sample confusion matrices, so F1 can be pooled
   per cloud bin; ``predictions.npz`` (Planet-CR) — every test prediction, for semantic recovery;
-* ``panels.npz`` + ``panel.png`` — RGB of the inputs, prediction and target of a few samples;
+* ``panels.npz`` — RGB of the inputs, prediction and target of a few samples (the tables rule,
+  :mod:`cloudyeo.report.cloud_removal`, draws them as ``panel.png``);
 * ``summary.json`` — means over the test set and the run time.
 
 Inference runs on the whole image with a sliding window (``cloud_removal.eval.window`` /
@@ -46,6 +47,7 @@ from cloudyeo.metrics import (
     batch_image_metrics,
     cloud_region_masks,
     confusion_matrix,
+    f1_scores,
     segmentation_scores,
     ssim_map,
 )
@@ -146,30 +148,6 @@ def region_metrics(pred: np.ndarray, target: np.ndarray, valid: np.ndarray,
             col = "sam_deg" if name == "sam" else name
             key = f"{col}_{region}" if (region != "all" or name == "nrmse") else col
             out[key] = float(vals[name][0])
-    return out
-
-
-def f1_scores(cm: np.ndarray, seen: np.ndarray | None = None) -> dict[str, float]:
-    """Overall accuracy and macro F1 over the classes present in the truth (rows).
-
-    ``seen`` (class indices that occur in the training split): adds ``lc_oa_seen``, the
-    accuracy over truth pixels of those classes only (the time-series split is by ROI, so a test
-    ROI can hold classes no training ROI has).
-    """
-    cm = np.asarray(cm, dtype=np.float64)
-    tp = np.diag(cm)
-    rows, cols = cm.sum(1), cm.sum(0)
-    present = rows > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(rows + cols > 0, 2 * tp / np.maximum(rows + cols, 1), np.nan)
-    total = cm.sum()
-    out = {"lc_oa": float(tp.sum() / total) if total else float("nan"),
-           "lc_f1": float(np.nanmean(f1[present])) if present.any() else float("nan"),
-           "lc_miou": float(segmentation_scores(cm.astype(np.int64))["miou"]) if total else float("nan")}
-    if seen is not None:
-        seen = np.asarray(seen, dtype=np.int64)
-        n_seen = rows[seen].sum()
-        out["lc_oa_seen"] = float(tp[seen].sum() / n_seen) if n_seen else float("nan")
     return out
 
 
@@ -443,10 +421,8 @@ def _semantic_recovery(cfg, method, src, out_dir) -> list[dict]:
 # ------------------------------------------------------------------------------------- main
 def evaluate(cfg: dict[str, Any], method: str, dataset: str, *, out_dir: str | Path | None = None) -> Path:
     """Score one (method, dataset) node; returns the path of ``records.csv`` (module doc)."""
-    from cloudyeo.report.cloud_removal import draw_panel
-
     hp = method_config(cfg, method)
-    if dataset not in hp.get("datasets", []):
+    if dataset not in hp["datasets"]:
         raise CloudRemovalError(f"method {method!r} is not configured for dataset {dataset!r}")
     set_threads(cfg)
     out = Path(out_dir) if out_dir is not None else eval_dir(cfg, method, dataset)
@@ -470,7 +446,6 @@ def evaluate(cfg: dict[str, Any], method: str, dataset: str, *, out_dir: str | P
     df = pd.DataFrame(records)
     if panels:
         np.savez_compressed(out / "panels.npz", **{f"{sid}/{k}": v for sid, d in panels.items() for k, v in d.items()})
-        draw_panel(panels, out / "panel.png", title=f"{method} on {dataset}")
     summary = {"method": method, "dataset": dataset, "kind": hp["kind"], "n_records": len(df),
                "seconds": round(time.perf_counter() - t0, 2)}
     if len(df):
