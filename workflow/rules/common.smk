@@ -1,9 +1,7 @@
-# Input, params and resource functions of the stage files, kept here so each stage file holds
+# Input, params and resource functions of the experiment stage files (the dataset rules' are in
+# dataset_inputs.smk), kept here so each stage file holds
 # only its rules (snakemake --lint: no functions mixed with rules). Included first; the names
 # the functions read (P, checkpoints, the stage files' constants) are resolved when they are called.
-import pyarrow.parquet as pq
-
-from cloudyeo.datasets import ssl4eo as _ssl4eo
 from cloudyeo.store import marker_path
 from cloudyeo.training import cloud_removal as _cr
 from cloudyeo.training import experiments as _exp
@@ -11,39 +9,6 @@ from cloudyeo.training import experiments as _exp
 # The software environment of all jobs, relative to the stage files, i.e. the package and its
 # pinned dependencies. Used with `--software-deployment-method conda`, documentation otherwise.
 CONDA_ENV = "../../envs/cloudyeo.yaml"
-
-
-# --- datasets: one part per unit of work the plan (a checkpoint) chose ---------------------------
-
-
-def cben_parts(wildcards):
-    """One part per product the plan selected (products with a skip reason have none)."""
-    manifest = checkpoints.cben_plan.get().output.manifest
-    table = pq.read_table(manifest, columns=["product", "skip_reason"]).to_pandas()
-    chosen = table.loc[table["skip_reason"].isna(), "product"]
-    return [P.cben_part(product) for product in chosen]
-
-
-def timeseries_parts(wildcards):
-    """One part per ROI of the plan."""
-    patches = checkpoints.timeseries_plan.get().output.patches
-    rois = pq.read_table(patches, columns=["roi"]).to_pandas()["roi"].unique()
-    return [P.timeseries_part(roi) for roi in rois]
-
-
-def ssl4eo_parts(wildcards):
-    """One part per batch of locations (every batch has one, even with no valid season)."""
-    manifest = checkpoints.ssl4eo_plan.get().output.manifest
-    batches = pq.read_table(manifest, columns=["batch"]).to_pandas()["batch"].unique()
-    return [_ssl4eo.part_path(P, b) for b in sorted(batches)]
-
-
-def planetcr_parts(wildcards):
-    """One part per batch of AOIs holding selected samples (read from the plan's manifest)."""
-    manifest = checkpoints.planetcr_plan.get().output.manifest
-    table = pq.read_table(manifest, columns=["batch", "selected"]).to_pandas()
-    batches = sorted(table.loc[table["selected"], "batch"].unique())
-    return [P.planetcr_part(b) for b in batches]
 
 
 # --- CBEN experiment (cben_experiments.smk) -------------------------------------------------------
