@@ -130,9 +130,11 @@ def _cloud_removal(verb):
 
             train(cfg, args.method, args.dataset)
         elif verb == "evaluate":
+            from .report.cloud_removal import method_panel
             from .training.cloud_removal_eval import evaluate
 
-            evaluate(cfg, args.method, args.dataset)
+            records = evaluate(cfg, args.method, args.dataset)
+            method_panel(records.parent, f"{args.method} on {args.dataset}")  # panel.png of panels.npz
         else:
             from .report.cloud_removal import write_tables
 

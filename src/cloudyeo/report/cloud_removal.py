@@ -184,8 +184,9 @@ def draw_panel(panels: dict[str, dict], path: Path, title: str = "") -> Path:
     return path
 
 
-def _method_panel(folder: Path, title: str) -> Path | None:
-    """``panel.png`` of one evaluated method from its ``panels.npz`` (none without one)."""
+def method_panel(folder: Path, title: str) -> Path | None:
+    """``panel.png`` of one evaluated method from its ``panels.npz`` (none without one); the
+    evaluate command draws it after the evaluation."""
     f = folder / "panels.npz"
     if not f.exists():
         return None
@@ -425,8 +426,6 @@ def write_tables(cfg: dict[str, Any], dataset: str) -> dict[str, Path]:
     else:
         raise ValueError(f"unknown dataset {dataset!r}")
     out = table_paths(cfg, dataset)
-    for m in methods:  # each method's own panel, from what its evaluation kept
-        _method_panel(root / dataset / m, f"{m} on {dataset}")
     _comparison_panel(root, dataset, [m for m in methods if kinds[m] != "segmentation"], out["panels"])
     head = (f"# Cloud removal on {dataset}\n\nMethods: {', '.join(methods) or '(none)'}. "
             "Means of per-image values on the test split (SAM in degrees); see "

@@ -11,8 +11,8 @@
 * ``records_per_class.csv`` (Planet-CR) — the same metrics per (sample, land-cover class);
 * ``lc_confusion.npz`` (land-cover methods) — per-sample confusion matrices, so F1 can be pooled
   per cloud bin; ``predictions.npz`` (Planet-CR) — every test prediction, for semantic recovery;
-* ``panels.npz`` — RGB of the inputs, prediction and target of a few samples (the tables rule,
-  :mod:`cloudyeo.report.cloud_removal`, draws them as ``panel.png``);
+* ``panels.npz`` — RGB of the inputs, prediction and target of a few samples (the evaluate
+  command draws them as ``panel.png`` with :func:`cloudyeo.report.cloud_removal.method_panel`);
 * ``summary.json`` — means over the test set and the run time.
 
 Inference runs on the whole image with a sliding window (``cloud_removal.eval.window`` /
