@@ -25,7 +25,7 @@ DEFAULT_CLOUD_BIN_EDGES: tuple[float, ...] = tuple(round(0.1 * i, 10) for i in r
 UNKNOWN_BIN = "unknown"
 
 
-def _check_edges(edges: Sequence[float]) -> np.ndarray:
+def _check_edges(edges: Sequence[float] | np.ndarray) -> np.ndarray:
     e = np.asarray(edges, dtype=np.float64)
     if e.ndim != 1 or e.size < 2 or np.any(np.diff(e) <= 0):
         raise ValueError(
@@ -34,7 +34,7 @@ def _check_edges(edges: Sequence[float]) -> np.ndarray:
     return e
 
 
-def cloud_bin_labels(edges: Sequence[float] = DEFAULT_CLOUD_BIN_EDGES) -> list[str]:
+def cloud_bin_labels(edges: Sequence[float] | np.ndarray = DEFAULT_CLOUD_BIN_EDGES) -> list[str]:
     """The bin labels in order, e.g. ``["0-10%", "10-20%", ..., "90-100%"]``."""
     e = _check_edges(edges)
     return [f"{lo * 100:g}-{hi * 100:g}%" for lo, hi in pairwise(e)]
@@ -59,7 +59,7 @@ def cloud_bins(fractions, edges: Sequence[float] = DEFAULT_CLOUD_BIN_EDGES) -> n
             f"cloud fraction(s) {f[outside][:5].tolist()} outside the bin edges [{e[0]}, {e[-1]}]"
             " (fractions are in [0, 1], not percent)"
         )
-    labels = np.array(cloud_bin_labels(e) + [UNKNOWN_BIN], dtype=object)
+    labels = np.array(cloud_bin_labels(e) + [UNKNOWN_BIN], dtype=np.object_)
     idx = np.full(f.shape, len(e) - 1, dtype=np.int64)  # -> "unknown"
     # bins [lo, hi); the right-most edge belongs to the last bin
     idx[known] = np.clip(np.searchsorted(e, f[known], side="right") - 1, 0, len(e) - 2)
@@ -110,8 +110,9 @@ def aggregate(
     grouped = df.groupby(by, sort=True, observed=True, dropna=False)
     out = grouped[metrics].mean() if metrics else grouped.size().to_frame("n").drop(columns="n")
     out.insert(0, "n", grouped.size())
-    counts = grouped[metrics].count() if metrics else None
-    for name in metrics:
-        if not (counts[name] == out["n"]).all():
-            out[f"n_{name}"] = counts[name]
+    if metrics:
+        counts = grouped[metrics].count()
+        for name in metrics:
+            if not (counts[name] == out["n"]).all():
+                out[f"n_{name}"] = counts[name]
     return out.reset_index()

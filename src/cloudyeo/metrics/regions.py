@@ -43,7 +43,7 @@ def cloud_region_masks(input_cloud_masks) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"expected (T, H, W) or (H, W) cloud masks, got shape {m.shape}")
     if m.shape[0] == 0:
         raise ValueError("no input cloud mask given (T = 0)")
-    cloudy_all = m.all(axis=0)
+    cloudy_all = np.asarray(m.all(axis=0))
     return cloudy_all, ~cloudy_all
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -140,7 +141,7 @@ class MultibandAugment:
             return height, width
         if isinstance(self.size, int):
             return self.size, self.size
-        return tuple(self.size)
+        return cast(tuple[int, int], tuple(self.size))
 
     def apply(self, x: torch.Tensor, params: dict) -> torch.Tensor:
         """Apply drawn ``params`` to a batch (N, C, H, W)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,7 +81,7 @@ def normalize_batch(x: torch.Tensor, spec: NormalizationSpec, inplace: bool = Fa
     x = x.float() if inplace else x.float().clone()
     shape = [1] * x.ndim
     shape[-3] = len(spec)
-    kw = {"dtype": x.dtype, "device": x.device}
+    kw: dict[str, Any] = {"dtype": x.dtype, "device": x.device}
     if spec.clip is not None:
         lo = torch.tensor([-np.inf if a is None else a for a, _ in spec.clip], **kw).view(shape)
         hi = torch.tensor([np.inf if b is None else b for _, b in spec.clip], **kw).view(shape)

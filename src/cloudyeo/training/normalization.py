@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,7 +87,7 @@ class NormalizationSpec:
         shape = self._broadcast_shape(x, channel_dim)
         if isinstance(x, torch.Tensor):
             x = x if x.is_floating_point() else x.float()
-            kw = {"dtype": x.dtype, "device": x.device}
+            kw: dict[str, Any] = {"dtype": x.dtype, "device": x.device}
             if self.clip is not None:
                 lo = torch.tensor([-np.inf if a is None else a for a, _ in self.clip], **kw)
                 hi = torch.tensor([np.inf if b is None else b for _, b in self.clip], **kw)
@@ -97,12 +98,12 @@ class NormalizationSpec:
         x = np.asarray(x)
         x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
         if self.clip is not None:
-            lo = np.array([-np.inf if a is None else a for a, _ in self.clip]).reshape(shape)
-            hi = np.array([np.inf if b is None else b for _, b in self.clip]).reshape(shape)
-            x = np.clip(x, lo, hi)
-        mean = np.array(self.mean).reshape(shape)
-        std = np.array(self.std).reshape(shape)
-        return ((x - mean) / std).astype(x.dtype, copy=False)
+            lo_arr = np.array([-np.inf if a is None else a for a, _ in self.clip]).reshape(shape)
+            hi_arr = np.array([np.inf if b is None else b for _, b in self.clip]).reshape(shape)
+            x = np.clip(x, lo_arr, hi_arr)
+        mean_arr = np.array(self.mean).reshape(shape)
+        std_arr = np.array(self.std).reshape(shape)
+        return ((x - mean_arr) / std_arr).astype(x.dtype, copy=False)
 
     __call__ = apply
 
@@ -110,7 +111,7 @@ class NormalizationSpec:
         """Back to raw units (clipping is not undone)."""
         shape = self._broadcast_shape(x, channel_dim)
         if isinstance(x, torch.Tensor):
-            kw = {"dtype": x.dtype, "device": x.device}
+            kw: dict[str, Any] = {"dtype": x.dtype, "device": x.device}
             return x * torch.tensor(self.std, **kw).view(shape) + torch.tensor(self.mean, **kw).view(shape)
         x = np.asarray(x)
         return (x * np.array(self.std).reshape(shape) + np.array(self.mean).reshape(shape)).astype(x.dtype, copy=False)

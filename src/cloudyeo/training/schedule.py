@@ -28,7 +28,8 @@ def effective_lr(lr: float, batch_size: int, scaling: str = "none") -> float:
 def param_groups(named: Iterable[tuple[str, nn.Parameter]], weight_decay: float, lr: float,
                  **extra) -> list[dict]:
     """Two groups: decayed weights, and 1-D parameters (biases, norms, tokens) without decay."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, p in named:
         if not p.requires_grad:
             continue

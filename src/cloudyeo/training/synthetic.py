@@ -30,7 +30,7 @@ def write_cben_store(path: str | os.PathLike, n: int = 12, px: int = 32, seed: i
         "labels": store.VariableSpec(("label",), (19,), "uint8", {}),
     }
     split = np.array([splits[i % len(splits)] for i in range(n)])
-    coords = {
+    coords: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
         "patch_id": (("sample",), np.array([f"S2A_MSIL2A_T33UUP_{i // 4}_{i % 4}" for i in range(n)])),
         "split": (("sample",), split),
         "band": (("band",), np.array(S2_L2A_BANDS)),
@@ -47,7 +47,7 @@ def write_cben_store(path: str | os.PathLike, n: int = 12, px: int = 32, seed: i
     mask = rng.random((n, 1, px, px)) < cloud[:, None, None, None]
     cloudy = np.where(mask, 6000 + rng.normal(0, 300, (n, 12, px, px)), ref)
     s1 = (-12 + labels[:, :2].astype(float) * 3)[:, :, None, None] + rng.normal(0, 2, (n, 2, px, px))
-    data = {
+    data: dict[str, np.ndarray] = {
         "s2": np.clip(cloudy, 0, 10000).astype(np.int16),
         "s2_reference": np.clip(ref, 0, 10000).astype(np.int16),
         "s1": s1.astype(np.float32),
