@@ -15,26 +15,28 @@ from collections.abc import Callable
 
 from torch import nn
 
+from cloudyeo.models.backbone import Backbone
 from cloudyeo.models.resnet import ResNet, resnet18, resnet50, resnet_small
 from cloudyeo.models.vit import VisionTransformer, vit_s16, vit_tiny
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_REGISTRY: dict[str, Callable[..., Backbone]] = {}
 
 
-def register_backbone(name: str, factory: Callable[..., nn.Module]) -> None:
+def register_backbone(name: str, factory: Callable[..., Backbone]) -> None:
     """Register ``factory(in_chans=..., **kw) -> module`` under ``name``."""
     if name in _REGISTRY:
         raise ValueError(f"backbone {name!r} is already registered")
     _REGISTRY[name] = factory
 
 
-for _name, _factory in {
+_BUILTIN: dict[str, Callable[..., Backbone]] = {
     "resnet18": resnet18,
     "resnet50": resnet50,
     "resnet_small": resnet_small,
     "vit_s16": vit_s16,
     "vit_tiny": vit_tiny,
-}.items():
+}
+for _name, _factory in _BUILTIN.items():
     register_backbone(_name, _factory)
 
 
@@ -42,7 +44,7 @@ def list_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_backbone(name: str, in_chans: int, **kw) -> nn.Module:
+def build_backbone(name: str, in_chans: int, **kw) -> Backbone:
     """Build the backbone ``name`` for ``in_chans`` input bands; ``kw`` go to its constructor
     (e.g. ``img_size``/``patch_size`` for ViTs, ``width``/``small_stem`` for ResNets)."""
     if name not in _REGISTRY:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cloudyeo.models.backbone import Backbone
+
 
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
@@ -80,10 +82,10 @@ class Bottleneck(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-_BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+_BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone):
     """A ResNet trunk: stem, four stages, global average pooling.
 
     Args:

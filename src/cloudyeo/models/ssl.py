@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cloudyeo.models.backbone import Backbone
 from cloudyeo.models.registry import build_backbone
 from cloudyeo.models.vit import (
     Block,
@@ -67,7 +69,10 @@ def cosine_momentum(step: int, total_steps: int, base: float = 0.99, final: floa
     return final - (final - base) * (math.cos(math.pi * t) + 1) / 2
 
 
-def _frozen_copy(module: nn.Module) -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def _frozen_copy(module: ModuleT) -> ModuleT:
     clone = copy.deepcopy(module)
     for p in clone.parameters():
         p.requires_grad_(False)
@@ -77,7 +82,7 @@ def _frozen_copy(module: nn.Module) -> nn.Module:
 @torch.no_grad()
 def _ema_(target: nn.Module, source: nn.Module, m: float) -> None:
     """target <- m * target + (1 - m) * source, parameter by parameter."""
-    t_params = list(target.parameters())
+    t_params: list[torch.Tensor] = list(target.parameters())
     s_params = [p.detach() for p in source.parameters()]
     if len(t_params) != len(s_params):
         raise RuntimeError("momentum encoder and online encoder have different parameters")
@@ -93,13 +98,15 @@ def _full_precision(x: torch.Tensor):
 class SSLMethod(nn.Module):
     """Common interface; see the module docstring."""
 
-    backbone: nn.Module
+    backbone: Backbone
+    spec: dict[str, Any]  # build_ssl's arguments
 
     def loss(self, view1: torch.Tensor, view2: torch.Tensor | None = None):
         raise NotImplementedError
 
-    def forward(self, view1: torch.Tensor, view2: torch.Tensor | None = None):
-        return self.loss(view1, view2)
+    def forward(self, *args: Any, **kwargs: Any):
+        """``loss(view1, view2)``; a method may give ``forward`` its own signature (MAE)."""
+        return self.loss(*args, **kwargs)
 
     def momentum_update(self, m: float | None = None, *, step: int | None = None,
                         total_steps: int | None = None) -> float | None:
@@ -109,7 +116,7 @@ class SSLMethod(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
 
-def _features(backbone: nn.Module, head: nn.Module, x: torch.Tensor, splits: int) -> torch.Tensor:
+def _features(backbone: Backbone, head: nn.Module, x: torch.Tensor, splits: int) -> torch.Tensor:
     """head(backbone(x)) with BatchNorm statistics over ``splits`` disjoint sub-batches."""
     if splits <= 1:
         return head(backbone.forward_features(x))
@@ -131,8 +138,11 @@ class MoCoV2(SSLMethod):
         symmetric: also use (view2 -> view1) as a query/key pair (both keys are enqueued).
     """
 
+    queue: torch.Tensor  # buffers
+    queue_ptr: torch.Tensor
+
     def __init__(
-        self, backbone: nn.Module, dim: int = 128, hidden_dim: int = 2048,
+        self, backbone: Backbone, dim: int = 128, hidden_dim: int = 2048,
         queue_size: int = 65536, momentum: float = 0.999, temperature: float = 0.2,
         bn_splits: int = 1, symmetric: bool = False,
     ):
@@ -232,7 +242,7 @@ class MoCoV3(SSLMethod):
     """
 
     def __init__(
-        self, backbone: nn.Module, dim: int = 256, hidden_dim: int = 4096,
+        self, backbone: Backbone, dim: int = 256, hidden_dim: int = 4096,
         proj_layers: int = 3, pred_layers: int = 2, temperature: float = 0.2,
         base_momentum: float = 0.99, final_momentum: float = 1.0,
     ):
@@ -294,6 +304,8 @@ class MAE(SSLMethod):
         decoder_dim, decoder_depth, decoder_heads: decoder size (the paper's default decoder
             is 512-d x 8 blocks; the lighter 256-d x 4 default suits ViT-S).
     """
+
+    backbone: VisionTransformer
 
     def __init__(
         self, backbone: VisionTransformer, mask_ratio: float = 0.7, decoder_dim: int = 256,
@@ -412,14 +424,14 @@ def build_ssl(method: str, backbone_name: str, in_chans: int,
         raise ValueError(f"unknown SSL method {method!r}; known methods: {', '.join(SSL_METHODS)}")
     backbone_kwargs = dict(backbone_kwargs or {})
     backbone = build_backbone(backbone_name, in_chans, **backbone_kwargs)
-    vit = isinstance(backbone, VisionTransformer)
     if method == "moco2":
         model: SSLMethod = MoCoV2(backbone, **hparams)
     elif method == "moco3":
+        vit = isinstance(backbone, VisionTransformer)
         defaults = {"proj_layers": 3, "temperature": 0.2} if vit else {"proj_layers": 2, "temperature": 1.0}
         model = MoCoV3(backbone, **{**defaults, **hparams})
     else:
-        if not vit:
+        if not isinstance(backbone, VisionTransformer):
             raise ValueError(f"MAE needs a ViT backbone, got {backbone_name!r}")
         model = MAE(backbone, **hparams)
     model.spec = {

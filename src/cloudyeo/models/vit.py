@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cloudyeo.models.backbone import Backbone
+
 
 def sincos_pos_embed(dim: int, grid_h: int, grid_w: int, device=None) -> torch.Tensor:
     """(grid_h * grid_w, dim) fixed 2-D sine-cosine embedding, row-major over the grid.
@@ -101,7 +103,7 @@ def init_transformer_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class VisionTransformer(nn.Module):
+class VisionTransformer(Backbone):
     """ViT trunk without a classification layer.
 
     Args:
@@ -165,7 +167,8 @@ class VisionTransformer(nn.Module):
         self.apply(init_transformer_weights)
         w = self.patch_embed.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.zeros_(self.patch_embed.bias)
+        if self.patch_embed.bias is not None:
+            nn.init.zeros_(self.patch_embed.bias)
         nn.init.normal_(self.cls_token, std=0.02)
         if pos_embed == "learned":
             nn.init.trunc_normal_(self.pos_embed, std=0.02)

@@ -61,7 +61,7 @@ def build_cr_model(spec: dict) -> nn.Module:
     if "tasks" in spec:
         spec["tasks"] = tuple(spec["tasks"])
     model = _ARCHS[arch](**spec)
-    model.spec = {"arch": arch, **spec}
+    model.spec = {"arch": arch, **spec}  # type: ignore[assignment]  # Module.__setattr__ stub too narrow
     return model
 
 

@@ -23,11 +23,13 @@ cloud mask ``m``, ``w = 5``, ``eps = 1e-3``, ``alpha = 0.45``.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cloudyeo.models.cloud_removal.layers import DeformConv2d, ResBlock
+from cloudyeo.models.cloud_removal.layers import DeformConv2d, ResBlock, zero_init_
 
 
 class AlignFuse(nn.Module):
@@ -41,9 +43,8 @@ class AlignFuse(nn.Module):
                     nn.Conv2d(2 * width, width, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
                     nn.Conv2d(width, 3 * 9, 3, padding=1),
                 )
-                nn.init.zeros_(self.offsets[-1].weight)
-                nn.init.zeros_(self.offsets[-1].bias)
-                self.sar_read = DeformConv2d(width, width)
+                zero_init_(cast(nn.Conv2d, self.offsets[-1]))
+                self.sar_read: nn.Module = DeformConv2d(width, width)
             else:
                 self.sar_read = nn.Conv2d(width, width, 3, padding=1)
             self.sar_refine = ResBlock(width, 1.0) if refine_sar else nn.Identity()
@@ -56,6 +57,8 @@ class AlignFuse(nn.Module):
     def forward(self, fo: torch.Tensor, fs: torch.Tensor | None):
         if not self.use_sar:
             return fo + self.fuse(fo), None
+        if fs is None:
+            raise ValueError("this block was built with use_sar=True: pass the SAR features")
         if self.align:
             aligned = self.sar_read(fs, self.offsets(torch.cat([fo, fs], dim=1)))
         else:
@@ -79,11 +82,10 @@ class AlignCR(nn.Module):
         self.blocks = nn.ModuleList(AlignFuse(width, use_sar, align, refine_sar=i < blocks - 1)
                                     for i in range(blocks))
         self.tail = nn.Conv2d(width, optical_bands, 3, padding=1)
-        nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+        zero_init_(self.tail)
 
     @staticmethod
-    def upsample_sar(sar: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def upsample_sar(sar: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
         """SAR (N, 2, h, w) at 10 m -> the optical grid (bilinear, pixel-area aligned)."""
         if tuple(sar.shape[-2:]) == tuple(size):
             return sar

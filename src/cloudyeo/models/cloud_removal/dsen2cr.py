@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cloudyeo.models.cloud_removal.layers import ResBlock
+from cloudyeo.models.cloud_removal.layers import ResBlock, zero_init_
 
 
 class DSen2CR(nn.Module):
@@ -35,8 +35,7 @@ class DSen2CR(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(cin, width, 3, padding=1), nn.ReLU(inplace=True))
         self.body = nn.Sequential(*[ResBlock(width, res_scale) for _ in range(blocks)])
         self.tail = nn.Conv2d(width, optical_bands, 3, padding=1)
-        nn.init.zeros_(self.tail.weight)  # start as the identity (the cloudy input)
-        nn.init.zeros_(self.tail.bias)
+        zero_init_(self.tail)  # start as the identity (the cloudy input)
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor | None = None) -> torch.Tensor:
         x = optical

@@ -17,11 +17,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cloudyeo.models.cloud_removal.layers import UNetDecoder, UNetEncoder, pad_to_multiple
+from cloudyeo.models.cloud_removal.layers import UNetDecoder, UNetEncoder, pad_to_multiple, zero_init_
 
 PRETEXT_DIRECTIONS = ("N", "W", "S", "E")
 # (dy, dx) of the S1 neighbour relative to the S2 patch, in units of half a patch
@@ -48,14 +50,18 @@ class HCRLCNet(nn.Module):
         heads = {}
         if "cr" in tasks:
             heads["cr"] = nn.Conv2d(width, optical_bands, 3, padding=1)
-            nn.init.zeros_(heads["cr"].weight)
-            nn.init.zeros_(heads["cr"].bias)
+            zero_init_(heads["cr"])
         if "lc" in tasks:
             heads["lc"] = nn.Conv2d(width, n_classes, 1)
         self.heads = nn.ModuleDict(heads)
 
     def forward(self, optical: torch.Tensor, sar: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        x = torch.cat([optical, sar], dim=1) if self.use_sar else optical
+        if self.use_sar:
+            if sar is None:
+                raise ValueError("this HCR&LC-Net was built with use_sar=True: pass the SAR image")
+            x = torch.cat([optical, sar], dim=1)
+        else:
+            x = optical
         x, (h, w) = pad_to_multiple(x, 2**self.depth)
         feats = self.encoder(x)
         shared = self.decoder(feats)[..., :h, :w] if self.shared_decoder else None
@@ -81,7 +87,7 @@ class UncertaintyWeighting(nn.Module):
 
 
 def fixed_weighting(losses: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
-    return sum(w * loss for w, loss in zip(weights, losses))
+    return cast(torch.Tensor, sum(w * loss for w, loss in zip(weights, losses)))
 
 
 class PretextNet(nn.Module):

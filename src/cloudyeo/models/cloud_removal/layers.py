@@ -24,6 +24,13 @@ def norm_groups(channels: int) -> int:
     return 1
 
 
+def zero_init_(conv: nn.Conv2d) -> None:
+    """Zero weights and bias: the layer outputs 0 (a residual head starts as the identity)."""
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
 class ResBlock(nn.Module):
     """``x + scale * conv(relu(conv(x)))``."""
 
@@ -134,6 +141,8 @@ class DeformConv2d(nn.Module):
     calls), weighted by ``sigmoid(modulation)``, and the K reads are mixed by one dense conv.
     With zero offsets and modulation 1 this equals an ordinary 3x3 convolution (zero padding).
     """
+
+    taps: torch.Tensor  # buffer
 
     def __init__(self, cin: int, cout: int, kernel_size: int = 3):
         super().__init__()
