@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from cloudyeo import atomic
 from cloudyeo.config import paths
 from cloudyeo.metrics.classification import AveragePrecisionAccumulator
+from cloudyeo.models.backbone import Backbone
 from cloudyeo.models.registry import build_backbone
 from cloudyeo.training.data import CBENFused, flips, normalize_batch, resize
 from cloudyeo.training.experiments import (
@@ -65,7 +66,7 @@ class MultiLabelClassifier(nn.Module):
     statistics are those of pretraining), whatever ``train()`` is called with.
     """
 
-    def __init__(self, backbone: nn.Module, n_classes: int, head_norm: bool = False,
+    def __init__(self, backbone: Backbone, n_classes: int, head_norm: bool = False,
                  dropout: float = 0.0, frozen: bool = False):
         super().__init__()
         self.backbone = backbone
@@ -108,7 +109,7 @@ def build_classifier(spec: dict) -> MultiLabelClassifier:
     return MultiLabelClassifier(backbone, spec["n_classes"], spec["head_norm"], spec["dropout"], spec["frozen"])
 
 
-def load_pretrained_backbone(path) -> tuple[nn.Module, NormalizationSpec, dict]:
+def load_pretrained_backbone(path) -> tuple[Backbone, NormalizationSpec, dict]:
     """(backbone with weights, normalisation spec, checkpoint) from a pretrain ``model.pt``."""
     state = load_checkpoint(path)
     bspec = dict(state["model_spec"])
@@ -299,6 +300,8 @@ def finetune(
 
     def validate() -> dict:
         if cached:
+            if val_feats is None or val_labels is None:
+                raise RuntimeError("no cached validation features: the validation split is empty")
             model.eval()
             with torch.no_grad():
                 scores = torch.sigmoid(model.head(val_feats[:, 0]).float()).double().cpu().numpy()

@@ -40,7 +40,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -184,11 +184,14 @@ def uses_channels_last(model: nn.Module, device: torch.device | str) -> bool:
     return torch.device(device).type == "cuda" and _has_conv(model)
 
 
-def prepare_model(model: nn.Module, device: torch.device | str) -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def prepare_model(model: ModuleT, device: torch.device | str) -> ModuleT:
     """Move ``model`` to ``device``; channels_last for conv nets on CUDA."""
     model = model.to(device)
     if uses_channels_last(model, device):
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks memory_format
     return model
 
 
@@ -202,7 +205,7 @@ def to_device(x: torch.Tensor, device: torch.device | str, channels_last: bool =
 
 # -- checkpoints ---------------------------------------------------------------------------
 def _rng_state() -> dict:
-    np_state = np.random.get_state()
+    np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())  # legacy tuple (stub: dict)
     state = {
         "python": random.getstate(),
         "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
@@ -283,10 +286,10 @@ def save_checkpoint(
     return path
 
 
-def save_epoch_checkpoint(directory: str | Path, model: nn.Module, *args, epoch: int, keep: int | None = None,
-                          **kwargs) -> Path:
+def save_epoch_checkpoint(directory: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                          scheduler=None, *, epoch: int, keep: int | None = None, **kwargs) -> Path:
     """:func:`save_checkpoint` to ``directory/epoch-NNNN.pt``; keep only the newest ``keep``."""
-    path = save_checkpoint(epoch_checkpoint_path(directory, epoch), model, *args, epoch=epoch, **kwargs)
+    path = save_checkpoint(epoch_checkpoint_path(directory, epoch), model, optimizer, scheduler, epoch=epoch, **kwargs)
     if keep is not None:
         for old in list_epoch_checkpoints(directory)[:-keep]:
             with contextlib.suppress(FileNotFoundError):
@@ -448,19 +451,20 @@ class MetricsLogger:
         if self.path.exists() and self.path.stat().st_size > 0:
             with open(self.path, newline="") as fh:
                 reader = csv.DictReader(fh)
-                self.fieldnames = list(reader.fieldnames or [])
+                fieldnames = list(reader.fieldnames or [])
                 rows = list(reader)
+            self.fieldnames = fieldnames
             if resume_epoch is not None:
                 kept = [r for r in rows if r.get(epoch_key) in (None, "") or int(float(r[epoch_key])) <= resume_epoch]
                 if len(kept) != len(rows):
-                    self._rewrite(kept)
+                    self._rewrite(fieldnames, kept)
         elif resume_epoch is not None and self.path.exists():
             self.path.unlink()
 
-    def _rewrite(self, rows: list[dict]) -> None:
+    def _rewrite(self, fieldnames: list[str], rows: list[dict]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self.fieldnames)
+            writer = csv.DictWriter(fh, fieldnames=fieldnames)
             writer.writeheader()
             writer.writerows(rows)
             fh.flush()
