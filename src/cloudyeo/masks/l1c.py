@@ -58,7 +58,7 @@ def read_l1c_reflectance(record: Any, *, resolution_m: int = 10,
         gsd = S2_BAND_GSD[band]
         path = href(record, band) if href else record.assets[band].href
         refl = dn_to_reflectance(_read_band(path), offset, quant)
-        if target is None:
+        if out is None or target is None:  # the first band sets the grid
             h, w = refl.shape
             target = (round(h * gsd / resolution_m), round(w * gsd / resolution_m))
             out = np.empty((len(bands),) + target, dtype=np.float32)
@@ -75,6 +75,8 @@ def read_l1c_reflectance(record: Any, *, resolution_m: int = 10,
         if res.shape != target:
             raise ValueError(f"{band}: {res.shape} at {resolution_m} m, expected {target}")
         out[i] = res
+    if out is None:
+        raise ValueError("no bands to read")
     return out
 
 

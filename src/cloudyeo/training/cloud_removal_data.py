@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ from cloudyeo.datasets.reader import StoreDataset, decode_reflectance
 from cloudyeo.datasets.timeseries_torch import RGB as TS_RGB
 from cloudyeo.datasets.timeseries_torch import TimeSeriesDataset
 
+if TYPE_CHECKING:
+    import zarr
+
 S1_DB_RANGE = (-25.0, 0.0)
 LC_IGNORE = 255  # ignore index of land-cover losses and scores: the stores' landcover _FillValue
 RGB_TS = TS_RGB
@@ -42,6 +45,11 @@ def scale_s1(db: np.ndarray, db_range: tuple[float, float] = S1_DB_RANGE) -> np.
     lo, hi = db_range
     out = (np.clip(np.nan_to_num(db, nan=lo), lo, hi) - lo) / (hi - lo)
     return out.astype(np.float32)
+
+
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    """The store variable ``name`` (the reader checked it is there: an array, not a group)."""
+    return cast("zarr.Array", group[name])
 
 
 def _window(win):
@@ -77,7 +85,7 @@ class TimeSeriesSource(StoreDataset):
         self.group = zarr.open_group(str(self.store_path), mode="r")
         self.manifest_cfg = manifest_cfg or {}
         self._cache: dict[tuple, np.ndarray] = {}
-        self.shape = tuple(self.group["s2"].shape[-2:])
+        self.shape = tuple(_array(self.group, "s2").shape[-2:])
 
     # -- manifests ------------------------------------------------------------------------
     def manifest(self, split: str, n_inputs: int | None = None) -> pd.DataFrame:
@@ -96,18 +104,18 @@ class TimeSeriesSource(StoreDataset):
         return samples
 
     def patches(self, split: str) -> list[int]:
-        splits = [str(v) for v in np.asarray(self.group["split"][:]).tolist()]
+        splits = [str(v) for v in np.asarray(_array(self.group, "split")[:]).tolist()]
         return [i for i, s in enumerate(splits) if s == split]
 
     def valid_times(self, patch: int) -> list[int]:
-        valid = np.asarray(self.group["valid"][patch]).astype(bool)
+        valid = np.asarray(_array(self.group, "valid")[patch]).astype(bool)
         return [int(t) for t in np.flatnonzero(valid)]
 
     # -- arrays ---------------------------------------------------------------------------
     def _raw(self, name: str, *key) -> np.ndarray:
         k = (name, *key)
         if k not in self._cache:
-            self._cache[k] = np.asarray(self.group[name][key])
+            self._cache[k] = np.asarray(_array(self.group, name)[key])
         return self._cache[k]
 
     def s2(self, patch: int, t: int, win=None) -> np.ndarray:
@@ -152,29 +160,29 @@ class PlanetCRSource(StoreDataset):
                                  for v in ("optical_cloudy", "optical_clear")}
         self.group = zarr.open_group(str(self.store_path), mode="r")
         self._cache: dict[tuple, np.ndarray] = {}
-        self.shape = tuple(self.group["optical_clear"].shape[-2:])
-        self.sar_shape = tuple(self.group["s1"].shape[-2:])
+        self.shape = tuple(_array(self.group, "optical_clear").shape[-2:])
+        self.sar_shape = tuple(_array(self.group, "s1").shape[-2:])
         attrs = dict(self.group.attrs)
         classes = attrs.get("landcover_classes") or attrs.get("label_order")
         if isinstance(classes, str):
             classes = json.loads(classes)
-        self.class_names = list(classes) if classes else [f"class_{i}" for i in range(6)]
+        self.class_names = list(cast(list[str], classes)) if classes else [f"class_{i}" for i in range(6)]
         self.n_classes = len(self.class_names)
 
     def samples(self, split: str) -> list[int]:
-        splits = [str(v) for v in np.asarray(self.group["split"][:]).tolist()]
+        splits = [str(v) for v in np.asarray(_array(self.group, "split")[:]).tolist()]
         return [i for i, s in enumerate(splits) if s == split]
 
     def sample_id(self, i: int) -> str:
         for name in ("sample_id", "patch_id", "aoi_id", "item_id"):
             if name in self.group:
-                return str(np.asarray(self.group[name][i]))
+                return str(np.asarray(_array(self.group, name)[i]))
         return f"sample-{i:05d}"
 
     def _raw(self, name: str, i: int) -> np.ndarray:
         k = (name, i)
         if k not in self._cache:
-            self._cache[k] = np.asarray(self.group[name][i])
+            self._cache[k] = np.asarray(_array(self.group, name)[i])
         return self._cache[k]
 
     def _optical(self, name: str, i: int, win=None) -> np.ndarray:
@@ -202,7 +210,7 @@ class PlanetCRSource(StoreDataset):
         the flagged fraction of the cloud mask (cloud, shadow, nodata) when it is absent."""
         if "cloud_percent" in self.group:
             if not hasattr(self, "_cloud_percent"):
-                self._cloud_percent = np.asarray(self.group["cloud_percent"][:], dtype=np.float64)
+                self._cloud_percent = np.asarray(_array(self.group, "cloud_percent")[:], dtype=np.float64)
             return float(np.clip(self._cloud_percent[i] / 100.0, 0.0, 1.0))
         return float(self.mask(i).mean())
 
