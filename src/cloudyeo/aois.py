@@ -64,13 +64,17 @@ class AoiSpec:
         n = points_per_side
         xs, ys = [], []
         for k in range(n):
-            xs.append(minx + (maxx - minx) * k / n), ys.append(miny)
+            xs.append(minx + (maxx - minx) * k / n)
+            ys.append(miny)
         for k in range(n):
-            xs.append(maxx), ys.append(miny + (maxy - miny) * k / n)
+            xs.append(maxx)
+            ys.append(miny + (maxy - miny) * k / n)
         for k in range(n):
-            xs.append(maxx - (maxx - minx) * k / n), ys.append(maxy)
+            xs.append(maxx - (maxx - minx) * k / n)
+            ys.append(maxy)
         for k in range(n):
-            xs.append(minx), ys.append(maxy - (maxy - miny) * k / n)
+            xs.append(minx)
+            ys.append(maxy - (maxy - miny) * k / n)
         lons, lats = _transformer(self.epsg, 4326).transform(xs, ys)
         ring = [[round(float(a), 7), round(float(b), 7)] for a, b in zip(lons, lats)]
         ring.append(ring[0])

@@ -101,7 +101,7 @@ def remove_stale_temporaries(folder: str | os.PathLike, target: str | None = Non
     folder = Path(folder)
     legacy = (re.compile(rf"^\.{re.escape(target)}\.{_RANDOM}{re.escape(suffix)}$")
               if target is not None else None)
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:

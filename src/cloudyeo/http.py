@@ -330,7 +330,7 @@ def install_handler_redaction(logger: logging.Logger | None = None) -> None:
             handler.setFormatter(RedactingFormatter(handler.formatter))
 
 
-def redacting_excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+def redacting_excepthook(exc_type: type[BaseException], exc: BaseException | None, tb: Any) -> None:
     """``sys.excepthook`` that prints the traceback (chained causes included) redacted."""
     import sys
     import traceback

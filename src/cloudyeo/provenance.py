@@ -199,8 +199,12 @@ def stage_sources(stage: str, root: Path = PACKAGE) -> tuple[str, ...]:
     if stage not in STAGE_ENTRIES:
         raise KeyError(f"unknown stage {stage!r}; known: {sorted(STAGE_ENTRIES)}")
     modules = import_closure(STAGE_ENTRIES[stage], root, STAGE_EXCLUDES.get(stage, frozenset()))
-    files = {module_path(m, root).relative_to(root).as_posix() for m in modules}
+    files: set[str] = set()
     for m in modules:
+        path = module_path(m, root)
+        if path is None:
+            raise KeyError(f"module {m!r} of stage {stage!r} is not a file under {root}")
+        files.add(path.relative_to(root).as_posix())
         files.update(RESOURCES.get(m, ()))
     return tuple(sorted(files))
 

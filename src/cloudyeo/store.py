@@ -720,7 +720,7 @@ class SampleChunkReader:
             prefix, self._suffix = _chunk_key_template(meta, len(self.shape))
             self._base = os.path.join(str(self.path), name, prefix)  # str: pathlib costs ~20 us
         self._shards: dict[int, tuple[np.ndarray | None, list | None]] = {}
-        self._zarr_array = None
+        self._zarr_array: Any = None  # zarr.Array, opened on first slow-path read
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -774,7 +774,7 @@ class SampleChunkReader:
             return out
         try:
             if not self._decoders:  # uncompressed: straight into the result
-                view, n = memoryview(out).cast("B"), 0
+                view, n = memoryview(out).cast("B"), 0  # type: ignore[arg-type]  # ndarray is a buffer
                 while n < out.nbytes and (k := os.preadv(fd, [view[n:]], n)):
                     n += k
                 if n != out.nbytes:
@@ -798,18 +798,26 @@ class SampleChunkReader:
         return self.read(i, out)
 
     def _decode(self, buf, out: np.ndarray) -> None:
-        for dec in self._decoders[:-1]:
+        decoders = self._decoders
+        if decoders is None:
+            raise RuntimeError(f"{self.name!r}: no fast decoder chain (zarr reads this array)")
+        for dec in decoders[:-1]:
             buf = dec(buf)
-        self._decoders[-1](buf, out)
+        decoders[-1](buf, out)
+
+    def _samples_per_shard(self) -> int:
+        if self.per_shard is None:
+            raise RuntimeError(f"{self.name!r} is not sharded")
+        return self.per_shard
 
     def _shard_chunk(self, i: int) -> np.ndarray | None:
         """The encoded bytes of sample ``i`` inside its mapped shard (None: not stored)."""
-        k, j = divmod(i, self.per_shard)
+        k, j = divmod(i, self._samples_per_shard())
         entry = self._shards.get(k)
         if entry is None:
             entry = self._open_shard(k)
         data, index = entry
-        if data is None:
+        if data is None or index is None:  # index is None exactly when data is
             return None
         offset, nbytes = index[j]
         if offset == _MISSING:
@@ -824,7 +832,7 @@ class SampleChunkReader:
             data = None
         index = None
         if data is not None:
-            index = _shard_index(data, self.per_shard, self._crc, self._index_at_end, path)
+            index = _shard_index(data, self._samples_per_shard(), self._crc, self._index_at_end, path)
             nbytes = int(np.prod(self.sample_shape)) * self.dtype.itemsize
             if not self._decoders and any(o != _MISSING and n != nbytes for o, n in index):
                 raise ValueError(f"{path}: an uncompressed chunk is not {nbytes} bytes (corrupt)")
@@ -876,14 +884,14 @@ def map_readonly(path: str | os.PathLike) -> np.ndarray:
         size = os.fstat(fd).st_size
         if size == 0:
             return np.empty(0, dtype=np.uint8)
-        libc = _libc()
-        if libc is None:
-            import mmap
+        import mmap
 
+        libc = _libc()
+        buf: mmap.mmap | memoryview
+        if libc is None:
             buf = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
         else:
             import ctypes
-            import mmap
             import weakref
 
             addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)

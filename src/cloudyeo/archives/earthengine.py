@@ -93,6 +93,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -490,10 +491,14 @@ class EarthEngineArchive:
         self.initialize()
         coll = self.build_collection(query)
         images: list[dict[str, Any]] = []
+
+        def list_page(start: int) -> Any:
+            return coll.toList(self.page_size, start).getInfo()
+
         offset = 0
         pages = 0
         while True:
-            page = self._call(lambda n=offset: coll.toList(self.page_size, n).getInfo(),
+            page = self._call(partial(list_page, offset),
                               f"list {self.server_collection(query.collection)}")
             pages += 1
             page = [p for p in page or [] if isinstance(p, dict)]
@@ -554,7 +559,7 @@ class EarthEngineArchive:
                 "grid": ee_grid(epsg, block_transform(transform, r0, c0), (nr, nc)),
                 "bandIds": bands,
             }
-            data = self._call(lambda r=request: ee.data.computePixels(r), f"compute pixels of {record.id}")
+            data = self._call(partial(ee.data.computePixels, request), f"compute pixels of {record.id}")
             out[:, r0:r0 + nr, c0:c0 + nc] = _stack(data, bands, (nr, nc), record.id)
         out[out == FILL] = np.nan
         return out

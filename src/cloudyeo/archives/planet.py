@@ -238,8 +238,8 @@ def feature_to_record(
     assets_url = links.get("assets") or (
         f"{base_url.rstrip('/')}/item-types/{quote(item_type)}/items/{quote(str(item_id))}/assets/")
     permissions = feature.get("_permissions")
-    epsg = props.get("epsg_code")
-    epsg = int(epsg) if _float(epsg) is not None else None
+    epsg_code: Any = props.get("epsg_code")
+    epsg = int(epsg_code) if _float(epsg_code) is not None else None
     gsd = _float(props.get("pixel_resolution"))
 
     def api_asset(name: str) -> PlanetAssetInfo:
@@ -271,7 +271,7 @@ def feature_to_record(
         collection=COLLECTION,
         platform=platform,
         datetime=when,
-        footprint=geometry,
+        footprint=dict(geometry),
         tile=None,
         cloud_cover=cloud_percent,
         shadow_percent=_float(props.get("shadow_percent")),

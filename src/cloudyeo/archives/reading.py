@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import rasterio
@@ -195,7 +195,7 @@ def read_windows(archive: Any, record: SceneRecord, band: str, *, epsg: int,
     if not transforms:
         return []
     if reads_pixels_itself(archive):
-        return _adapter_windows(archive, record, band, epsg, transforms, tuple(shape), resampling)
+        return _adapter_windows(archive, record, band, epsg, transforms, cast(tuple[int, int], tuple(shape)), resampling)
     if band not in record.assets:
         raise ReadError(f"scene {record.id} has no asset for band {band}")
     href = _href(archive, record, band)

@@ -434,7 +434,7 @@ def item_to_record(item: Mapping[str, Any], collection: str, server_collection: 
     """
     item_id, props, when, geometry = feature_basics(item, "datetime", "item")
     platform = normalise_platform(props.get("platform"), item_id)
-    basics = {"id": item_id, "collection": collection, "platform": platform, "datetime": when,
+    basics: dict[str, Any] = {"id": item_id, "collection": collection, "platform": platform, "datetime": when,
               "footprint": dict(geometry)}
     if collection.startswith("sentinel-1"):
         code = str(props.get("s1:polarization") or "").upper()

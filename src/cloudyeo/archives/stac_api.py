@@ -202,8 +202,6 @@ class StacApiArchive:
     def _filter_params(self, client: Any, query: SearchQuery) -> dict[str, Any]:
         if query.collection.startswith("sentinel-1"):
             return {}
-        kw = dict(tile=query.tile, max_cloud_cover=query.max_cloud_cover,
-                  min_cloud_cover=query.min_cloud_cover)
         mode = self.preset.filter_mode
         if mode == "none":
             return {}
@@ -214,10 +212,12 @@ class StacApiArchive:
         if mode == "auto":
             mode = "filter" if can_filter else ("query" if can_query else "none")
         if mode == "filter" and can_filter:
-            body = build_cql2_filter(self.preset, **kw)
+            body = build_cql2_filter(self.preset, tile=query.tile, max_cloud_cover=query.max_cloud_cover,
+                                     min_cloud_cover=query.min_cloud_cover)
             return {"filter": body, "filter_lang": "cql2-json"} if body else {}
         if mode == "query" and can_query:
-            body = build_query(self.preset, **kw)
+            body = build_query(self.preset, tile=query.tile, max_cloud_cover=query.max_cloud_cover,
+                               min_cloud_cover=query.min_cloud_cover)
             return {"query": body} if body else {}
         return {}
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -101,7 +102,7 @@ def choose_scene(
         return None
     return min(
         eligible,
-        key=lambda s: (abs((s.datetime - reference_time).total_seconds()), abs(s.cloud_cover - mean), s.id),
+        key=lambda s: (abs((s.datetime - reference_time).total_seconds()), abs(cast(float, s.cloud_cover) - mean), s.id),  # eligible: cloud known
     )
 
 
@@ -151,7 +152,7 @@ def select_scene(
 # ----------------------------------------------------------------------------------- plan
 
 
-def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+def plan(cfg: Mapping[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Decide per product which scene to cut; return (manifest, patches)."""
     dataset_s1_source(cfg, "cben")  # refuses raw Sentinel-1 GRD before reading anything
     p = paths(cfg)
@@ -274,7 +275,7 @@ def _store_rows(plan: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return patches[patches["sample"] >= 0].sort_values("sample").reset_index(drop=True)
 
 
-def store_layout(cfg: dict[str, Any], plan: dict[str, pd.DataFrame]) -> StoreLayout:
+def store_layout(cfg: Mapping[str, Any], plan: dict[str, pd.DataFrame]) -> StoreLayout:
     """The empty store: arrays, plan-time coordinates, labels and attributes."""
     rows = _store_rows(plan)
     scenes = plan["manifest"].set_index("product")

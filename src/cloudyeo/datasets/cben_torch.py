@@ -153,7 +153,8 @@ class CBENDataset(StoreDataset):
         """B04, B03, B02 among the bands read (the first three when one is missing)."""
         names = list(self.s2_bands)
         if all(b in names for b in ("B04", "B03", "B02")):
-            return tuple(names.index(b) for b in ("B04", "B03", "B02"))
+            red, green, blue = (names.index(b) for b in ("B04", "B03", "B02"))
+            return (red, green, blue)
         return (0, 1, 2)
 
     def load(self, idx: int) -> dict[str, torch.Tensor]:

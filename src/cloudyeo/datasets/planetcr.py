@@ -40,7 +40,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -53,7 +53,7 @@ from shapely.geometry import box
 from .. import store
 from ..aois import AoiSpec, place_aoi
 from ..archives.base import SceneRecord, SearchQuery
-from ..archives.planet import ASSETS_KEY, PL_API_KEY_ENV, PlanetAssetMissing
+from ..archives.planet import ASSETS_KEY, PL_API_KEY_ENV, LocalPlanetArchive, PlanetArchive, PlanetAssetMissing
 from ..archives.reading import ReadError, open_raster, read_asset_on_grid, read_exact_window
 from ..archives.s1_source import dataset_s1_source, s1_card_line
 from ..config import paths
@@ -137,7 +137,7 @@ class Settings:
     aois_per_batch: int
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> Settings:
+    def from_config(cls, cfg: Mapping[str, Any]) -> Settings:
         s = cfg["planetcr"]
         splits = s.get("splits") or {}
         classes = tuple(s["cloud_classes"])
@@ -149,8 +149,8 @@ class Settings:
         if len(bins) < 2 or any(hi <= lo for lo, hi in zip(bins, bins[1:])):
             raise ValueError(f"planetcr.bins: must be at least two increasing values, got {list(bins)}")
         return cls(
-            cloud_range=tuple(float(v) for v in s["cloud_range"]),
-            window_cloud_range=tuple(float(v) for v in s["window_cloud_range"]),
+            cloud_range=cast(tuple[float, float], tuple(float(v) for v in s["cloud_range"])),  # schema: [lo, hi]
+            window_cloud_range=cast(tuple[float, float], tuple(float(v) for v in s["window_cloud_range"])),
             clear_max_percent=float(s["clear_max_percent"]),
             max_clear_days=float(s["max_clear_days"]),
             max_s1_days=float(s["max_s1_days"]),
@@ -209,13 +209,14 @@ class Source:
 
     def __init__(self, cfg: Mapping[str, Any]):
         from ..archives.local import LocalStacArchive
-        from ..archives.planet import LocalPlanetArchive, PlanetArchive
         from ..archives.stac_api import StacApiArchive
 
         self.cfg = cfg
         sec = cfg["planetcr"]
         p = paths(cfg)
         self.kind = sec["source"]
+        self.planet: LocalPlanetArchive | PlanetArchive
+        self.stac: LocalStacArchive | StacApiArchive
         if self.kind == "demo":
             world = read_demo_world(p.demo_planet)
             layout = world["layout"]
@@ -278,7 +279,7 @@ class Source:
     def planet_path(self, record: SceneRecord, asset_type: str) -> str:
         """A local file for a PlanetScope asset (activated and downloaded for the API)."""
         if self.kind == "demo":
-            return str(self.planet.download_asset(record, asset_type))
+            return str(cast(LocalPlanetArchive, self.planet).download_asset(record, asset_type))  # demo: a local catalog
         dest = self.cache / record.id / f"{record.id}_{asset_type}.tif"
         return str(self.planet.download_asset(record, asset_type, dest, poll_s=self.poll_s,
                                               timeout_s=self.activation_timeout_s))
@@ -623,8 +624,8 @@ def _evaluate_window(row: dict, ci: dict, near: list[dict], lc: np.ndarray | Non
     if lc is not None:
         cls = lc[row["row_10m"]:row["row_10m"] + n, row["col_10m"]:row["col_10m"] + n]
         frac = class_fractions(cls)
-        for c, f in zip(CLASSES, frac):
-            row[f"lc_{c}"] = float(f)
+        for class_name, f in zip(CLASSES, frac):
+            row[f"lc_{class_name}"] = float(f)
         row["lc_ignore"] = float((cls == IGNORE_INDEX).mean())
         row["dominant_class"] = CLASSES[int(np.argmax(frac))] if frac.max() > 0 else "ignore"
     if stats["nodata_percent"] >= 100.0:
@@ -869,7 +870,7 @@ def extract_batch(cfg: Mapping[str, Any], batch: str, manifest: pd.DataFrame, wr
     src = Source(cfg)
     n, n3 = len(rows), s.window_3m
     n10 = s.window_10m
-    out = {
+    out: dict[str, np.ndarray] = {
         "optical_cloudy": np.zeros((n, 4, n3, n3), dtype=np.uint16),
         "optical_clear": np.zeros((n, 4, n3, n3), dtype=np.uint16),
         "cloud_mask": np.full((n, n3, n3), MASK_NODATA, dtype=np.uint8),

@@ -47,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -94,11 +94,11 @@ class ExtractionError(RuntimeError):
     """A batch could not be extracted; the message names the location, season, scene and file."""
 
 
-def demo_catalog(cfg: dict[str, Any]) -> Path:
+def demo_catalog(cfg: Mapping[str, Any]) -> Path:
     return paths(cfg).demo_timeseries / "catalog"
 
 
-def _archive(cfg: dict[str, Any]) -> Archive:
+def _archive(cfg: Mapping[str, Any]) -> Archive:
     return open_archive(cfg, demo_catalog=demo_catalog(cfg))
 
 
@@ -113,7 +113,7 @@ class Location:
     epsg: int  # nominal UTM CRS (search footprint; the chosen scene's CRS may differ)
 
 
-def load_locations(cfg: dict[str, Any]) -> list[Location]:
+def load_locations(cfg: Mapping[str, Any]) -> list[Location]:
     """``ssl4eo.locations`` or, when null with ``archive: demo``, the demo world's locations."""
     given = cfg["ssl4eo"]["locations"]
     if given is None:
@@ -139,7 +139,7 @@ def load_locations(cfg: dict[str, Any]) -> list[Location]:
     return locs
 
 
-def season_dates(cfg: dict[str, Any]) -> list[dt.date]:
+def season_dates(cfg: Mapping[str, Any]) -> list[dt.date]:
     out = []
     for i, d in enumerate(cfg["ssl4eo"]["season_dates"]):
         try:
@@ -160,11 +160,13 @@ def season_window(date: dt.date, days: int) -> tuple[dt.datetime, dt.datetime]:
 
 # ---------------------------------------------------------------------------------- grids
 
+Transform6 = tuple[float, float, float, float, float, float]  # affine coefficients a, b, c, d, e, f
+
 
 @dataclass(frozen=True)
 class PatchGrid:
     epsg: int
-    transform: tuple[float, float, float, float, float, float]
+    transform: Transform6
     size: int
 
     @property
@@ -339,7 +341,7 @@ def select_season(
     for a, grid in usable_l2a:
         for c in clear_l1c:
             if same_acquisition(a, c) and check(c, S2_L1C_BANDS, grid):
-                key = (_days_to(a, date), max(a.cloud_cover, c.cloud_cover), a.id, c.id)
+                key = (_days_to(a, date), max(cast(float, a.cloud_cover), cast(float, c.cloud_cover)), a.id, c.id)  # clear: known
                 pairs.append((key, a, c, grid))
     if pairs:
         _, a, c, grid = min(pairs, key=lambda p: p[0])
@@ -426,7 +428,7 @@ def select_s1(candidates: Sequence[SceneRecord], when: dt.datetime, grid: PatchG
 # ----------------------------------------------------------------------------------- plan
 
 
-def plan(cfg: dict[str, Any], *, progress: bool = True) -> gpd.GeoDataFrame:
+def plan(cfg: Mapping[str, Any], *, progress: bool = True) -> gpd.GeoDataFrame:
     """Choose the scenes of every location and season; one manifest row per (location, season)."""
     s = cfg["ssl4eo"]
     size = int(s["patch_px"])
@@ -451,12 +453,13 @@ def plan(cfg: dict[str, Any], *, progress: bool = True) -> gpd.GeoDataFrame:
             grid = choice.grid or nominal
             row = _manifest_row(loc, i, k, date, start, end, int(s["locations_per_job"]), grid, choice)
             if choice.valid:
+                l2a_time = cast(SceneRecord, choice.l2a).datetime  # valid: an L2A scene was chosen
                 s1_found = archive.search(SearchQuery(S1_GRD, start, end, intersects=mapping(grid.lonlat_polygon())))
-                s1, why = select_s1(s1_found, choice.l2a.datetime, grid)
+                s1, why = select_s1(s1_found, l2a_time, grid)
                 row["s1_skip_reason"] = why
                 if s1 is not None:
                     row.update(s1_id=s1.id, s1_datetime=pd.Timestamp(s1.datetime),
-                               s1_delta_days=abs((s1.datetime - choice.l2a.datetime).total_seconds()) / 86400,
+                               s1_delta_days=abs((s1.datetime - l2a_time).total_seconds()) / 86400,
                                s1_units=s1.sar_units)
             else:
                 row["s1_skip_reason"] = "season not valid (no Sentinel-2 scenes)"
@@ -486,7 +489,7 @@ def _manifest_row(loc: Location, sample: int, season: int, date: dt.date, start,
         row.update({
             f"{level}_id": rec.id if rec else None,
             f"{level}_datetime": pd.Timestamp(rec.datetime) if rec else pd.NaT,
-            f"{level}_cloud_cover": float(rec.cloud_cover) if rec else np.nan,
+            f"{level}_cloud_cover": float(cast(float, rec.cloud_cover)) if rec else np.nan,  # chosen scenes are clear
             f"{level}_offset": float(rec.radiometric_offset) if rec else np.nan,
             f"{level}_quantification": float(rec.quantification) if rec else np.nan,
             f"{level}_baseline": rec.processing_baseline if rec else None,
@@ -691,7 +694,7 @@ def extract_batch(cfg: Mapping[str, Any], unit: str, manifest: pd.DataFrame, wri
                         l2a_nodata_fraction=np.nan, s1_nodata_fraction=np.nan)
             if row["valid"]:
                 where = f"location {row['location']} season {row['season_date']}"
-                grid = PatchGrid(int(row["epsg"]), tuple(float(v) for v in row["transform"]), size)
+                grid = PatchGrid(int(row["epsg"]), cast(Transform6, tuple(float(v) for v in row["transform"])), size)
                 area = mapping(row["geometry"])
                 for level, coll, bands, out in (("l1c", L1C, S2_L1C_BANDS, l1c), ("l2a", L2A, S2_L2A_BANDS, l2a)):
                     rec = _find_record(archive, coll, row[f"{level}_id"], row[f"{level}_datetime"],

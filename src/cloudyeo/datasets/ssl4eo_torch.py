@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,7 +63,7 @@ class SeasonChunkReader:
             self._sep = sep
             self._prefix = os.path.join(str(self.path), name, f"c{sep}")
             self._suffix = "".join(f"{sep}0" for _ in self.inner_shape)
-        self._zarr = None
+        self._zarr: Any = None  # zarr.Array, opened on first slow-path read
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

@@ -122,7 +122,7 @@ def roi_from_point(name: str, lon: float, lat: float, size_px: int) -> Roi:
     return Roi(name, epsg, (10.0, 0.0, x0, 0.0, -10.0, y0), (size_px, size_px), float(lon), float(lat))
 
 
-def load_rois(cfg: dict[str, Any]) -> list[Roi]:
+def load_rois(cfg: Mapping[str, Any]) -> list[Roi]:
     """The configured ROIs, or the demo world's (``timeseries.rois: null``)."""
     ts = cfg["timeseries"]
     if ts["rois"] is not None:
@@ -139,7 +139,7 @@ def load_rois(cfg: dict[str, Any]) -> list[Roi]:
                 float(r["centre_lon"]), float(r["centre_lat"])) for r in world["rois"]]
 
 
-def split_of(cfg: dict[str, Any], rois: list[Roi]) -> dict[str, str]:
+def split_of(cfg: Mapping[str, Any], rois: list[Roi]) -> dict[str, str]:
     """ROI name -> split from ``timeseries.splits``; every ROI in exactly one list."""
     splits = cfg["timeseries"]["splits"]
     out: dict[str, str] = {}
@@ -178,11 +178,11 @@ def _to_utm(epsg: int) -> Transformer:
     return Transformer.from_crs(4326, epsg, always_xy=True)
 
 
-def _archive(cfg: dict[str, Any]):
+def _archive(cfg: Mapping[str, Any]):
     return open_archive(cfg, demo_catalog=paths(cfg).demo_timeseries / "catalog")
 
 
-def _year_span(cfg: dict[str, Any], pad_days: float = 0.0) -> tuple[dt.datetime, dt.datetime]:
+def _year_span(cfg: Mapping[str, Any], pad_days: float = 0.0) -> tuple[dt.datetime, dt.datetime]:
     year = int(cfg["timeseries"]["year"])
     pad = dt.timedelta(days=pad_days)
     return (dt.datetime(year, 1, 1, tzinfo=dt.UTC) - pad,
@@ -192,7 +192,7 @@ def _year_span(cfg: dict[str, Any], pad_days: float = 0.0) -> tuple[dt.datetime,
 # ------------------------------------------------------------------------------- plan
 
 
-def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+def plan(cfg: Mapping[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Candidates per (ROI, interval) from metadata only, and the patch table."""
     ts = cfg["timeseries"]
     rois = load_rois(cfg)
@@ -242,7 +242,7 @@ def plan(cfg: dict[str, Any]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
 # ------------------------------------------------------------------------------- store
 
 
-def _mask_params(cfg: dict[str, Any]):
+def _mask_params(cfg: Mapping[str, Any]):
     from ..masks import CloudMaskParams
 
     m = cfg["timeseries"]["masks"]
@@ -375,7 +375,7 @@ def _choose_s1(s1_records: list[SceneRecord], when: dt.datetime, max_days: float
     return sorted(near, key=lambda r: (abs((r.datetime - when).total_seconds()), r.datetime, r.id))
 
 
-def _landcover(cfg: dict[str, Any], roi: Roi) -> np.ndarray:
+def _landcover(cfg: Mapping[str, Any], roi: Roi) -> np.ndarray:
     lc = cfg["timeseries"]["landcover"]
     if cfg["archive"] == "demo":
         href = str(paths(cfg).demo_timeseries / "landcover" / f"{roi.name}.tif")
@@ -576,6 +576,8 @@ class TimeSeriesBuilder(DatasetBuilder):
             if refl is None:
                 tp.gap_reason = tp.gap_reason or ("no complete S2 L1C scene covers the ROI (" + tp.rejected + ")")
                 continue
+            if rec is None:
+                raise RuntimeError(f"ROI {roi_name}, time {tp.time}: S2 pixels read without a scene record")
             tp.s2_id, tp.s2_datetime = rec.id, rec.datetime
             tp.baseline, tp.offset = rec.processing_baseline, float(rec.radiometric_offset)
             s1_arr = None
@@ -608,7 +610,7 @@ class TimeSeriesBuilder(DatasetBuilder):
                 truth[:, t] = cut(np.nan_to_num(tr, nan=U8_FILL).astype(np.uint8))
             tp.valid = True
 
-        data = {"s2": s2, "s1": s1, "cloud_probability": prob, "cloud_mask": mask,
+        data: dict[str, np.ndarray] = {"s2": s2, "s1": s1, "cloud_probability": prob, "cloud_mask": mask,
                 "landcover": cut(_landcover(cfg, roi))}
         if truth is not None:
             data["truth_mask"] = truth

@@ -167,13 +167,17 @@ class TileSpec:
         ys: list[float] = []
         n = 8
         for k in range(n):  # bottom, left -> right
-            xs.append(minx + (maxx - minx) * k / n), ys.append(miny)
+            xs.append(minx + (maxx - minx) * k / n)
+            ys.append(miny)
         for k in range(n):  # right, bottom -> top
-            xs.append(maxx), ys.append(miny + (maxy - miny) * k / n)
+            xs.append(maxx)
+            ys.append(miny + (maxy - miny) * k / n)
         for k in range(n):  # top, right -> left
-            xs.append(maxx - (maxx - minx) * k / n), ys.append(maxy)
+            xs.append(maxx - (maxx - minx) * k / n)
+            ys.append(maxy)
         for k in range(n):  # left, top -> bottom
-            xs.append(minx), ys.append(maxy - (maxy - miny) * k / n)
+            xs.append(minx)
+            ys.append(maxy - (maxy - miny) * k / n)
         lons, lats = self._to_lonlat.transform(xs, ys)
         ring = [[round(float(a), 7), round(float(b), 7)] for a, b in zip(lons, lats)]
         ring.append(ring[0])

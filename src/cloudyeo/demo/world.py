@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import rasterio
@@ -232,7 +232,7 @@ def render_s2(tile: TileSpec, seed: int, acq: S2Acquisition, out: Path, with_l2a
             ring = item["geometry"]["coordinates"][0]
             item["bbox"] = [min(p[0] for p in ring), min(p[1] for p in ring),
                             max(p[0] for p in ring), max(p[1] for p in ring)]
-            item["properties"]["s2:nodata_pixel_percentage"] = round(100.0 * float(1 - valid10.mean()), 4)
+            item["properties"]["s2:nodata_pixel_percentage"] = round(100.0 * float(1 - cast(np.ndarray, valid10).mean()), 4)  # swath edge: a mask
         if acq.missing_band is not None and item["collection"] == COLLECTION_L1C:
             item["assets"].pop(acq.missing_band, None)
     return {"items": items}
@@ -414,7 +414,7 @@ def _write_catalog(items: list[dict[str, Any]], folder: Path) -> None:
         write_text(folder / "collections" / f"{col['id']}.json", json.dumps(col, indent=1) + "\n")
 
 
-def plan_world(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], list[TileSpec], Any, list[TileSchedule]]:
+def plan_world(cfg: Mapping[str, Any] | None) -> tuple[dict[str, Any], list[TileSpec], Any, list[TileSchedule]]:
     """Everything but the pixels: normalised cfg, tiles, climatology, schedules."""
     cfg = normalise_cfg(cfg)
     tiles = [make_tile(t, cfg["tile_size_px"]) for t in cfg["tiles"]]

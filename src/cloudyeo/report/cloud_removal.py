@@ -82,7 +82,7 @@ def table_config(cfg: dict[str, Any], dataset: str) -> str:
     for m in methods_for(cfg, dataset):
         hp = method_config(cfg, m)
         methods[m] = {k: hp[k] for k in ("kind", "baseline") if k in hp} | {"datasets": [dataset]}
-    out = {k: cfg[k] for k in ("archive", "resources_dir", "results_dir") if k in cfg}
+    out: dict[str, Any] = {k: cfg[k] for k in ("archive", "resources_dir", "results_dir") if k in cfg}
     out["cloud_removal"] = {"datasets": [dataset], "cloud_bin_edges": cr["cloud_bin_edges"], "methods": methods}
     return json.dumps(out, sort_keys=True, separators=(",", ":"))
 

@@ -35,7 +35,7 @@ def dt_figure(path: Path, index: pd.DataFrame, max_days: float) -> None:
     """Histogram of S1 - S2 time differences over the valid ROI time points."""
     per_time = index[index["valid"]].drop_duplicates(["roi", "time"])
     fig, ax = plt.subplots(figsize=(5.5, 3.4), constrained_layout=True)
-    ax.hist(per_time["dt_days"], bins=np.arange(-max_days, max_days + 1, 1.0), color="tab:green",
+    ax.hist(per_time["dt_days"], bins=np.arange(-max_days, max_days + 1, 1.0), color="tab:green",  # type: ignore[arg-type]  # stub omits ndarray bins
             edgecolor="white")
     ax.set(xlabel="S1 time - S2 time (days)", ylabel="ROI time points",
            title=f"S1-S2 pairing (|dt| <= {max_days:g} d), median |dt| "
@@ -59,6 +59,8 @@ def example_figure(path: Path, rows: pd.DataFrame, s2: np.ndarray | None, s1: np
         fig.savefig(path, dpi=110)
         plt.close(fig)
         return
+    if s1 is None or cloud_mask is None:
+        raise ValueError("example_figure: s2 given without s1 and cloud_mask")
     n_t = s2.shape[0]
     fig, axes = plt.subplots(3, n_t, figsize=(0.9 * n_t, 3.1), constrained_layout=True)
     axes = np.atleast_2d(axes).reshape(3, n_t)

@@ -76,7 +76,7 @@ INSTRUMENTS = ("PSB.SD", "PSB.SD", "PSB.SD", "PS2.SD")
 def normalise_cfg(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """Fill defaults and check the ``demo_planet`` section (errors name the key)."""
     out = with_defaults("demo_planet", DEFAULT_CFG, cfg)
-    aois = []
+    aois: list[str | dict[str, Any]] = []
     for a in out["aois"]:
         if isinstance(a, str):
             if a not in KNOWN_AOIS:
@@ -268,13 +268,13 @@ def _task(task: tuple) -> dict[str, Any]:
         counts = render_worldcover(surf, seed, path)
         return {"items": [worldcover_item(item_id=item_id, aoi=aoi)], "worldcover": (aoi.id, counts)}
     if kind == "s1":
-        acq: S1Acq = payload
-        folder = out / "archive" / COLLECTION_S1 / acq.scene_id
-        render_s1(surf, seed, acq.scene_id, acq.day, folder / "vv.tif", folder / "vh.tif")
-        return {"items": [s1_item(scene_id=acq.scene_id, aoi=aoi, start=acq.start,
-                                  platform=acq.platform, orbit_state=acq.orbit_state,
-                                  relative_orbit=acq.relative_orbit,
-                                  absolute_orbit=acq.absolute_orbit)]}
+        s1_acq: S1Acq = payload
+        folder = out / "archive" / COLLECTION_S1 / s1_acq.scene_id
+        render_s1(surf, seed, s1_acq.scene_id, s1_acq.day, folder / "vv.tif", folder / "vh.tif")
+        return {"items": [s1_item(scene_id=s1_acq.scene_id, aoi=aoi, start=s1_acq.start,
+                                  platform=s1_acq.platform, orbit_state=s1_acq.orbit_state,
+                                  relative_orbit=s1_acq.relative_orbit,
+                                  absolute_orbit=s1_acq.absolute_orbit)]}
     if kind == "planet":
         acq: PlanetAcq = payload
         folder = out / "archive" / "psscene" / acq.item_id
