@@ -115,6 +115,8 @@ def sliding_window(predict: Callable[[tuple[int, int, int, int]], np.ndarray], s
                 acc = np.zeros((out.shape[0], h, w))
             acc[:, y0:y0 + wy, x0:x0 + wx] += out * ramp
             weight[y0:y0 + wy, x0:x0 + wx] += ramp
+    if acc is None:
+        raise ValueError(f"no window covers an image of shape {shape}")
     return acc / weight
 
 
@@ -143,7 +145,7 @@ def region_metrics(pred: np.ndarray, target: np.ndarray, valid: np.ndarray,
         sel = m & valid
         vals = batch_image_metrics(pred[None], target[None], sel[None], metrics=cheap)
         px = sel & inner
-        vals["ssim"] = [float(smap[:, px].mean()) if px.any() else float("nan")]
+        vals["ssim"] = np.array([float(smap[:, px].mean()) if px.any() else float("nan")])
         for name in METRICS:
             col = "sam_deg" if name == "sam" else name
             key = f"{col}_{region}" if (region != "all" or name == "nrmse") else col
@@ -187,7 +189,7 @@ class _TSPredictor:
             model, state = load_trained(path)
             times = [int(t) for t in state["extra"]["times"]]
             x = seq2seq_inputs(self.src, patch, times, self.hp, self.seed)
-            depth = int(model.spec.get("depth", 2))
+            depth = int(state["model_spec"].get("depth", 2))
             align = 2**depth
 
             def predict(win):
@@ -220,14 +222,14 @@ class _TSPredictor:
         if kind == "seq2point":
             s1 = np.stack([src.s1(patch, t) for t in inputs])
 
-            def predict(win):
+            def predict_series(win):
                 y0, x0, h, w = win
                 sl = (slice(None), slice(None), slice(y0, y0 + h), slice(x0, x0 + w))
                 with torch.inference_mode():
                     out = self.model(_t(x[sl])[None], _t(s1[sl])[None],
                                      torch.from_numpy(masks[:, y0:y0 + h, x0:x0 + w])[None])
                 return _np(out[0])
-            return sliding_window(predict, src.shape, self.window, self.overlap), None, None
+            return sliding_window(predict_series, src.shape, self.window, self.overlap), None, None
         # one-image methods: the least cloudy input and its S1
         i = baselines.least_cloudy_index(masks)
         t = inputs[i]
@@ -267,7 +269,9 @@ def _ts_records(cfg, method, hp, src, out_dir) -> tuple[list[dict], dict, dict, 
     ns = sorted({store_n, *cfg["cloud_removal"]["eval"]["n_inputs"]}) if multi else [store_n]
     predictor = _TSPredictor(cfg, method, hp, src)
     n_panels = int(cfg["cloud_removal"]["eval"]["panels"])
-    records, cms, panels = [], {}, {}
+    records: list[dict] = []
+    cms: dict[tuple[int, str], np.ndarray] = {}
+    panels: dict[str, dict[str, np.ndarray]] = {}
     seen = train_classes(src) if kind in ("hcrlc", "hcr_then_lc") else None
     for n in ns:
         rows = src.manifest("test", n)
@@ -339,7 +343,10 @@ def _planet_predict(kind: str, model, src, i: int, window: int, overlap: int) ->
 def _planet_records(cfg, method, hp, src, out_dir) -> tuple[list[dict], list[dict], dict, np.ndarray]:
     ev = cfg["cloud_removal"]["eval"]
     model = None if hp["kind"] == "baseline" else load_trained(model_dir(cfg, method, "planetcr") / "model.pt")[0]
-    records, per_class, panels, preds = [], [], {}, []
+    records: list[dict] = []
+    per_class: list[dict] = []
+    panels: dict[str, dict[str, np.ndarray]] = {}
+    preds: list[np.ndarray] = []
     for i in src.samples("test"):
         pred = _planet_predict(hp["kind"], model, src, i, int(ev["window"]), int(ev["overlap"]))
         y = src.clear(i)
@@ -374,7 +381,7 @@ def _planet_records(cfg, method, hp, src, out_dir) -> tuple[list[dict], list[dic
 
 def _semantic_recovery(cfg, method, src, out_dir) -> list[dict]:
     """Segmentation model on clear, cloudy and each method's predictions: one row per (source, sample)."""
-    model, _ = load_trained(model_dir(cfg, method, "planetcr") / "model.pt")
+    model, state = load_trained(model_dir(cfg, method, "planetcr") / "model.pt")
     ev = cfg["cloud_removal"]["eval"]
     samples = src.samples("test")
     sources: dict[str, Callable[[int, int], np.ndarray]] = {
@@ -391,14 +398,17 @@ def _semantic_recovery(cfg, method, src, out_dir) -> list[dict]:
         data = np.load(path)
         order = {int(s): k for k, s in enumerate(data["samples"])}
         preds = data["predictions"]
-        sources[m] = (lambda j, i, preds=preds, order=order: preds[order[i]].astype(np.float32))
+        def stored_prediction(j: int, i: int, preds: np.ndarray = preds, order: dict[int, int] = order) -> np.ndarray:
+            return preds[order[i]].astype(np.float32)
+
+        sources[m] = stored_prediction
     n_cls = src.n_classes
     records, cms = [], {}
     for name, get in sources.items():
         for j, i in enumerate(samples):
             img = get(j, i)
             lc = src.landcover(i)
-            depth = int(model.spec.get("depth", 3))
+            depth = int(state["model_spec"].get("depth", 3))
 
             def predict(win, img=img):
                 y0, x0, h, w = win
@@ -433,6 +443,8 @@ def evaluate(cfg: dict[str, Any], method: str, dataset: str, *, out_dir: str | P
     if dataset == "timeseries":
         records, cms, panels, seen = _ts_records(cfg, method, hp, src, out)
         if cms:
+            if seen is None:
+                raise CloudRemovalError(f"{method}: land-cover scores without the training split's classes")
             keys = list(cms)
             np.savez_compressed(out / "lc_confusion.npz", n_inputs=np.array([k[0] for k in keys]),
                                 sample_ids=np.array([k[1] for k in keys]), cms=np.stack(list(cms.values())),
