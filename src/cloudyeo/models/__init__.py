@@ -1,5 +1,6 @@
 """Backbones (ResNet, ViT) and self-supervised pretraining methods, in plain ``torch.nn``."""
 
+from cloudyeo.models.backbone import Backbone
 from cloudyeo.models.registry import (
     build_backbone,
     count_parameters,
@@ -18,6 +19,6 @@ from cloudyeo.models.ssl import (
 from cloudyeo.models.vit import VisionTransformer
 
 __all__ = [
-    "MAE", "MoCoV2", "MoCoV3", "ResNet", "SSLMethod", "VisionTransformer", "build_backbone",
+    "MAE", "Backbone", "MoCoV2", "MoCoV3", "ResNet", "SSLMethod", "VisionTransformer", "build_backbone",
     "build_ssl", "cosine_momentum", "count_parameters", "list_backbones", "register_backbone",
 ]
