@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -185,7 +186,7 @@ class Paths:
         return self.results / "eval" / "cloud_removal"
 
 
-def paths(cfg: dict[str, Any]) -> Paths:
+def paths(cfg: Mapping[str, Any]) -> Paths:
     """Locations for a config; missing sections take the schema defaults."""
     resources_dir = Path(cfg.get("resources_dir", "resources"))
     demo = resources_dir / "demo"
