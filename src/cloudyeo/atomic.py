@@ -170,9 +170,9 @@ def write_parquet(df: Any, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
-def write_csv(df: Any, path: str | os.PathLike) -> Path:
-    """A DataFrame as CSV, without the index."""
-    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+def write_csv(df: Any, path: str | os.PathLike, float_format: str | None = None) -> Path:
+    """A DataFrame as CSV, without the index (floats as ``float_format``, e.g. ``"%.3f"``)."""
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format=float_format))
 
 
 def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> Path:

@@ -120,7 +120,7 @@ def run_finalize(builder: DatasetBuilder, *, progress: bool = False) -> dict[str
     for name, value in summary.outputs.items():
         path = p.outputs[name]
         if isinstance(value, Table):
-            write_csv_table(value, path)
+            write_csv(value.frame, path, value.float_format)
         elif isinstance(value, Figure):
             render(value.renderer, path, **value.data)
         elif isinstance(value, pd.DataFrame):
@@ -137,11 +137,3 @@ def run_finalize(builder: DatasetBuilder, *, progress: bool = False) -> dict[str
         raise RuntimeError(f"{builder.name}: finalize wrote no {', '.join(missing)}")
     store.mark_complete(p.store, summary.complete_attrs)
     return dict(p.outputs)
-
-
-def write_csv_table(table: Table, path: Path) -> Path:
-    if table.float_format is None:
-        return write_csv(table.frame, path)
-    from .atomic import atomic_write
-
-    return atomic_write(path, lambda tmp: table.frame.to_csv(tmp, index=False, float_format=table.float_format))

@@ -274,29 +274,33 @@ def builder_class(module: str) -> type[DatasetBuilder]:
     return cls
 
 
-def registry(cfg: Mapping[str, Any]) -> dict[str, type[DatasetBuilder]]:
-    """name -> builder class: the package's builders, then the config's ``dataset_builders``."""
+def _modules(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """name -> module: the package's builders, then the config's ``dataset_builders`` (named by
+    the module's last component)."""
     modules = dict(PACKAGE_BUILDERS)
     for module in cfg.get("dataset_builders") or ():
-        modules[module.rsplit(".", 1)[-1]] = module
-    out: dict[str, type[DatasetBuilder]] = {}
-    for key, module in modules.items():
-        cls = builder_class(module)
-        if cls.name in out:
-            raise BuilderError(f"two dataset builders are named {cls.name!r} ({module} and {out[cls.name].__module__})")
-        if key in PACKAGE_BUILDERS and cls.name != key:
-            raise BuilderError(f"{module}: BUILDER.name is {cls.name!r}, registered as {key!r}")
-        out[cls.name] = cls
-    return out
+        name = module.rsplit(".", 1)[-1]
+        if name in PACKAGE_BUILDERS:
+            raise BuilderError(f"dataset_builders: {module} would shadow the package's dataset {name!r}")
+        modules[name] = module
+    return modules
+
+
+def _load(name: str, module: str) -> type[DatasetBuilder]:
+    cls = builder_class(module)
+    if cls.name != name:
+        raise BuilderError(f"{module}: BUILDER.name is {cls.name!r}, registered as {name!r}")
+    return cls
+
+
+def registry(cfg: Mapping[str, Any]) -> dict[str, type[DatasetBuilder]]:
+    """name -> builder class: the package's builders, then the config's ``dataset_builders``."""
+    return {name: _load(name, module) for name, module in _modules(cfg).items()}
 
 
 def get_builder(name: str, cfg: Mapping[str, Any]) -> DatasetBuilder:
     """The builder ``name`` made from ``cfg`` (imports its module only, not every builder's)."""
-    extra = {m.rsplit(".", 1)[-1]: m for m in cfg.get("dataset_builders") or ()}
-    module = PACKAGE_BUILDERS.get(name) or extra.get(name)
-    if module is None:
-        raise BuilderError(f"unknown dataset {name!r}; known: {', '.join(sorted({*PACKAGE_BUILDERS, *extra}))}")
-    cls = builder_class(module)
-    if cls.name != name:
-        raise BuilderError(f"{module}: BUILDER.name is {cls.name!r}, registered as {name!r}")
-    return cls(cfg)
+    modules = _modules(cfg)
+    if name not in modules:
+        raise BuilderError(f"unknown dataset {name!r}; known: {', '.join(sorted(modules))}")
+    return _load(name, modules[name])(cfg)
