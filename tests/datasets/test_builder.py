@@ -47,6 +47,18 @@ def test_module_without_builder_is_refused(tmp_path, monkeypatch):
         builder_class("not_a_builder")
 
 
+def test_priority_must_be_an_int(tmp_path, monkeypatch):
+    (tmp_path / "bad_priority.py").write_text(
+        "from cloudyeo.datasets.builder import DatasetBuilder\n"
+        "class Bad(DatasetBuilder):\n"
+        "    name = 'bad'\n    title = 'Bad'\n    sections = ('bad',)\n    priority = 'high'\n"
+        "BUILDER = Bad\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(BuilderError, match="bad_priority.Bad: priority must be an int, got 'high'"):
+        builder_class("bad_priority")
+
+
 def test_plan_params_leave_out_store_only_keys():
     cfg = {"archive": "demo", "cben": {"search_days": 5, "store_codec": "zstd", "store_shard_samples": 8}}
     builder = get_builder("cben", cfg)

@@ -9,6 +9,7 @@ if config["archive"] == "demo":
             cfg=stage_config(config, "demo"),
             code=code_version("demo"),
         threads: 2
+        priority: archive_priority("archive")
         resources:
             mem_mb=4000,
             runtime=30,
@@ -30,6 +31,7 @@ if config["archive"] == "demo":
             cfg=stage_config(config, "demo_timeseries"),
             code=code_version("demo_timeseries"),
         threads: 2
+        priority: archive_priority("timeseries_archive")
         resources:
             mem_mb=4000,
             runtime=30,
@@ -56,6 +58,7 @@ else:
         params:
             cfg=stage_config(config, "climatology"),
             code=code_version("climatology"),
+        priority: archive_priority("archive")
         resources:
             mem_mb=1000,
             runtime=120,
@@ -82,6 +85,7 @@ if config["planetcr"]["source"] == "demo":
             cfg=stage_config(config, "demo_planet"),
             code=code_version("demo_planet"),
         threads: 2
+        priority: archive_priority("planet_archive")
         resources:
             mem_mb=3000,
             runtime=20,

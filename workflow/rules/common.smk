@@ -11,6 +11,11 @@ from cloudyeo.training import experiments as _exp
 CONDA_ENV = "../../envs/cloudyeo.yaml"
 
 
+def archive_priority(archive_input):
+    """An archive job's priority: the highest of the datasets that read it (builder.priority)."""
+    return max((b.priority for b in DATASETS.values() if b.archive_input == archive_input), default=0)
+
+
 # --- CBEN experiment (cben_experiments.smk) -------------------------------------------------------
 
 

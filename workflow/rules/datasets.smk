@@ -21,6 +21,7 @@ for _name, _builder in DATASETS.items():
             dataset=_name,
             cfg=dataset_params(_builder, "plan"),
             code=_code,
+        priority: _builder.priority
         resources:
             **_builder.job_resources("plan"),
         log:
@@ -43,6 +44,7 @@ for _name, _builder in DATASETS.items():
             dataset=_name,
             cfg=dataset_params(_builder, "init"),
             code=_code,
+        priority: _builder.priority
         resources:
             **_builder.job_resources("init"),
         log:
@@ -70,6 +72,7 @@ for _name, _builder in DATASETS.items():
             cfg=dataset_params(_builder, "extract"),
             code=_code,
         threads: _builder.threads.get("extract", 1)
+        priority: _builder.priority
         resources:
             **_builder.job_resources("extract"),
         log:
@@ -95,6 +98,7 @@ for _name, _builder in DATASETS.items():
             cfg=dataset_params(_builder, "finalize"),
             code=_code,
         threads: _builder.threads.get("finalize", 1)
+        priority: _builder.priority
         resources:
             **_builder.job_resources("finalize"),
         log:

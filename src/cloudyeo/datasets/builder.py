@@ -164,6 +164,9 @@ class DatasetBuilder(ABC):
     extract_reads_archive: ClassVar[bool] = True  # does extract read files of the archive input?
     resources: ClassVar[dict[str, dict[str, int]]] = {}  # verb -> mem_mb/runtime overrides
     threads: ClassVar[dict[str, int]] = {"finalize": 2}
+    # Snakemake `priority:` of the dataset's jobs and of its archive input's job (scheduling only,
+    # never part of params): a dataset that feeds a long downstream chain goes first.
+    priority: ClassVar[int] = 0
 
     def __init__(self, cfg: Mapping[str, Any]):
         self.cfg = cfg
@@ -257,6 +260,8 @@ def _check(cls: type[DatasetBuilder]) -> None:
         problems.append(f"report_outputs not in outputs: {sorted(unknown)}")
     if not cls.plan_tables:
         problems.append("no plan_tables")
+    if not isinstance(cls.priority, int) or isinstance(cls.priority, bool):
+        problems.append(f"priority must be an int, got {cls.priority!r}")
     if problems:
         raise BuilderError(f"dataset builder {cls.__module__}.{cls.__name__}: " + "; ".join(problems))
 

@@ -438,6 +438,9 @@ class CBENBuilder(DatasetBuilder):
     }
     unit_label = "product"
     archive_input = "archive"
+    # The CBEN experiment (pretrain -> fine-tune -> evaluate -> Table VI) waits on this store:
+    # building it first keeps the 2-core default run from ending on that chain alone.
+    priority = 1
 
     def plan(self, *, progress: bool = False) -> dict[str, pd.DataFrame]:
         manifest, patches = plan(self.cfg)
