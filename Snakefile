@@ -35,6 +35,7 @@ include: "workflow/rules/cloud_removal.smk"
 rule all:
     input:
         DATASET_TARGETS,
+        DEMO_VALIDATION,
         rules.cben_eval_table.output,
         CR_ALL,
     default_target: True

@@ -70,6 +70,27 @@ def _demo_generate_planet(args):
     generate_planet_world(cfg["demo_planet"], out, progress=not args.quiet, workers=args.workers)
 
 
+def _demo_validate(args):
+    from .demo.validation import measure
+    from .report.demo_validation import write_page
+
+    cfg = _load(args)
+    p = paths(cfg)
+    worlds = [Path(w) for w in args.world] if args.world else [w for w in (p.demo, p.demo_timeseries)
+                                                                 if (w / "world.json").exists()]
+    if not worlds:
+        raise SystemExit(f"demo validate: no demo world under {p.demo} or {p.demo_timeseries} (generate it first)")
+    planet = Path(args.planet_world) if args.planet_world else (
+        p.demo_planet if (p.demo_planet / "world.json").exists() else None)
+    out = Path(args.out) if args.out else p.results / "demo_validation"
+    v = measure(worlds, planet, progress=not args.quiet)
+    page = write_page(v, out)
+    held = int(v.table["holds"].sum())
+    print(f"{page}: {held} of {len(v.table)} statistics within their published ranges")
+    if args.strict and not v.all_hold:
+        raise SystemExit("demo validate --strict: " + ", ".join(v.table.loc[~v.table["holds"], "key"]))
+
+
 def _experiment(verb):
     """The CBEN experiment's nodes: pretrain[method], finetune[method, set], evaluate, table."""
     def run(args):
@@ -167,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
          "generate the time-series part of the demo world (ROIs + SSL4EO locations)",
          **{"--out": dict(help="output folder (default <resources_dir>/demo-timeseries)"),
             "--workers": dict(type=int, default=None, help="processes (default: up to 2)")})
+    verb(demo, "validate", _demo_validate,
+         "measure the demo world against published statistics: validation page, table and figures",
+         **{"--world": dict(action="append", help="a generated world folder (repeatable; default: the "
+                                                   "config's demo and demo-timeseries worlds)"),
+            "--planet-world": dict(default=None, help="the Planet-CR demo world (default: the config's, if built)"),
+            "--out": dict(help="output folder (default <results_dir>/demo_validation)"),
+            "--strict": dict(action="store_true", help="exit 1 when a statistic is outside its range")})
     clim = stages.add_parser("climatology", help="EarthEnv cloud climatology").add_subparsers(dest="verb", required=True)
     verb(clim, "download", _climatology_download, "download the EarthEnv MODCF files")
     ds = stages.add_parser("dataset", parents=[common],

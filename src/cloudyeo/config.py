@@ -214,6 +214,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "climatology": ("archive", "resources_dir", "climatology"),
     "demo_timeseries": ("archive", "resources_dir", "demo_timeseries"),
     "demo_planet": ("resources_dir", "demo_planet"),
+    "demo_validate": ("resources_dir", "results_dir"),
 }
 
 

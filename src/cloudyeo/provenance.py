@@ -61,6 +61,7 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     # A builder outside the package: the drivers, plus its own module file (builder.code_version).
     "datasets": ("cloudyeo.drivers",),
     "demo_planet": ("cloudyeo.demo.planet",),                    # demo generate-planet
+    "demo_validate": ("cloudyeo.demo.validation", "cloudyeo.report.demo_validation"),  # demo validate
     "planetcr": ("cloudyeo.drivers", "cloudyeo.datasets.planetcr"),  # cloudyeo dataset planetcr <verb>
     # The CBEN experiment: pretrain[method] -> finetune[method, set] -> evaluate -> table.
     "pretrain": ("cloudyeo.training.pretrain",),                 # ssl pretrain

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import rasterio
 from rasterio.windows import Window
-from scipy.ndimage import binary_dilation
+from scipy.ndimage import binary_dilation, binary_erosion, uniform_filter
 
 import cloudyeo.demo.world as world_mod
 from cloudyeo.demo import clear_sky_reflectance, generate_world, load_world, normalise_cfg
@@ -310,7 +310,9 @@ def test_s1_backscatter_by_class(world_dir, world, items):
     vv = np.stack([_read(_href(world_dir, it["assets"]["vv"])) for it in s1]).astype(float)
     vh = np.stack([_read(_href(world_dir, it["assets"]["vh"])) for it in s1]).astype(float)
     assert np.isfinite(vv).all() and (vv > 0).all() and (vh > 0).all()
-    mean_db = {c: 10 * np.log10(vv[:, lc == c].mean()) for c in np.unique(lc) if (lc == c).sum() > 400}
+    # Class interiors (rivers are 2-5 pixels wide and every product is misregistered by metres).
+    inner = {c: binary_erosion(lc == c, iterations=2) for c in np.unique(lc)}
+    mean_db = {c: 10 * np.log10(np.median(vv[:, m])) for c, m in inner.items() if m.sum() > 100}
     assert len(mean_db) >= 2
     for c, db in mean_db.items():
         if c in (17, 18):
@@ -408,15 +410,17 @@ def test_reben_metadata_matches_landcover_and_truth(world_dir, world, items):
 
 
 def test_labels_learnable_from_s2_better_than_s1(world_dir, world, items):
-    """A nearest-centroid pixel classifier recovers the land cover from S2, less well from S1."""
+    """A nearest-centroid pixel classifier recovers the land cover from S2, less well from
+    (multilooked) S1."""
     l2a = {it["id"]: it for it in _by_collection(items, "sentinel-2-l2a")}
     s1 = {it["id"]: it for it in _by_collection(items, "sentinel-1-grd")}
     ref = world["references"][0]
     lc = _read(world_dir / "landcover" / f"{ref['tile']}.tif").ravel()
     s2x = np.stack([_read(_href(world_dir, l2a[ref["l2a_scene_id"]]["assets"][b])).ravel()
                     for b in ("B02", "B03", "B04", "B08")], axis=1).astype(float)
-    s1x = np.stack([10 * np.log10(_read(_href(world_dir, s1[ref["s1_scene_id"]]["assets"][p]))).ravel()
-                    for p in ("vv", "vh")], axis=1).astype(float)
+    # S1 multilooked first (5 x 5 boxcar in linear power), as any pixel classifier of GRD does.
+    s1x = np.stack([10 * np.log10(uniform_filter(_read(_href(world_dir, s1[ref["s1_scene_id"]]["assets"][p])), 5)
+                                  ).ravel() for p in ("vv", "vh")], axis=1).astype(float)
     rng = np.random.default_rng(0)
     idx = rng.permutation(lc.size)
     train, test = idx[: lc.size // 2], idx[lc.size // 2:]

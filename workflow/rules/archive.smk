@@ -103,3 +103,31 @@ if config["planetcr"]["source"] == "demo":
 
 else:
     PLANET_READY = []
+
+# The demo world measured against the published statistics it is built to match (validation page).
+if config["archive"] == "demo":
+
+    rule demo_validate:
+        input:
+            ARCHIVE_READY,
+            TIMESERIES_ARCHIVE_READY,
+            PLANET_READY,
+        output:
+            page=P.results / "demo_validation" / "validation.md",
+            table=P.results / "demo_validation" / "validation.csv",
+        params:
+            cfg=stage_config(config, "demo_validate"),
+            code=code_version("demo_validate"),
+        resources:
+            mem_mb=3000,
+            runtime=20,
+        log:
+            f"{LOGS}/demo_validate.log",
+        conda:
+            CONDA_ENV
+        shell:
+            "cloudyeo demo validate --quiet --config-json {params.cfg:q} > {log} 2>&1"
+
+    DEMO_VALIDATION = rules.demo_validate.output
+else:
+    DEMO_VALIDATION = []

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter, zoom
 
-from cloudyeo.demo.surface import BAND_INDEX, N_BANDS, WATER_CLASSES, smooth_field
-from cloudyeo.masks.truth import TRUTH_CIRRUS, TRUTH_CLOUD, TRUTH_SHADOW, TRUTH_SNOW
+from cloudyeo.demo.surface import BAND_INDEX, N_BANDS, smooth_field
+from cloudyeo.masks.truth import TRUTH_CIRRUS, TRUTH_CLOUD, TRUTH_SHADOW, TRUTH_SNOW, TRUTH_WATER
 
 PAD = 72  # pixels of cloud field beyond the tile on each side (shadow offsets stay below)
 EDGE = 0.12  # half-width of the soft cloud edge in field units (field std = 1)
@@ -162,12 +162,15 @@ def compose(surface: np.ndarray, sky: Sky, shadow_strength: float) -> np.ndarray
     return x.astype(np.float32)
 
 
-def truth_mask(sky: Sky, snow: np.ndarray) -> np.ndarray:
+def truth_mask(sky: Sky, snow: np.ndarray, water: np.ndarray | None = None) -> np.ndarray:
+    """The per-pixel truth bits (cloudyeo.masks.truth) of one acquisition."""
     t = np.zeros(sky.alpha.shape, dtype=np.uint8)
     t[sky.alpha >= 0.5] |= TRUTH_CLOUD
     t[sky.cirrus_mask] |= TRUTH_CIRRUS
     t[sky.shadow_mask] |= TRUTH_SHADOW
     t[snow > 0.5] |= TRUTH_SNOW
+    if water is not None:
+        t[water] |= TRUTH_WATER
     return t
 
 
@@ -179,14 +182,13 @@ def block_mean(a: np.ndarray, k: int) -> np.ndarray:
     return a.reshape(*lead, h // k, k, w // k, k).mean(axis=(-3, -1))
 
 
-def scene_classification(truth: np.ndarray, sky: Sky, surface: np.ndarray,
-                         landcover: np.ndarray) -> np.ndarray:
+def scene_classification(truth: np.ndarray, sky: Sky, surface: np.ndarray) -> np.ndarray:
     """Sen2Cor-like SCL at 20 m (uint8) derived from the truth and the clear surface."""
     alpha = block_mean(sky.alpha, 2)
     cirrus = block_mean((truth & TRUTH_CIRRUS) > 0, 2)
     shadow = block_mean((truth & TRUTH_SHADOW) > 0, 2)
     snow = block_mean((truth & TRUTH_SNOW) > 0, 2)
-    water = block_mean(np.isin(landcover, WATER_CLASSES), 2)
+    water = block_mean((truth & TRUTH_WATER) > 0, 2)
     red = block_mean(surface[BAND_INDEX["B04"]], 2)
     nir = block_mean(surface[BAND_INDEX["B08"]], 2)
     ndvi = (nir - red) / np.maximum(nir + red, 1e-6)

@@ -22,6 +22,7 @@ import numpy as np
 
 from cloudyeo.demo.atmosphere import SkyParams
 from cloudyeo.demo.climatology import Climatology
+from cloudyeo.demo.sar_geometry import geolocation_shift, track_incidence
 from cloudyeo.demo.tiles import TileSpec, seeded_rng, stable_hash
 from cloudyeo.sentinel import baseline_offset
 
@@ -86,6 +87,12 @@ class S1Acquisition:
     absolute_orbit: int
     datatake_id: int
     scene_id: str
+    # Viewing geometry and geolocation (truth): the pass, the incidence angle at the tile's near
+    # and far edge (degrees), and the product's absolute geolocation error (east, north; metres).
+    orbit_state: str = "ascending"
+    incidence_near: float = 37.0
+    incidence_far: float = 37.0
+    shift_m: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -268,9 +275,21 @@ def s2_acquisition(tile: TileSpec, seed: int, k: int, day: dt.date, overpass: dt
     )
 
 
+def s1_geometry(tile: TileSpec, orbit_state: str) -> tuple[int, float, float]:
+    """Relative orbit and incidence angles (near, far) of a tile on its ascending or descending track."""
+    orbit = (tile.s1_relative_orbit + 87) % 175 + 1 if orbit_state == "descending" else tile.s1_relative_orbit
+    near, far = track_incidence(tile.id, orbit_state, tile.size_m)
+    return orbit, near, far
+
+
 def s1_acquisition(tile: TileSpec, seed: int, k: int, day: dt.date, overpass: dt.time) -> S1Acquisition:
-    """One Sentinel-1 IW GRD acquisition on revisit-grid ordinal ``k``."""
+    """One Sentinel-1 IW GRD acquisition on revisit-grid ordinal ``k``: even ordinals on the
+    ascending track at ``overpass`` (evening), odd ones on the descending track 12 h earlier."""
     platform = "S1A" if k % 2 == 0 else "S1B"
+    orbit_state = "ascending" if (k // 2) % 2 == 0 else "descending"
+    if orbit_state == "descending":
+        overpass = dt.time((overpass.hour + 12) % 24, overpass.minute, overpass.second)
+    relative_orbit, near, far = s1_geometry(tile, orbit_state)
     t_start = dt.datetime.combine(day, overpass, tzinfo=UTC)
     t_stop = t_start + dt.timedelta(seconds=25)
     absorbit = _absolute_orbit(_S1_EPOCH, _S1_ORBITS_PER_DAY, platform, t_start)
@@ -280,6 +299,8 @@ def s1_acquisition(tile: TileSpec, seed: int, k: int, day: dt.date, overpass: dt
                 f"{absorbit:06d}_{datatake:06X}_{uid:04X}")
     return S1Acquisition(
         tile=tile.id, ordinal=k, platform=platform, start=t_start, stop=t_stop,
-        relative_orbit=tile.s1_relative_orbit, absolute_orbit=absorbit,
-        datatake_id=datatake, scene_id=scene_id,
+        relative_orbit=relative_orbit, absolute_orbit=absorbit,
+        datatake_id=datatake, scene_id=scene_id, orbit_state=orbit_state,
+        incidence_near=round(near, 3), incidence_far=round(far, 3),
+        shift_m=geolocation_shift(seed, tile.id, day.isoformat()),
     )

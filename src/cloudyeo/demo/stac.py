@@ -190,7 +190,7 @@ def s1_item(acq: S1Acquisition, tile: TileSpec) -> dict[str, Any]:
         "sar:looks_equivalent_number": 4.4,
         "sat:relative_orbit": acq.relative_orbit,
         "sat:absolute_orbit": acq.absolute_orbit,
-        "sat:orbit_state": "ascending",
+        "sat:orbit_state": acq.orbit_state,
         "s1:datatake_id": str(acq.datatake_id),
         "s1:resolution": "high",
         "proj:code": f"EPSG:{tile.epsg}",

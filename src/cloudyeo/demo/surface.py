@@ -6,11 +6,19 @@ Per tile (fixed over time, seeded by ``(seed, tile)``):
 * regions (domain-warped Voronoi cells, ~800 m) that each get one BigEarthNet-19 class drawn from
   country priors (neighbours often share a class), split into parcels (~150 m fields) that carry
   their own crop calendar and brightness;
-* a fixed per-pixel texture for optical and SAR.
+* linear features drawn over the parcels: a meandering river (inland water, with a floodplain),
+  straight roads (road networks are "Industrial or commercial units" in the BigEarthNet-19
+  nomenclature) and settlements (urban fabric) where roads meet;
+* parcel events: crops are sown, green up, ripen and are harvested on their own date (an abrupt
+  change); managed grassland is mown one to four times a year; the floodplain floods once in some
+  years (seen the same day by Sentinel-2 and Sentinel-1);
+* a fixed per-pixel texture for optical and SAR, and hedgerows/ditches on agricultural parcel edges.
 
 Per date (a pure function of the tile and the day of year): 13-band surface reflectance (BOA),
-mixing per-class "green" and "off-season" endmember spectra by a slow phenology curve, snow from a
-seasonal snow line against elevation, and class-specific sigma0 (dB) for VV/VH.
+mixing per-class "green" and "off-season" endmember spectra by each parcel's greenness, snow from a
+seasonal snow line against elevation, floods, and class-specific sigma0 (dB) for VV/VH at the
+acquisition's incidence angle (wet snow dark, dry snow nearly transparent). The published ranges
+these follow are in :mod:`cloudyeo.demo.literature`.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, zoom
 from scipy.spatial import cKDTree
 
+from cloudyeo.demo.sar_geometry import dem_error_field
 from cloudyeo.demo.tiles import TileSpec, stable_hash
 from cloudyeo.sentinel import BEN19_CLASSES, S2_L1C_BANDS
 
@@ -106,6 +115,24 @@ SAR_DB = np.array([
     [-20.0, -27.0, -20.0, -27.0, 0.6],  # marine waters
 ])
 SAR_WATER_WIND_DB = 2.5  # per-acquisition sigma of the wind roughening of water
+# Incidence-angle dependence of sigma0 (dB per degree, both polarisations) per class around the
+# reference angle SAR_REF_INCIDENCE (Mladenova et al. 2013: C band, -0.05 to -0.3 dB/deg; water
+# falls fastest, forest and built-up slowest).
+SAR_REF_INCIDENCE = 37.0
+SAR_SLOPE = np.array([-0.08, -0.08, -0.20, -0.15, -0.18, -0.18, -0.15, -0.12, -0.10, -0.09, -0.10,
+                      -0.18, -0.14, -0.12, -0.22, -0.20, -0.22, -0.30, -0.30])
+SAR_EDGE_DB = (1.5, 2.0)  # hedgerows and ditches on agricultural parcel edges (VV, VH)
+SAR_ROAD_DB = (-16.0, -24.0)  # smooth asphalt: specular, dark (VV, VH)
+SAR_WET_SNOW_DB = 3.5  # wet snow: absorbing (Nagler et al. 2016: > 2-3 dB below snow-free)
+SAR_DRY_SNOW_DB = 0.5  # dry snow: nearly transparent at C band
+
+# Linear features and parcel events.
+FEATURE_NONE, FEATURE_ROAD, FEATURE_RIVER, FEATURE_SETTLEMENT = 0, 1, 2, 3
+ROAD_CLASS, RIVER_CLASS, SETTLEMENT_CLASS, PASTURE_CLASS, ARABLE_CLASS = 1, 17, 0, 4, 2
+MOWN_CLASSES = (4,)  # managed grassland (Griffiths et al. 2020: mostly 2-4 cuts a year)
+MAX_MOWINGS = 4
+HARVEST_LAG_DAYS = (25.0, 50.0)  # peak greenness -> harvest (ripening)
+FLOOD_YEAR_PROBABILITY = 0.6  # a tile with a river floods in a given year
 
 # Class priors per country (class index -> weight), BigEarthNet-like landscapes.
 COUNTRY_PRIORS: dict[str, dict[int, float]] = {
@@ -132,6 +159,7 @@ COUNTRY_RELIEF: dict[str, tuple[float, float]] = {
     "Kosovo": (400.0, 1000.0), "Lithuania": (80.0, 100.0), "Luxembourg": (250.0, 250.0),
     "Serbia": (150.0, 700.0),
 }
+DEFAULT_RELIEF = (200.0, 400.0)  # (base, relief) m outside the listed countries
 AGRI_CLASSES = (2, 3, 5, 6)
 LOWLAND_CLASSES = (0, 1, 2, 3, 5, 14, 16, 18)
 
@@ -194,6 +222,20 @@ class TileSurface:
     texture: np.ndarray  # (H, W) float32, multiplicative (mean ~1)
     sar_texture: np.ndarray  # (H, W) float32, dB
     snow_noise: np.ndarray  # (H, W) float32, metres added to elevation for the snow line
+    feature: np.ndarray  # (H, W) uint8 FEATURE_* (roads, river, settlements)
+    edge: np.ndarray  # (H, W) bool, agricultural parcel boundary (hedgerows, ditches)
+    parcel_harvest: np.ndarray  # (P,) days after the crop peak the parcel is harvested
+    parcel_mowing: np.ndarray  # (P, MAX_MOWINGS) day of year of each cut, NaN: none
+    floodplain: np.ndarray  # (H, W) bool, pixels a flood covers
+    flood_doy: float  # first day of the flood (NaN: no flood)
+    flood_days: float  # its duration
+    dem_error: np.ndarray  # (H, W) float32, metres: the terrain model's height error (S1 geocoding)
+
+    def flooded(self, doy: float) -> np.ndarray | None:
+        """The flooded pixels on a day of year, or None when there is no flood that day."""
+        if not np.isfinite(self.flood_doy) or not 0.0 <= doy - self.flood_doy < self.flood_days:
+            return None
+        return self.floodplain
 
 
 def _class_weights(country: str, elev: float) -> np.ndarray:
@@ -221,7 +263,7 @@ def tile_surface(tile: TileSpec, seed: int) -> TileSurface:
     shape = (n, n)
     area_km2 = (tile.size_m / 1000.0) ** 2
     lon, lat = tile.centre_lonlat
-    base, relief = COUNTRY_RELIEF.get(tile.country, (200.0, 400.0))
+    base, relief = COUNTRY_RELIEF.get(tile.country, DEFAULT_RELIEF)
 
     # Elevation: mostly large-scale, a little detail; 0..1 mapped onto the relief.
     e = 0.75 * smooth_field(rng, shape, 90.0, down=8) + 0.25 * smooth_field(rng, shape, 25.0, down=4)
@@ -267,7 +309,28 @@ def tile_surface(tile: TileSpec, seed: int) -> TileSurface:
     shift = (lat - 48.0) * 1.0
     winter_peak, summer_peak = (105.0, 190.0) if mediterranean else (150.0 + shift, 200.0 + shift)
     p_peak = np.where(rng.random(n_p) < 0.55, winter_peak, summer_peak)
+
+    # Linear features and settlements become parcels of their own (own draws: the rest of the
+    # surface does not depend on them).
+    frng = np.random.default_rng(np.random.SeedSequence([int(seed), stable_hash(tile.id), 2]))
+    feature, floodplain = draw_features(frng, shape)
+    parcel, extra_class = _feature_parcels(parcel, feature, n_p)
+    n_new = len(extra_class)
+    p_class = np.concatenate([p_class, extra_class])
+    p_offset = np.concatenate([p_offset, np.zeros(n_new)])
+    p_bright = np.concatenate([p_bright, frng.normal(1.0, 0.04, n_new)])
+    p_sar = np.concatenate([p_sar, np.zeros(n_new)])
+    p_peak = np.concatenate([p_peak, np.full(n_new, summer_peak)])
+    n_p += n_new
     landcover = p_class[parcel].astype(np.uint8)
+    edge = _agricultural_edges(parcel, landcover, feature)
+    p_harvest = frng.uniform(*HARVEST_LAG_DAYS, n_p)
+    p_mowing = mowing_dates(frng, p_class, lat)
+    floodplain &= ~np.isin(landcover, (0, 1, 17, 18)) & (feature == FEATURE_NONE)
+    has_flood = floodplain.any() and frng.random() < FLOOD_YEAR_PROBABILITY
+    flood_doy = float(frng.uniform(20.0, 340.0)) if has_flood else float("nan")
+    flood_days = float(frng.uniform(5.0, 15.0))
+    dem_error = dem_error_field(frng, shape, relief)
 
     # Fixed textures.
     tex_white = smooth_field(rng, shape, 1.2)
@@ -281,8 +344,106 @@ def tile_surface(tile: TileSpec, seed: int) -> TileSurface:
         tile=tile, lat=lat, elevation=elevation, landcover=landcover, parcel=parcel,
         parcel_class=p_class, parcel_offset=p_offset, parcel_crop_peak=p_peak,
         parcel_bright=p_bright, parcel_sar_db=p_sar, texture=texture, sar_texture=sar_texture,
-        snow_noise=snow_noise,
+        snow_noise=snow_noise, feature=feature, edge=edge, parcel_harvest=p_harvest,
+        parcel_mowing=p_mowing, floodplain=floodplain, flood_doy=flood_doy, flood_days=flood_days,
+        dem_error=dem_error,
     )
+
+
+def _polyline_distance(points: np.ndarray, pts: np.ndarray, limit: float) -> np.ndarray:
+    """Distance (pixels) from each of ``pts`` (N, 2 row/col) to a polyline, inf beyond ``limit``."""
+    dense = []
+    for a, b in zip(points[:-1], points[1:], strict=False):
+        n = max(2, int(np.ceil(np.hypot(*(b - a)) * 2.0)))
+        dense.append(a + np.linspace(0.0, 1.0, n)[:, None] * (b - a))
+    d, _ = cKDTree(np.concatenate(dense)).query(pts, distance_upper_bound=limit, workers=1)
+    return d
+
+
+def draw_features(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Feature map (FEATURE_*) and floodplain of a tile: one meandering river 20-50 m wide with a
+    floodplain of 80-250 m, two to four straight roads (one pixel), and settlements (80-250 m
+    across) on the roads."""
+    h, w = shape
+    rr, cc = np.mgrid[0:h, 0:w]
+    pts = np.stack([rr.ravel(), cc.ravel()], axis=1).astype(np.float64)
+    feature = np.zeros(h * w, dtype=np.uint8)
+    size = float(max(h, w))
+
+    # Settlements: blobs centred on road points (drawn first, roads and river go over them).
+    roads = []
+    for _ in range(int(rng.integers(2, 5))):
+        centre = rng.uniform(0.1, 0.9, 2) * (h, w)
+        angle = rng.uniform(0.0, np.pi)
+        d = np.array([np.sin(angle), np.cos(angle)]) * size * 1.5
+        roads.append(np.stack([centre - d, centre + d]))
+    for _ in range(int(rng.integers(1, 4))):
+        road = roads[int(rng.integers(len(roads)))]
+        centre = road[0] + rng.uniform(0.4, 0.6) * (road[1] - road[0])
+        radius = rng.uniform(4.0, 12.5)
+        wobble = 1.0 + 0.3 * np.sin(np.arctan2(pts[:, 0] - centre[0], pts[:, 1] - centre[1]) * 3
+                                    + rng.uniform(0, 2 * np.pi))
+        feature[np.hypot(*(pts - centre).T) < radius * wobble] = FEATURE_SETTLEMENT
+
+    # River: enters on one side, meanders across.
+    start = np.array([rng.uniform(0.15, 0.85) * h, -5.0])
+    heading = rng.uniform(-0.4, 0.4)
+    step, n_steps = 4.0, int(2.5 * size / 4.0)
+    bend = np.cumsum(rng.normal(0.0, 0.12, n_steps))
+    angles = heading + 0.6 * np.sin(np.arange(n_steps) / rng.uniform(6.0, 12.0)) + 0.3 * np.tanh(bend)
+    river = start + np.cumsum(step * np.stack([np.sin(angles), np.cos(angles)], axis=1), axis=0)
+    river = np.concatenate([start[None], river])
+    half_width = rng.uniform(1.0, 2.5)
+    plain = rng.uniform(8.0, 25.0)
+    d_river = _polyline_distance(river, pts, plain * 1.5)
+    noise = smooth_field(rng, shape, 12.0, down=2).ravel()
+    floodplain = d_river < plain * (1.0 + 0.35 * noise)
+    feature[d_river <= half_width] = FEATURE_RIVER
+
+    for road in roads:
+        feature[_polyline_distance(road, pts, 1.0) <= 0.55] = FEATURE_ROAD
+    return feature.reshape(shape), floodplain.reshape(shape) & (feature.reshape(shape) == FEATURE_NONE)
+
+
+def _feature_parcels(parcel: np.ndarray, feature: np.ndarray, n_p: int) -> tuple[np.ndarray, np.ndarray]:
+    """Give the river, the roads and the settlements one parcel each (after the ``n_p`` fields);
+    returns the parcel map and the new parcels' classes."""
+    parcel = parcel.copy()
+    classes: list[int] = []
+    for code, cls in ((FEATURE_SETTLEMENT, SETTLEMENT_CLASS), (FEATURE_RIVER, RIVER_CLASS),
+                      (FEATURE_ROAD, ROAD_CLASS)):
+        sel = feature == code
+        if sel.any():
+            parcel[sel] = n_p + len(classes)
+            classes.append(cls)
+    return parcel, np.asarray(classes, dtype=np.int64)
+
+
+def _agricultural_edges(parcel: np.ndarray, landcover: np.ndarray, feature: np.ndarray) -> np.ndarray:
+    """Pixels on the boundary between two agricultural or grassland parcels (hedgerows, ditches)."""
+    farm = np.isin(landcover, AGRI_CLASSES + (PASTURE_CLASS,)) & (feature == FEATURE_NONE)
+    edge = np.zeros(parcel.shape, dtype=bool)
+    down = (parcel[1:] != parcel[:-1]) & farm[1:] & farm[:-1]
+    right = (parcel[:, 1:] != parcel[:, :-1]) & farm[:, 1:] & farm[:, :-1]
+    edge[1:] |= down
+    edge[:, 1:] |= right
+    return edge
+
+
+def mowing_dates(rng: np.random.Generator, parcel_class: np.ndarray, lat: float) -> np.ndarray:
+    """(P, MAX_MOWINGS) day of year of each cut of managed grassland (NaN: none): one to four cuts,
+    the first from mid-May (later further north), then every 35-55 days."""
+    out = np.full((len(parcel_class), MAX_MOWINGS), np.nan)
+    mown = np.flatnonzero(np.isin(parcel_class, MOWN_CLASSES))
+    first = 135.0 + 1.5 * (lat - 48.0)
+    for p in mown:
+        day = first + rng.uniform(-10.0, 20.0)
+        for k in range(int(rng.integers(1, MAX_MOWINGS + 1))):
+            if day > 280.0:
+                break
+            out[p, k] = day
+            day += rng.uniform(35.0, 55.0)
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -295,8 +456,15 @@ def _circ(d: np.ndarray) -> np.ndarray:
     return (d + 182.5) % 365.0 - 182.5
 
 
-def phenology(kind: str, doy: float, lat: float, offset: np.ndarray, crop_peak: np.ndarray) -> np.ndarray:
-    """Greenness 0..1 per parcel for a phenology type. Slow: < ~0.15 change in 10 days."""
+def phenology(kind: str, doy: float, lat: float, offset: np.ndarray, crop_peak: np.ndarray,
+              harvest: np.ndarray | None = None, mowing: np.ndarray | None = None) -> np.ndarray:
+    """Greenness 0..1 per parcel for a phenology type.
+
+    Crops green up over ~2 months to their peak, ripen (greenness falls to ~0.55) and are
+    harvested ``harvest`` days after the peak: greenness drops to bare soil at once and stays there
+    until the next green-up. Grass with ``mowing`` dates loses 60 % of its greenness on each cut
+    and grows back over ~3 weeks.
+    """
     offset = np.asarray(offset, dtype=np.float64)
     mediterranean = lat < 44.0
     if kind == "static":
@@ -311,12 +479,28 @@ def phenology(kind: str, doy: float, lat: float, offset: np.ndarray, crop_peak: 
         return 0.05 + 0.95 * _sig((doy - up) / 18.0) * _sig((down - doy) / 18.0)
     if kind == "crop":
         d = _circ(doy - (crop_peak + offset))
-        return 0.04 + 0.96 * np.exp(-0.5 * (d / 38.0) ** 2)
+        lag = np.full_like(d, 40.0) if harvest is None else np.asarray(harvest, dtype=np.float64)
+        rising = 0.04 + 0.96 * np.exp(-0.5 * (np.minimum(d, 0.0) / 32.0) ** 2)
+        ripening = 1.0 - 0.45 * np.clip(d / lag, 0.0, 1.0)
+        return np.where(d < 0, rising, np.where(d < lag, 0.04 + 0.96 * ripening, 0.04))
     if kind == "grass":
         peak = 95.0 if mediterranean else 170.0 + (lat - 48.0)
         d = _circ(doy - (peak + offset))
-        return 0.3 + 0.65 * np.exp(-0.5 * (d / 75.0) ** 2)
+        g = 0.3 + 0.65 * np.exp(-0.5 * (d / 75.0) ** 2)
+        if mowing is not None:
+            since = doy - np.asarray(mowing, dtype=np.float64)  # (P, k) days since each cut
+            since = np.where(since >= 0, since, np.inf)
+            last = np.min(since, axis=1)
+            g = g * (1.0 - 0.6 * np.exp(-np.where(np.isfinite(last), last, 1e9) / 20.0))
+        return g
     raise ValueError(f"unknown phenology type {kind!r}")
+
+
+def parcel_greenness(surf: TileSurface, kind: str, sel: np.ndarray, doy: float) -> np.ndarray:
+    """Greenness of the parcels ``sel`` (bool mask over parcels) for one phenology component."""
+    mowing = surf.parcel_mowing[sel] if kind == "grass" else None
+    return phenology(kind, doy, surf.lat, surf.parcel_offset[sel], surf.parcel_crop_peak[sel],
+                     surf.parcel_harvest[sel], mowing)
 
 
 def snow_line_m(doy: float, lat: float) -> float:
@@ -352,17 +536,31 @@ def parcel_spectra(surf: TileSurface, doy: float) -> np.ndarray:
         sel = surf.parcel_class == c
         spec = np.zeros((int(sel.sum()), N_BANDS))
         for w, green, off, kind in CLASS_COMPONENTS[int(c)]:
-            g = phenology(kind, doy, surf.lat, surf.parcel_offset[sel], surf.parcel_crop_peak[sel])
+            g = parcel_greenness(surf, kind, sel, doy)
             spec += w * (g[:, None] * ENDMEMBERS[green] + (1.0 - g[:, None]) * ENDMEMBERS[off])
         out[sel] = spec * surf.parcel_bright[sel, None]
     return out
 
 
-def surface_reflectance(surf: TileSurface, when: dt.date | dt.datetime) -> tuple[np.ndarray, np.ndarray]:
-    """Noise-free clear-sky BOA reflectance (13, H, W) float32 at 10 m, and ground snow (H, W)."""
+def water_mask(surf: TileSurface, doy: float) -> np.ndarray:
+    """Open surface water on a day of year: inland and marine water classes (the river included)
+    and, on flood days, the floodplain."""
+    water = np.isin(surf.landcover, WATER_CLASSES)
+    flooded = surf.flooded(doy)
+    return water | flooded if flooded is not None else water
+
+
+def surface_reflectance(surf: TileSurface, when: dt.date | dt.datetime
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noise-free clear-sky BOA reflectance (13, H, W) float32 at 10 m, ground snow (H, W) 0..1 and
+    open water (H, W) bool."""
     doy = _doy(when)
     table = parcel_spectra(surf, doy).T.astype(np.float32)  # (13, P)
     refl = table[:, surf.parcel] * surf.texture[None]
+    flooded = surf.flooded(doy)
+    if flooded is not None:  # turbid flood water over the floodplain
+        turbid = (1.4 * ENDMEMBERS["water"]).astype(np.float32)[:, None]
+        refl[:, flooded] = turbid
     snow = snow_fraction(surf, doy)
     if snow.any():
         visible = snow.copy()
@@ -372,11 +570,13 @@ def surface_reflectance(surf: TileSurface, when: dt.date | dt.datetime) -> tuple
         snow_spec = ENDMEMBERS["snow"].astype(np.float32)[:, None, None]
         refl = refl * (1.0 - visible[None]) + visible[None] * snow_spec * (0.95 + 0.05 * surf.texture[None])
     refl[BAND_INDEX["B10"]] = 0.0
-    return refl.astype(np.float32), snow
+    return refl.astype(np.float32), snow, water_mask(surf, doy)
 
 
-def sar_sigma0_db(surf: TileSurface, when: dt.date | dt.datetime, rng: np.random.Generator) -> np.ndarray:
-    """Mean sigma0 (dB) for VV and VH, (2, H, W) float32, before speckle.
+def sar_sigma0_db(surf: TileSurface, when: dt.date | dt.datetime, rng: np.random.Generator,
+                  incidence: np.ndarray | float = SAR_REF_INCIDENCE) -> np.ndarray:
+    """Mean sigma0 (dB) for VV and VH, (2, H, W) float32, before speckle, at ``incidence`` degrees
+    (scalar or broadcastable to (H, W)).
 
     ``rng`` draws the acquisition's conditions: wind over water, soil moisture of bare fields.
     """
@@ -386,7 +586,7 @@ def sar_sigma0_db(surf: TileSurface, when: dt.date | dt.datetime, rng: np.random
     for c in np.unique(surf.parcel_class):
         sel = surf.parcel_class == c
         _, _, _, kind = CLASS_COMPONENTS[int(c)][0]
-        g[sel] = phenology(kind, doy, surf.lat, surf.parcel_offset[sel], surf.parcel_crop_peak[sel])
+        g[sel] = parcel_greenness(surf, kind, sel, doy)
     pc = surf.parcel_class
     vv = g * SAR_DB[pc, 0] + (1 - g) * SAR_DB[pc, 2] + surf.parcel_sar_db
     vh = g * SAR_DB[pc, 1] + (1 - g) * SAR_DB[pc, 3] + surf.parcel_sar_db
@@ -395,12 +595,28 @@ def sar_sigma0_db(surf: TileSurface, when: dt.date | dt.datetime, rng: np.random
     vv = vv + 1.5 * moisture * bare
     vh = vh + 1.2 * moisture * bare
     wind = rng.normal(0.0, SAR_WATER_WIND_DB)
-    water = np.isin(pc, WATER_CLASSES + (16,))
-    vv = vv + wind * water
-    vh = vh + 0.6 * wind * water
+    water_wind = np.abs(wind)  # wind only roughens (brightens) calm water
     out = np.stack([vv[surf.parcel], vh[surf.parcel]]).astype(np.float32)
+    road = surf.feature == FEATURE_ROAD
+    out[0][road], out[1][road] = SAR_ROAD_DB
+    out[0][surf.edge] += SAR_EDGE_DB[0]
+    out[1][surf.edge] += SAR_EDGE_DB[1]
+    flooded = surf.flooded(doy)
+    if flooded is not None:
+        out[0][flooded], out[1][flooded] = SAR_DB[RIVER_CLASS, 0], SAR_DB[RIVER_CLASS, 1]
+    water = water_mask(surf, doy) | (surf.landcover == 16)
+    out[0][water] += water_wind
+    out[1][water] += 0.6 * water_wind
     out += surf.sar_texture[None]
+    out += (SAR_SLOPE[surf.landcover] * (np.asarray(incidence, dtype=np.float32) - SAR_REF_INCIDENCE))[None]
     snow = snow_fraction(surf, doy)
     if snow.any():
-        out -= (1.5 * snow)[None]
-    return out
+        out -= (snow * np.where(snow_is_wet(surf, doy), SAR_WET_SNOW_DB, SAR_DRY_SNOW_DB))[None]
+    return out.astype(np.float32)
+
+
+def snow_is_wet(surf: TileSurface, doy: float) -> np.ndarray:
+    """Melting (wet) snow: while the snow line rises in spring, within 700 m above it."""
+    line = snow_line_m(doy, surf.lat)
+    rising = np.sin(2 * np.pi * (doy - 35.0) / 365.0) > 0
+    return rising & (surf.elevation + surf.snow_noise - line < 700.0)

@@ -49,7 +49,7 @@ from cloudyeo.demo.stac import COLLECTIONS
 from cloudyeo.demo.tiles import TileSpec, make_tile, seeded_rng
 from cloudyeo.demo.world import _write_catalog, render_task
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
 GENERATED_DIRS = ("archive", "catalog", "landcover")
 PIXEL_UNIT = 6  # tile sizes in whole 60 m pixels
 MISSING_BAND = "B09"
@@ -214,6 +214,7 @@ def generate_timeseries_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLik
     tasks.sort(key=lambda t: -t[1].size_px)
     results = run_tasks(render_task, tasks, workers=workers, progress=progress, desc="demo time series: scenes")
     items = [it for r in results for it in r.get("items", ())]
+    s1_truth = sorted((r["s1_truth"] for r in results if "s1_truth" in r), key=lambda t: t["scene_id"])
     _write_catalog(items, out / "catalog")
 
     n_files, n_bytes = disk_usage(out, exclude=[world_path])
@@ -243,6 +244,7 @@ def generate_timeseries_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLik
         "landcover_classes": "BEN19 class index (cloudyeo.sentinel.BEN19_CLASSES), 255 nodata",
         "rois": [describe(s, "roi") for s in roi_scheds],
         "ssl_locations": [describe(s, "ssl") for s in ssl_scheds],
+        "s1_truth": s1_truth,  # viewing geometry and misregistration per S1 product
         "counts": counts,
         "bytes": n_bytes,
     }

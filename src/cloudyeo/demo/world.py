@@ -39,6 +39,7 @@ from cloudyeo.demo.atmosphere import (
 from cloudyeo.demo.climatology import build_climatology, write_climatology
 from cloudyeo.demo.generation import WORLD_FILE, clear_world, disk_usage, run_tasks, with_defaults, worker_count
 from cloudyeo.demo.rasters import discard_float_bits, write_cog, write_gtiff
+from cloudyeo.demo.sar_geometry import displace, displacement_truth, incidence_angles, s1_displacement
 from cloudyeo.demo.schedule import (
     S1Acquisition,
     S2Acquisition,
@@ -58,7 +59,7 @@ from cloudyeo.demo.stac import (
     s2_l2a_item,
 )
 from cloudyeo.demo.surface import BAND_INDEX, sar_sigma0_db, surface_reflectance, tile_surface
-from cloudyeo.demo.tiles import TileSpec, make_tile, seeded_rng
+from cloudyeo.demo.tiles import PIXEL_M, TileSpec, make_tile, seeded_rng
 from cloudyeo.masks.truth import TRUTH_CIRRUS, TRUTH_CLOUD, TRUTH_SHADOW, TRUTH_SNOW
 from cloudyeo.sentinel import (
     BEN19_CLASSES,
@@ -68,7 +69,7 @@ from cloudyeo.sentinel import (
     S2_QUANTIFICATION,
 )
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
 GENERATED_DIRS = ("archive", "catalog", "climatology", "landcover", "reben")
 
 DEFAULT_CFG: dict[str, Any] = {
@@ -176,12 +177,12 @@ def render_s2(tile: TileSpec, seed: int, acq: S2Acquisition, out: Path, with_l2a
     of one datatake. Pixels outside a partial scene's swath are nodata (DN 0, SCL 0)."""
     surf = tile_surface(tile, seed)
     day = acq.sensing.date()
-    clear, snow = surface_reflectance(surf, day)
+    clear, snow, water = surface_reflectance(surf, day)
     rng = seeded_rng(seed, "s2-pixels", tile.id, day.isoformat())
     sky = make_sky(rng, clear.shape[1:], acq.sky)
     boa = compose(clear, sky, acq.sky.shadow_strength)
-    truth = truth_mask(sky, snow)
-    scl = scene_classification(truth, sky, clear, surf.landcover)
+    truth = truth_mask(sky, snow, water)
+    scl = scene_classification(truth, sky, clear)
     toa = toa_reflectance(boa, acq.sky.aerosol)
     b10 = b10_toa(sky, acq.sky.aerosol)
     t_band = TOA_TRANSMITTANCE ** (0.8 + 0.2 * acq.sky.aerosol)
@@ -239,14 +240,20 @@ def render_s2(tile: TileSpec, seed: int, acq: S2Acquisition, out: Path, with_l2a
 
 
 def render_s1(tile: TileSpec, seed: int, acq: S1Acquisition, out: Path) -> dict[str, Any]:
-    """Write VV/VH sigma0 (linear power, float32, speckled) on the tile's 10 m grid."""
+    """Write VV/VH sigma0 (linear power, float32, speckled) on the tile's 10 m grid, seen at the
+    acquisition's incidence angles and displaced by its geolocation error and terrain distortion."""
     surf = tile_surface(tile, seed)
     day = acq.start.date()
     rng = seeded_rng(seed, "s1-pixels", tile.id, day.isoformat())
-    db = sar_sigma0_db(surf, day, rng)
+    theta = incidence_angles(surf.landcover.shape, acq.incidence_near, acq.incidence_far,
+                             acq.orbit_state == "descending")
+    db = sar_sigma0_db(surf, day, rng, theta)
+    d_row, d_col = s1_displacement(surf.dem_error, acq.shift_m, acq.incidence_near, acq.incidence_far,
+                                   acq.orbit_state, PIXEL_M)
+    lin_mean = displace(10.0 ** (db.astype(np.float64) / 10.0), d_row, d_col)
     # IW GRDH: ~20 m resolution at 10 m pixel spacing, ENL ~4.4 per resolution cell. The mean
     # backscatter is averaged to 20 m cells, speckled, and each cell fills 2 x 2 pixels.
-    mean20 = block_mean(10.0 ** (db.astype(np.float64) / 10.0), 2)
+    mean20 = block_mean(lin_mean, 2)
     speckle = rng.gamma(SAR_ENL, 1.0 / SAR_ENL, size=mean20.shape)
     lin = np.repeat(np.repeat(mean20 * speckle, 2, axis=1), 2, axis=2)
     folder = out / "archive" / COLLECTION_S1 / acq.scene_id
@@ -254,13 +261,21 @@ def render_s1(tile: TileSpec, seed: int, acq: S1Acquisition, out: Path) -> dict[
         arr = discard_float_bits(lin[i].astype(np.float32), SAR_MANTISSA_BITS)
         write_cog(folder / f"{pol}.tif", arr, tile.transform, tile.epsg, nodata=float("nan"),
                   predictor=3)
-    return {"items": [s1_item(acq, tile)]}
+    truth = {
+        "scene_id": acq.scene_id, "tile": tile.id, "orbit_state": acq.orbit_state,
+        "incidence_near_deg": acq.incidence_near, "incidence_far_deg": acq.incidence_far,
+        "geolocation_shift_m": list(acq.shift_m), **displacement_truth(d_row, d_col, PIXEL_M),
+    }
+    return {"items": [s1_item(acq, tile)], "s1_truth": truth}
 
 
 def render_landcover(tile: TileSpec, seed: int, out: Path) -> dict[str, Any]:
     surf = tile_surface(tile, seed)
     write_cog(out / "landcover" / f"{tile.id}.tif", surf.landcover, tile.transform, tile.epsg,
               nodata=LANDCOVER_NODATA, predictor=1)
+    # Truth for S1 misregistration: the terrain model's height error (cloudyeo.demo.sar_geometry).
+    write_cog(out / "archive" / "truth" / "dem_error" / f"{tile.id}.tif", surf.dem_error, tile.transform,
+              tile.epsg, nodata=None, predictor=3)
     return {}
 
 
@@ -449,6 +464,7 @@ def generate_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLike[str] | st
         tasks.extend(("s1", t, seed, a, out) for a in sched.s1)
     results = run_tasks(render_task, tasks, workers=workers, progress=progress, desc="demo world: scenes")
     items = [it for r in results for it in r.get("items", ())]
+    s1_truth = sorted((r["s1_truth"] for r in results if "s1_truth" in r), key=lambda t: t["scene_id"])
 
     ref_tasks = []
     for sched in schedules:
@@ -494,6 +510,9 @@ def generate_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLike[str] | st
             for s in schedules
         ],
         "references": references,
+        # Truth the archive's metadata does not carry: each S1 product's viewing geometry and
+        # misregistration against the S2 grid (cloudyeo.demo.world.s1_displacement).
+        "s1_truth": s1_truth,
         "counts": counts,
         "bytes": n_bytes,
     }
@@ -509,7 +528,7 @@ def clear_sky_reflectance(cfg: Mapping[str, Any] | None, tile_id: str,
     """
     c = normalise_cfg(cfg)
     tile = make_tile(tile_id, c["tile_size_px"])
-    refl, _ = surface_reflectance(tile_surface(tile, c["seed"]), day)
+    refl, _, _ = surface_reflectance(tile_surface(tile, c["seed"]), day)
     return refl
 
 

@@ -5,3 +5,4 @@ TRUTH_CLOUD = 1    # thick cloud
 TRUTH_CIRRUS = 2   # thin cirrus
 TRUTH_SHADOW = 4   # cloud shadow
 TRUTH_SNOW = 8     # snow / ice
+TRUTH_WATER = 16   # open surface water (inland, marine, flooded); land is neither water nor snow

@@ -1,6 +1,6 @@
 """Pixels of the Planet-CR demo world: PlanetScope 4-band scenes with UDM2, Sentinel-1, WorldCover.
 
-Per PlanetScope acquisition, on the AOI's 3 m grid (offset 1-2 m from the 10 m grid):
+Per PlanetScope acquisition, on the AOI's 3 m grid (its lattice offset 1-2 m from the 10 m grid):
 
 * sky: thick cloud from a multi-scale random field thresholded to the scene's target cover (soft
   edges), haze (a broad field scaled by the scene's haze level, plus a halo around clouds) and
@@ -15,13 +15,16 @@ Per PlanetScope acquisition, on the AOI's 3 m grid (offset 1-2 m from the 10 m g
   have no UDM2 asset at all.
 
 Sentinel-1 GRD IW VV/VH: sigma0 in *linear power* (float32, NaN nodata) on the 10 m AOI grid,
-averaged to 20 m cells and speckled (gamma, ENL 4.4). WorldCover: uint8 codes, nodata 0.
+displaced against the PlanetScope grid (geolocation error + terrain distortion, larger in relief:
+:mod:`cloudyeo.demo.sar_geometry`), averaged to 20 m cells and speckled (gamma, ENL 4.4).
+WorldCover: uint8 codes, nodata 0.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ from cloudyeo.demo.planet.surface import (
     surface_reflectance,
 )
 from cloudyeo.demo.rasters import discard_float_bits, write_cog
+from cloudyeo.demo.sar_geometry import dem_error_field, displace, displacement_truth, s1_displacement
 from cloudyeo.demo.surface import smooth_field
 from cloudyeo.demo.tiles import seeded_rng
 
@@ -240,19 +244,30 @@ def render_planet_scene(surf: AoiSurface, grid: PlanetGrid, seed: int, item_id: 
     }
 
 
-def render_s1(surf: AoiSurface, seed: int, scene_id: str, day: int, path_vv: Path,
-              path_vh: Path) -> None:
-    """Write VV/VH sigma0 (linear power, float32) on the AOI's 10 m grid."""
+@lru_cache(maxsize=16)
+def aoi_dem_error(aoi: AoiSpec, seed: int, relief_m: float) -> np.ndarray:
+    """The terrain model's height error over an AOI's 10 m grid (S1 misregistration truth)."""
+    return dem_error_field(seeded_rng(seed, "planet-dem-error", aoi.id), aoi.shape, relief_m)
+
+
+def render_s1(surf: AoiSurface, seed: int, scene_id: str, day: int, path_vv: Path, path_vh: Path, *,
+              dem_error: np.ndarray, shift_m: tuple[float, float], incidence: tuple[float, float],
+              orbit_state: str) -> dict[str, float]:
+    """Write VV/VH sigma0 (linear power, float32) on the AOI's 10 m grid, displaced against the
+    PlanetScope grid by the product's geolocation error and terrain distortion; returns the
+    displacement's summary (metres)."""
     aoi = surf.aoi
     layers = grid_layers(surf, seed, tuple(aoi.transform)[:6], aoi.shape)
     rng = seeded_rng(seed, "planet-s1", aoi.id, scene_id)
     db = sar_mean_db(surf, layers, day, rng)
-    mean20 = block_mean(10.0 ** (db.astype(np.float64) / 10.0), 2)
+    d_row, d_col = s1_displacement(dem_error, shift_m, incidence[0], incidence[1], orbit_state, 10.0)
+    mean20 = block_mean(displace(10.0 ** (db.astype(np.float64) / 10.0), d_row, d_col), 2)
     speckle = rng.gamma(SAR_ENL, 1.0 / SAR_ENL, size=mean20.shape)
     lin = np.repeat(np.repeat(mean20 * speckle, 2, axis=1), 2, axis=2)
     for i, path in enumerate((path_vv, path_vh)):
         arr = discard_float_bits(lin[i].astype(np.float32), SAR_MANTISSA_BITS)
         write_cog(path, arr, aoi.transform, aoi.epsg, nodata=float("nan"), predictor=3)
+    return displacement_truth(d_row, d_col, 10.0)
 
 
 def render_worldcover(surf: AoiSurface, seed: int, path: Path) -> dict[int, int]:

@@ -43,15 +43,18 @@ from cloudyeo.demo.planet.render import (
     UDM2_BANDS,
     PlanetGrid,
     PlanetSky,
+    aoi_dem_error,
     planet_grid,
     render_planet_scene,
     render_s1,
     render_worldcover,
 )
 from cloudyeo.demo.planet.surface import GENERIC_PRIORS, aoi_surface
+from cloudyeo.demo.rasters import write_cog
+from cloudyeo.demo.sar_geometry import geolocation_shift, track_incidence
 from cloudyeo.demo.tiles import seeded_rng, stable_hash
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
 GENERATED_DIRS = ("archive", "catalog")
 PSSCENE_FILE = "psscene.ndjson"
 
@@ -122,6 +125,7 @@ class AoiSetup:
     must: tuple[int, ...]
     clear_share: float
     grid: PlanetGrid
+    relief_m: float = 50.0
 
     def surface(self, seed: int):
         return aoi_surface(self.aoi, seed, self.priors, self.must)
@@ -153,6 +157,9 @@ class S1Acq:
     orbit_state: str
     relative_orbit: int
     absolute_orbit: int
+    incidence_near: float = 37.0
+    incidence_far: float = 37.0
+    shift_m: tuple[float, float] = (0.0, 0.0)  # geolocation error against the PlanetScope grid
 
 
 def aoi_setups(cfg: dict[str, Any]) -> list[AoiSetup]:
@@ -161,11 +168,12 @@ def aoi_setups(cfg: dict[str, Any]) -> list[AoiSetup]:
         if isinstance(a, str):
             prof = KNOWN_AOIS[a]
             aoi = known_aoi(a, cfg["aoi_size_px"])
-            priors, must, share = prof.priors, prof.must, prof.clear_share
+            priors, must, share, relief = prof.priors, prof.must, prof.clear_share, prof.relief_m
         else:
             aoi = place_aoi(a["id"], a["lon"], a["lat"], cfg["aoi_size_px"])
-            priors, must, share = GENERIC_PRIORS, (), a["clear_share"]
-        out.append(AoiSetup(aoi, tuple(priors), tuple(must), float(share), planet_grid(aoi, cfg["seed"])))
+            priors, must, share, relief = GENERIC_PRIORS, (), a["clear_share"], a.get("relief_m", 50.0)
+        out.append(AoiSetup(aoi, tuple(priors), tuple(must), float(share), planet_grid(aoi, cfg["seed"]),
+                            float(relief)))
     return out
 
 
@@ -225,8 +233,10 @@ def build_schedule(cfg: dict[str, Any], setups: list[AoiSetup]) -> tuple[list[Pl
             stop = when + dt.timedelta(seconds=25)
             scene_id = (f"S1A_IW_GRDH_1SDV_{when:%Y%m%dT%H%M%S}_{stop:%Y%m%dT%H%M%S}_{abs_orbit:06d}_"
                         f"{datatake:06X}_{stable_hash(aoi.id, d) % 0xFFFF:04X}")
-            s1.append(S1Acq(aoi.id, scene_id, when, d, platform,
-                            "ascending" if ascending else "descending", rel, abs_orbit))
+            state = "ascending" if ascending else "descending"
+            near, far = track_incidence(aoi.id, state, aoi.shape[1] * 10.0)
+            s1.append(S1Acq(aoi.id, scene_id, when, d, platform, state, rel, abs_orbit,
+                            round(near, 3), round(far, 3), geolocation_shift(cfg["seed"], aoi.id, scene_id)))
     _force_special_cases(cfg, planet, draws)
     return planet, s1
 
@@ -266,12 +276,20 @@ def _task(task: tuple) -> dict[str, Any]:
         item_id = f"ESA_WorldCover_10m_2021_v200_{aoi.id}"
         path = out / "archive" / COLLECTION_WORLDCOVER / aoi.id / f"{item_id}_Map.tif"
         counts = render_worldcover(surf, seed, path)
+        write_cog(out / "archive" / "truth" / "dem_error" / f"{aoi.id}.tif", aoi_dem_error(aoi, seed, su.relief_m),
+                  aoi.transform, aoi.epsg, nodata=None, predictor=3)
         return {"items": [worldcover_item(item_id=item_id, aoi=aoi)], "worldcover": (aoi.id, counts)}
     if kind == "s1":
         s1_acq: S1Acq = payload
         folder = out / "archive" / COLLECTION_S1 / s1_acq.scene_id
-        render_s1(surf, seed, s1_acq.scene_id, s1_acq.day, folder / "vv.tif", folder / "vh.tif")
-        return {"items": [s1_item(scene_id=s1_acq.scene_id, aoi=aoi, start=s1_acq.start,
+        misregistration = render_s1(
+            surf, seed, s1_acq.scene_id, s1_acq.day, folder / "vv.tif", folder / "vh.tif",
+            dem_error=aoi_dem_error(aoi, seed, su.relief_m), shift_m=s1_acq.shift_m,
+            incidence=(s1_acq.incidence_near, s1_acq.incidence_far), orbit_state=s1_acq.orbit_state)
+        truth = {"scene_id": s1_acq.scene_id, "aoi": aoi.id, "orbit_state": s1_acq.orbit_state,
+                 "incidence_near_deg": s1_acq.incidence_near, "incidence_far_deg": s1_acq.incidence_far,
+                 "geolocation_shift_m": list(s1_acq.shift_m), **misregistration}
+        return {"s1_truth": truth, "items": [s1_item(scene_id=s1_acq.scene_id, aoi=aoi, start=s1_acq.start,
                                   platform=s1_acq.platform, orbit_state=s1_acq.orbit_state,
                                   relative_orbit=s1_acq.relative_orbit,
                                   absolute_orbit=s1_acq.absolute_orbit)]}
@@ -375,6 +393,9 @@ def generate_planet_world(cfg: Mapping[str, Any] | None, out_dir: os.PathLike[st
             "clear_share": su.clear_share,
             "worldcover_pixels": {str(c): n for c, n in sorted(worldcover[su.aoi.id].items())},
         } for su in setups],
+        # Truth: each S1 product's viewing geometry and misregistration against the PlanetScope
+        # grid (cloudyeo.demo.sar_geometry; the height-error rasters are archive/truth/dem_error/).
+        "s1_truth": sorted((r["s1_truth"] for r in results if "s1_truth" in r), key=lambda t: t["scene_id"]),
         "scenes_without_udm2": sorted(a.item_id for a in planet if not a.has_udm2),
         "scenes_with_partial_nodata": sorted(a.item_id for a in planet if a.sky.nodata is not None),
         "scene_cloud_percent": {k: round(v["percent"]["cloud"], 3) for k, v in sorted(scenes.items())},
