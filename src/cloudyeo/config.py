@@ -79,6 +79,11 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def section_defaults(section: str) -> dict[str, Any]:
+    """One config section with nothing set: the schema's defaults (the one source of defaults)."""
+    return validate_config({"archive": "demo"})[section]
+
+
 def load_config(path: str | Path | None = None, overrides: str | dict | None = None) -> dict[str, Any]:
     """Read a YAML config file (or start empty), merge JSON/dict overrides, validate."""
     cfg: dict[str, Any] = {}

@@ -51,12 +51,11 @@ def geolocation_shift(seed: int, *key: Any) -> tuple[float, float]:
     return round(float(shift[0]), 3), round(float(shift[1]), 3)
 
 
-def dem_error_field(rng: np.random.Generator, shape: tuple[int, int], relief_m: float) -> np.ndarray:
-    """The terrain model's height error (m) over a tile: smooth, larger in relief."""
-    from cloudyeo.demo.surface import smooth_field
-
+def dem_error_field(unit_field: np.ndarray, relief_m: float) -> np.ndarray:
+    """The terrain model's height error (m) over a tile from a smooth unit-variance field
+    (correlation length ``DEM_ERROR_SCALE_PX``): larger in relief."""
     a, b = DEM_ERROR_SD_M
-    return ((a + b * relief_m) * smooth_field(rng, shape, DEM_ERROR_SCALE_PX, down=4)).astype(np.float32)
+    return ((a + b * relief_m) * unit_field).astype(np.float32)
 
 
 def s1_displacement(dem_error: np.ndarray, shift_m: tuple[float, float], near_deg: float, far_deg: float,

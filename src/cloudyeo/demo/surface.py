@@ -33,7 +33,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, zoom
 from scipy.spatial import cKDTree
 
-from cloudyeo.demo.sar_geometry import dem_error_field
+from cloudyeo.demo.sar_geometry import DEM_ERROR_SCALE_PX, dem_error_field
 from cloudyeo.demo.tiles import TileSpec, stable_hash
 from cloudyeo.sentinel import BEN19_CLASSES, S2_L1C_BANDS
 
@@ -330,7 +330,7 @@ def tile_surface(tile: TileSpec, seed: int) -> TileSurface:
     has_flood = floodplain.any() and frng.random() < FLOOD_YEAR_PROBABILITY
     flood_doy = float(frng.uniform(20.0, 340.0)) if has_flood else float("nan")
     flood_days = float(frng.uniform(5.0, 15.0))
-    dem_error = dem_error_field(frng, shape, relief)
+    dem_error = dem_error_field(smooth_field(frng, shape, DEM_ERROR_SCALE_PX, down=4), relief)
 
     # Fixed textures.
     tex_white = smooth_field(rng, shape, 1.2)

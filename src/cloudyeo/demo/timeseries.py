@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from cloudyeo.atomic import write_text
+from cloudyeo.config import section_defaults
 from cloudyeo.demo.climatology import build_climatology
 from cloudyeo.demo.generation import clear_world, disk_usage, run_tasks, with_defaults, worker_count
 from cloudyeo.demo.schedule import (
@@ -54,28 +55,8 @@ GENERATED_DIRS = ("archive", "catalog", "landcover")
 PIXEL_UNIT = 6  # tile sizes in whole 60 m pixels
 MISSING_BAND = "B09"
 
-DEFAULT_CFG: dict[str, Any] = {
-    "seed": 20180107,
-    "year": 2018,
-    # Outside Europe, four UTM zones: Great Plains, Deccan, Ethiopian highlands, North China Plain.
-    "rois": ["14SKF", "44QKE", "37PCM", "50SMG"],
-    "roi_size_px": 516,  # tile side; the ROI is its largest multiple of 256 from the corner
-    "s2_revisit_days": 10,
-    "s1_revisit_days": 12,
-    "missing_fraction": 0.06,
-    "s1_missing_fraction": 0.12,
-    "partial_fraction": 0.12,
-    "missing_band_scenes": 1,
-    "roi_l2a": False,
-    "ssl_locations": ["18TWL", "31UDQ", "54SUE", "23KLP", "36JTS", "43PGQ", "33UXP", "55HCU"],
-    "ssl_dates": ["2021-03-20", "2021-06-21", "2021-09-22", "2021-12-21"],
-    "ssl_size_px": 270,
-    "ssl_window_days": 15,
-    "ssl_s2_revisit_days": 10,
-    "ssl_s1_revisit_days": 12,
-    "ssl_clear_fraction": 0.45,
-    "climatology_resolution_deg": 0.5,
-}
+# The demo_timeseries section with nothing set (defaults live in the config schema only).
+DEFAULT_CFG: dict[str, Any] = section_defaults("demo_timeseries")
 
 
 def normalise_cfg(cfg: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import rasterio
 from rasterio.windows import Window
 
 from cloudyeo.atomic import write_text
+from cloudyeo.config import section_defaults
 from cloudyeo.demo.atmosphere import (
     TOA_TRANSMITTANCE,
     b10_toa,
@@ -72,16 +73,8 @@ from cloudyeo.sentinel import (
 GENERATOR_VERSION = "2.0.0"
 GENERATED_DIRS = ("archive", "catalog", "climatology", "landcover", "reben")
 
-DEFAULT_CFG: dict[str, Any] = {
-    "seed": 20170613,
-    "tiles": ["33UUP", "32TNT", "29TNE", "35VLH"],
-    "tile_size_px": 360,
-    "references_per_tile": 4,
-    "days_around_reference": 120,
-    "s2_revisit_days": 5,
-    "s1_revisit_days": 6,
-    "climatology_resolution_deg": 0.25,
-}
+# The demo section with nothing set (defaults live in the config schema only).
+DEFAULT_CFG: dict[str, Any] = section_defaults("demo")
 
 # Per-acquisition sensor noise (reflectance, 1 sigma), signal dependent like a real radiometric
 # noise model: sigma = sqrt(floor_b^2 + (SENSOR_NOISE_REL * reflectance)^2), i.e. ~0.002 over dark

@@ -1,6 +1,6 @@
 """The demo world's validation page: every published statistic against what the world shows.
 
-``write_page(validation, out)`` writes ``validation.md`` (the table, a verdict per row and the
+``write_page(table, figure data..., out)`` writes ``validation.md`` (the table, a verdict per row and the
 references), ``validation.csv`` and five figures: sigma0 per class group and season against the
 literature ranges, NDVI through the year per class group, the misregistration histogram, the
 parcel-size distribution and example Sentinel-1 / Sentinel-2 pairs side by side.
@@ -20,8 +20,6 @@ import pandas as pd  # noqa: E402
 import rasterio  # noqa: E402
 
 from cloudyeo.atomic import atomic_write, write_csv, write_text  # noqa: E402
-from cloudyeo.demo.literature import BY_KEY  # noqa: E402
-from cloudyeo.demo.validation import Validation  # noqa: E402
 from cloudyeo.report.tables import markdown_table  # noqa: E402
 
 FIGURES = {
@@ -50,7 +48,11 @@ def _save(fig: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def sigma0_figure(sigma0: pd.DataFrame, path: Path) -> None:
+def _ranges(table: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    return {r.key: (float(r.low), float(r.high)) for r in table.itertuples()}
+
+
+def sigma0_figure(sigma0: pd.DataFrame, ranges: dict[str, tuple[float, float]], path: Path) -> None:
     panels = [(g, s) for g, s in sigma0[["group", "state"]].drop_duplicates().itertuples(index=False)
               if s != "wet_snow_drop"]
     panels.sort()
@@ -64,9 +66,8 @@ def sigma0_figure(sigma0: pd.DataFrame, path: Path) -> None:
                     ax.scatter(v, np.full(len(v), i + (j - 1.5) * 0.15), s=6, color=f"C{j}",
                                label=season if i == 0 else None, alpha=0.6)
             key = SIGMA0_RANGES.get((group, state, pol))
-            if key:
-                s = BY_KEY[key]
-                lo, hi = max(s.low, -35.0), min(s.high, 10.0)
+            if key in ranges:
+                lo, hi = max(ranges[key][0], -35.0), min(ranges[key][1], 10.0)
                 ax.fill_betweenx([i - 0.4, i + 0.4], lo, hi, color="k", alpha=0.12, lw=0)
         ax.set_yticks(range(len(panels)), [f"{g} ({s})" for g, s in panels])
         ax.set(xlabel=f"sigma0 {pol.upper()} (dB), median per product", xlim=(-32, 8))
@@ -88,13 +89,14 @@ def ndvi_figure(ndvi: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
-def misregistration_figure(mis: pd.DataFrame, path: Path) -> None:
+def misregistration_figure(mis: pd.DataFrame, ranges: dict[str, tuple[float, float]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4), constrained_layout=True)
     bins = list(np.linspace(0, max(40.0, float(mis["p95_m"].max()) + 1 if len(mis) else 40.0), 41))
     for i, (pair, d) in enumerate(mis.groupby("pair")):
         ax.hist(d["p95_m"], bins=bins, alpha=0.6, color=f"C{i}", label=f"{pair} (n = {len(d)})")
-    for key in ("s2_s1_shift_p95_m", "planet_s1_shift_p95_m"):
-        ax.axvline(BY_KEY[key].high, ls="--", color="k", lw=0.8)
+    for key in ("s2_s1_shift_p95_m", "s2_s1_relief_p95_m", "planet_s1_shift_p95_m"):
+        if key in ranges:
+            ax.axvline(ranges[key][1], ls="--", color="k", lw=0.8)
     ax.set(xlabel="displacement per product, 95th percentile over its pixels (m)", ylabel="products",
            title="Misregistration against Sentinel-1 (dashed: published upper bounds)")
     ax.legend()
@@ -140,21 +142,27 @@ def examples_figure(examples: list[dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
-def write_page(v: Validation, out: Path) -> Path:
-    """Write the validation page and its figures under ``out``; returns the page's path."""
+def write_page(table: pd.DataFrame, out: Path, *, sigma0: pd.DataFrame, ndvi: pd.DataFrame,
+               misregistration: pd.DataFrame, parcels: pd.DataFrame, examples: list[dict[str, Any]]) -> Path:
+    """Write the validation page and its figures under ``out``; returns the page's path.
+
+    ``table``: one row per statistic (key, statistic, value, low, high, unit, holds, detail,
+    source, reference), as :func:`cloudyeo.demo.validation.measure` returns it.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(v.table, out / "validation.csv")
-    if len(v.sigma0):
-        sigma0_figure(v.sigma0, out / FIGURES["sigma0"])
-    if len(v.ndvi):
-        ndvi_figure(v.ndvi, out / FIGURES["ndvi"])
-    if len(v.misregistration):
-        misregistration_figure(v.misregistration, out / FIGURES["misregistration"])
-    if len(v.parcels):
-        parcel_figure(v.parcels, out / FIGURES["parcels"])
-    examples_figure(v.examples, out / FIGURES["examples"])
-    t = v.table.copy()
+    ranges = _ranges(table)
+    write_csv(table, out / "validation.csv")
+    if len(sigma0):
+        sigma0_figure(sigma0, ranges, out / FIGURES["sigma0"])
+    if len(ndvi):
+        ndvi_figure(ndvi, out / FIGURES["ndvi"])
+    if len(misregistration):
+        misregistration_figure(misregistration, ranges, out / FIGURES["misregistration"])
+    if len(parcels):
+        parcel_figure(parcels, out / FIGURES["parcels"])
+    examples_figure(examples, out / FIGURES["examples"])
+    t = table.copy()
     t["range"] = [f"[{lo:g}, {hi:g}]" for lo, hi in zip(t["low"], t["high"], strict=True)]
     t["verdict"] = np.where(t["holds"], "holds", "**does not hold**")
     shown = t[["statistic", "value", "range", "unit", "verdict", "source", "detail"]]

@@ -11,12 +11,13 @@
     world.json                                             written last
 
 AOIs are small UTM squares on six continents (:mod:`cloudyeo.demo.planet.aois`, placed by
-:mod:`cloudyeo.aois`); each AOI's 3 m grid is shifted 1-2 m from its 10 m grid, as in the real data. Lives in its own subpackage (and
+:mod:`cloudyeo.aois`); each AOI's 3 m grid is shifted 1-2 m from its 10 m grid, as in the real data,
+and each Sentinel-1 product is misregistered against it (:mod:`cloudyeo.demo.sar_geometry`). Lives in its own subpackage (and
 its own code-version stage ``demo_planet``) so that editing it never regenerates the CBEN world.
 """
 
 from cloudyeo.aois import AoiSpec, place_aoi
-from cloudyeo.demo.planet.aois import DEFAULT_AOIS, KNOWN_AOIS
+from cloudyeo.demo.planet.aois import KNOWN_AOIS
 from cloudyeo.demo.planet.render import OPTICAL_ASSET, PLANET_BANDS, UDM2_ASSET, UDM2_BANDS
 from cloudyeo.demo.planet.world import (
     DEFAULT_CFG,
@@ -31,7 +32,6 @@ from cloudyeo.demo.planet.world import (
 from cloudyeo.grids import utm_epsg
 
 __all__ = [
-    "DEFAULT_AOIS",
     "DEFAULT_CFG",
     "GENERATOR_VERSION",
     "KNOWN_AOIS",

@@ -64,10 +64,6 @@ KNOWN_AOIS: dict[str, AoiProfile] = {
         ((10, .35), (40, .25), (30, .10), (50, .10), (80, .08), (90, .07), (100, .05)),
         (10, 40), 0.30, relief_m=400.0),
 }
-DEFAULT_AOIS: tuple[str, ...] = (
-    "kenya-nakuru", "brazil-parana", "usa-iowa", "swiss-alps", "indonesia-kalimantan",
-    "australia-riverina",
-)
 
 
 def known_aoi(aoi_id: str, size_px: int) -> AoiSpec:
@@ -78,4 +74,4 @@ def known_aoi(aoi_id: str, size_px: int) -> AoiSpec:
     return place_aoi(aoi_id, prof.lon, prof.lat, size_px, name=prof.name, continent=prof.continent)
 
 
-__all__ = ["AoiProfile", "DEFAULT_AOIS", "KNOWN_AOIS", "known_aoi"]
+__all__ = ["AoiProfile", "KNOWN_AOIS", "known_aoi"]

@@ -1,7 +1,7 @@
 """The ground of a Planet-CR demo AOI: WorldCover classes, 4-band spectra and SAR backscatter.
 
 The land cover is a function of map coordinates (metres in the AOI's UTM zone), so the 3 m
-PlanetScope grid and the 10 m WorldCover / Sentinel-1 grid - offset by 1-2 m - see the same
+PlanetScope grid and the 10 m WorldCover / Sentinel-1 grid - lattices offset by 1-2 m - see the same
 fields, each sampled at its own pixel centres:
 
 * regions: Voronoi cells (~250 m) of domain-warped coordinates (a few random sinusoids), each

@@ -24,8 +24,9 @@ from typing import Any
 
 from cloudyeo.aois import AoiSpec, place_aoi
 from cloudyeo.atomic import write_text
+from cloudyeo.config import section_defaults
 from cloudyeo.demo.generation import WORLD_FILE, clear_world, disk_usage, run_tasks, with_defaults, worker_count
-from cloudyeo.demo.planet.aois import DEFAULT_AOIS, KNOWN_AOIS, known_aoi
+from cloudyeo.demo.planet.aois import KNOWN_AOIS, known_aoi
 from cloudyeo.demo.planet.catalog import (
     COLLECTION_S1,
     COLLECTION_WORLDCOVER,
@@ -58,17 +59,8 @@ GENERATOR_VERSION = "2.0.0"
 GENERATED_DIRS = ("archive", "catalog")
 PSSCENE_FILE = "psscene.ndjson"
 
-DEFAULT_CFG: dict[str, Any] = {
-    "seed": 20230109,
-    "aois": list(DEFAULT_AOIS),
-    "aoi_size_px": 180,
-    "days": 20,
-    "start_date": "2022-06-01",
-    "daily_probability": 0.85,
-    "s1_revisit_days": 6,
-    "missing_udm2_fraction": 0.03,
-    "partial_nodata_fraction": 0.12,
-}
+# The demo_planet section with nothing set (defaults live in the config schema only).
+DEFAULT_CFG: dict[str, Any] = section_defaults("demo_planet")
 SATELLITES = ("2447", "241c", "24a3", "2262", "2439", "2486", "247d", "2416")
 INSTRUMENTS = ("PSB.SD", "PSB.SD", "PSB.SD", "PS2.SD")
 
