@@ -313,3 +313,23 @@ def test_data_range_refuses_images_in_another_scale():
     for bad in (0.0, -1.0, np.inf, np.nan):
         with pytest.raises(ValueError, match="data_range must be a positive"):
             mae(x, y, data_range=bad)
+
+
+def test_region_image_metrics_equal_image_metrics_per_mask():
+    from cloudyeo.metrics import region_image_metrics
+
+    rng = np.random.default_rng(3)
+    target = rng.uniform(0, 1, (4, 32, 32))
+    pred = np.clip(target + rng.normal(0, 0.05, target.shape), 0, 1)
+    cloud = rng.random((32, 32)) < 0.3
+    masks = {"all": np.ones((32, 32), bool), "cloudy": cloud, "clear": ~cloud, "none": np.zeros((32, 32), bool)}
+    got = region_image_metrics(pred, target, masks)
+    for region, m in masks.items():
+        want = image_metrics(pred, target, m)
+        for name, value in want.items():
+            if np.isnan(value):
+                assert np.isnan(got[region][name]), (region, name)
+            else:
+                assert got[region][name] == pytest.approx(value, rel=1e-12, abs=1e-12), (region, name)
+    with pytest.raises(ValueError, match="mask 'bad' has shape"):
+        region_image_metrics(pred, target, {"bad": np.ones((8, 8), bool)})

@@ -46,6 +46,11 @@ GROUPS: dict[str, tuple[int, ...]] = {
 SEASONS = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM", 6: "JJA", 7: "JJA", 8: "JJA",
            9: "SON", 10: "SON", 11: "SON"}
 MIN_PIXELS = 50
+# Pixel statistics read a deterministic sample of the archive: at most MAX_TILES tiles per world
+# (evenly spread over its tile list) and per tile PAIRS_PER_TILE pairs of consecutive products
+# (evenly spread over time; pairs keep the ascending/descending and across-harvest comparisons).
+MAX_TILES = 16
+PAIRS_PER_TILE = 8
 CLOUDY = TRUTH_CLOUD | TRUTH_CIRRUS | TRUTH_SHADOW
 
 
@@ -89,6 +94,30 @@ def _surface_of(world: dict[str, Any], tile_id: str) -> TileSurface:
     return tile_surface(make_tile(tile_id, size, unit_px=1), int(world["seed"]))
 
 
+def sample_products(records: list[Any], tile_of: Any, date_of: Any, tiles: set[str]) -> list[Any]:
+    """Of each tile in ``tiles``: PAIRS_PER_TILE pairs of time-consecutive records, evenly spread."""
+    by_tile: dict[str, list[Any]] = {}
+    for r in records:
+        if tile_of(r) in tiles:
+            by_tile.setdefault(tile_of(r), []).append(r)
+    out = []
+    for tile in sorted(by_tile):
+        rs = sorted(by_tile[tile], key=date_of)
+        if len(rs) <= 2 * PAIRS_PER_TILE:
+            out += rs
+            continue
+        starts = np.unique(np.linspace(0, len(rs) - 2, PAIRS_PER_TILE).round().astype(int))
+        out += [rs[j] for i in starts for j in (i, i + 1)]
+    return out
+
+
+def sample_tiles(world: dict[str, Any]) -> set[str]:
+    """At most MAX_TILES of the world's tiles, evenly spread over its lists."""
+    ids = [t["id"] for t in world.get("tiles", []) + world.get("rois", []) + world.get("ssl_locations", [])]
+    keep = np.unique(np.linspace(0, len(ids) - 1, min(MAX_TILES, len(ids))).round().astype(int)) if ids else []
+    return {ids[i] for i in keep}
+
+
 def _s1_date(scene_id: str) -> dt.date:
     """The start date in an S1 product name (``S1A_IW_GRDH_1SDV_<start>_...``)."""
     return dt.datetime.strptime(scene_id.split("_")[4][:8], "%Y%m%d").date()
@@ -115,7 +144,8 @@ def _greenness(surf: TileSurface, doy: float) -> np.ndarray:
 def _s1_records(folder: Path, world: dict[str, Any], progress: bool) -> tuple[pd.DataFrame, list[float]]:
     """Median sigma0 per S1 product and class group (and state), and ENL estimates."""
     rows, enl = [], []
-    truth = world.get("s1_truth", [])
+    truth = sample_products(world.get("s1_truth", []), lambda t: t["tile"], lambda t: t["scene_id"].split("_")[4],
+                            sample_tiles(world))
     for t in tqdm(truth, desc=f"validate: S1 ({folder.name})", disable=not progress):
         surf = _surface_of(world, t["tile"])
         folder_s1 = folder / "archive" / "sentinel-1-grd" / t["scene_id"]
@@ -170,7 +200,9 @@ def _s1_records(folder: Path, world: dict[str, Any], progress: bool) -> tuple[pd
 def _ndvi_records(folder: Path, world: dict[str, Any], progress: bool, examples: list[dict[str, Any]]
                   ) -> tuple[pd.DataFrame, list[float]]:
     """Clear-pixel NDVI per L2A product and class group; NDVI drops across crop harvests."""
-    items = [it for it in _items(folder) if it["collection"] == "sentinel-2-l2a"]
+    items = sample_products([it for it in _items(folder) if it["collection"] == "sentinel-2-l2a"],
+                            lambda it: it["properties"]["s2:mgrs_tile"], lambda it: it["properties"]["datetime"],
+                            sample_tiles(world))
     rows: list[dict[str, Any]] = []
     per_tile: dict[str, list[tuple[dt.date, np.ndarray, np.ndarray]]] = {}
     for it in tqdm(items, desc=f"validate: S2 ({folder.name})", disable=not progress):

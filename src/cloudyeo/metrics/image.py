@@ -55,7 +55,7 @@ Definitions (``x`` prediction, ``y`` target, ``P`` the scored pixels, ``C`` the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -177,6 +177,12 @@ def _psnr(x, y, m, data_range):
 
 
 def _sam(x, y, m, degrees):
+    value = _reduce_mean(_angle_map(x, y), m, axes=(-2, -1))
+    return np.degrees(value) if degrees else value
+
+
+def _angle_map(x, y):
+    """Spectral angle (radians) per pixel over (..., C, H, W); pi / 2 where a spectrum is all zero."""
     dot = (x * y).sum(axis=-3)
     # |x ^ y|^2 by Lagrange's identity: each 2 x 2 minor is exactly 0 for identical spectra and
     # accurate to rounding for nearly parallel ones (|x|^2 |y|^2 - dot^2 would cancel to sqrt(eps))
@@ -188,9 +194,7 @@ def _sam(x, y, m, degrees):
         wedge2 += (minors * minors).sum(axis=-3)
     angle = np.arctan2(np.sqrt(wedge2), dot)
     zero = ~((x != 0).any(axis=-3) & (y != 0).any(axis=-3))
-    angle = np.where(zero, np.pi / 2, angle)
-    value = _reduce_mean(angle, m, axes=(-2, -1))
-    return np.degrees(value) if degrees else value
+    return np.where(zero, np.pi / 2, angle)
 
 
 def _ssim_map(x, y, data_range):
@@ -225,7 +229,10 @@ def _interior(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _ssim(x, y, m, data_range):
-    smap = _ssim_map(x, y, data_range)
+    return _ssim_reduce(_ssim_map(x, y, data_range), m, x)
+
+
+def _ssim_reduce(smap, m, x):
     inner = _interior(x.shape[-2:])
     pixels = inner if m is None else (m & inner)
     pixels = np.broadcast_to(pixels, x.shape[:-3] + x.shape[-2:])
@@ -314,6 +321,54 @@ def image_metrics(
     names = _check_names(metrics)
     x, y, m = _prepare(pred, target, mask, ndim=3, clip=clip, data_range=data_range)
     return {name: float(_BATCH_FUNCS[name](x, y, m, data_range)) for name in names}
+
+
+def region_image_metrics(
+    pred,
+    target,
+    masks: Mapping[str, np.ndarray],
+    *,
+    metrics: Iterable[str] = METRIC_NAMES,
+    clip: bool = True,
+    data_range: float = DATA_RANGE,
+) -> dict[str, dict[str, float]]:
+    """Metrics of one ``(C, H, W)`` image on several pixel masks (``{region: (H, W) bool}``) at
+    once: ``{region: {name: value}}``. Each per-pixel map (errors, spectral angle, SSIM) is
+    computed once and averaged per mask exactly as :func:`image_metrics` averages it."""
+    names = _check_names(metrics)
+    x, y, _ = _prepare(np.asarray(pred)[None], np.asarray(target)[None], None, ndim=4, clip=clip,
+                       data_range=data_range)
+    maps: dict[str, np.ndarray] = {}
+    if {"nrmse", "psnr"} & set(names):
+        maps["sq"] = (x - y) ** 2
+    if "mae" in names:
+        maps["abs"] = np.abs(x - y)
+    if "sam" in names:
+        maps["angle"] = _angle_map(x, y)
+    if "ssim" in names:
+        maps["ssim"] = _ssim_map(x, y, data_range)
+    out: dict[str, dict[str, float]] = {}
+    for region, mask in masks.items():
+        m = _as_mask(np.asarray(mask)[None])
+        if m is None or m.shape != x.shape[:1] + x.shape[-2:]:
+            raise ValueError(f"mask {region!r} has shape {np.shape(mask)}, expected {x.shape[-2:]} (pixels only)")
+        vals: dict[str, float] = {}
+        for name in names:
+            if name in ("nrmse", "psnr"):
+                mse = _reduce_mean(maps["sq"], _band_mask(m, x), axes=(-3, -2, -1))
+                if name == "nrmse":
+                    vals[name] = float(np.sqrt(mse)[0])
+                else:
+                    with np.errstate(divide="ignore"):
+                        vals[name] = float((10.0 * np.log10(data_range**2 / mse))[0])
+            elif name == "mae":
+                vals[name] = float(_reduce_mean(maps["abs"], _band_mask(m, x), axes=(-3, -2, -1))[0])
+            elif name == "sam":
+                vals[name] = float(np.degrees(_reduce_mean(maps["angle"], m, axes=(-2, -1)))[0])
+            else:
+                vals[name] = float(_ssim_reduce(maps["ssim"], m, x)[0])
+        out[region] = vals
+    return out
 
 
 # ----------------------------------------------------------------------------------------------

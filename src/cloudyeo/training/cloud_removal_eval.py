@@ -44,14 +44,12 @@ import torch.nn.functional as F
 from cloudyeo.atomic import write_csv
 from cloudyeo.config import paths
 from cloudyeo.metrics import (
-    batch_image_metrics,
     cloud_region_masks,
     confusion_matrix,
     f1_scores,
+    region_image_metrics,
     segmentation_scores,
-    ssim_map,
 )
-from cloudyeo.metrics.image import SSIM_RADIUS
 from cloudyeo.models import baselines
 from cloudyeo.training.cloud_removal import (
     TS_CLASSES,
@@ -132,24 +130,15 @@ def _np(t: torch.Tensor) -> np.ndarray:
 def region_metrics(pred: np.ndarray, target: np.ndarray, valid: np.ndarray,
                    regions: dict[str, np.ndarray]) -> dict[str, float]:
     """All metrics on every region (intersected with ``valid``); keys ``nrmse_all``,
-    ``nrmse_cloudy``, ``psnr``, ``psnr_cloudy``, ``sam_deg``, ``sam_deg_clear``, ..."""
+    ``nrmse_cloudy``, ``psnr``, ``psnr_cloudy``, ``sam_deg``, ``sam_deg_clear``, ...
+    (each per-pixel map is computed once for all regions)."""
+    per_region = region_image_metrics(pred, target, {r: m & valid for r, m in regions.items()}, metrics=METRICS)
     out: dict[str, float] = {}
-    # the SSIM map does not depend on the region: compute it once, average it per region exactly
-    # as cloudy.metrics.image does (masked pixels outside the window-radius border, all bands)
-    smap = ssim_map(pred, target)
-    r = SSIM_RADIUS
-    inner = np.zeros(valid.shape, dtype=bool)
-    inner[r:valid.shape[0] - r, r:valid.shape[1] - r] = True
-    cheap = tuple(m for m in METRICS if m != "ssim")
-    for region, m in regions.items():
-        sel = m & valid
-        vals = batch_image_metrics(pred[None], target[None], sel[None], metrics=cheap)
-        px = sel & inner
-        vals["ssim"] = np.array([float(smap[:, px].mean()) if px.any() else float("nan")])
+    for region, vals in per_region.items():
         for name in METRICS:
             col = "sam_deg" if name == "sam" else name
             key = f"{col}_{region}" if (region != "all" or name == "nrmse") else col
-            out[key] = float(vals[name][0])
+            out[key] = vals[name]
     return out
 
 
@@ -361,15 +350,14 @@ def _planet_records(cfg, method, hp, src, out_dir) -> tuple[list[dict], list[dic
         lc = src.landcover(i)
         lc_hi = np.asarray(F.interpolate(torch.from_numpy(lc.astype(np.float32))[None, None],
                                          size=src.shape, mode="nearest")[0, 0]).astype(np.int64)
-        for k in np.unique(lc_hi):
-            if k == LC_IGNORE:
-                continue
-            cls = lc_hi == k
-            vals = batch_image_metrics(pred[None], y[None], (cls & valid)[None], metrics=METRICS)
-            per_class.append({"method": method, "dataset": "planetcr", "sample": i, "class": int(k),
-                              "class_name": src.class_names[int(k)] if k < len(src.class_names) else str(k),
-                              "pixel_fraction": float(cls.mean()),
-                              **{("sam_deg" if m == "sam" else m): float(vals[m][0]) for m in METRICS}})
+        classes = [int(k) for k in np.unique(lc_hi) if k != LC_IGNORE]
+        per_mask = region_image_metrics(pred, y, {str(k): (lc_hi == k) & valid for k in classes}, metrics=METRICS)
+        for k in classes:
+            vals = per_mask[str(k)]
+            per_class.append({"method": method, "dataset": "planetcr", "sample": i, "class": k,
+                              "class_name": src.class_names[k] if k < len(src.class_names) else str(k),
+                              "pixel_fraction": float((lc_hi == k).mean()),
+                              **{("sam_deg" if m == "sam" else m): vals[m] for m in METRICS}})
         preds.append(pred.astype(np.float16))
         if len(panels) < int(ev["panels"]):
             rgb = list(src.rgb)
