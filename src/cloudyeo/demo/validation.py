@@ -114,8 +114,10 @@ def sample_products(records: list[Any], tile_of: Any, date_of: Any, tiles: set[s
 def sample_tiles(world: dict[str, Any]) -> set[str]:
     """At most MAX_TILES of the world's tiles, evenly spread over its lists."""
     ids = [t["id"] for t in world.get("tiles", []) + world.get("rois", []) + world.get("ssl_locations", [])]
-    keep = np.unique(np.linspace(0, len(ids) - 1, min(MAX_TILES, len(ids))).round().astype(int)) if ids else []
-    return {ids[i] for i in keep}
+    if not ids:
+        return set()
+    keep = np.unique(np.linspace(0, len(ids) - 1, min(MAX_TILES, len(ids))).round().astype(int))
+    return {ids[int(i)] for i in keep}
 
 
 def _s1_date(scene_id: str) -> dt.date:
