@@ -46,6 +46,7 @@ GROUPS: dict[str, tuple[int, ...]] = {
 SEASONS = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM", 6: "JJA", 7: "JJA", 8: "JJA",
            9: "SON", 10: "SON", 11: "SON"}
 MIN_PIXELS = 50
+STEEP_RELIEF_M = 1000.0  # tiles at or above this local relief count as high relief
 # Pixel statistics read a deterministic sample of the archive: at most MAX_TILES tiles per world
 # (evenly spread over its tile list) and per tile PAIRS_PER_TILE pairs of consecutive products
 # (evenly spread over time; pairs keep the ascending/descending and across-harvest comparisons).
@@ -329,6 +330,8 @@ def measure(worlds: Iterable[Path], planet_world: Path | None = None, *, progres
         for t in world.get("s1_truth", []):
             mis_parts.append({"pair": "S2 vs S1", "world": folder.name, "tile": t["tile"],
                               "relief_m": relief.get(t["tile"], DEFAULT_RELIEF[1]),
+                              "terrain": ("high relief" if relief.get(t["tile"], DEFAULT_RELIEF[1]) >= STEEP_RELIEF_M
+                                          else "gentle"),
                               "geolocation_m": float(np.hypot(*t["geolocation_shift_m"])),
                               "p95_m": t["displacement_m_p95"], "incidence_near": t["incidence_near_deg"],
                               "incidence_far": t["incidence_far_deg"]})
@@ -342,8 +345,8 @@ def measure(worlds: Iterable[Path], planet_world: Path | None = None, *, progres
     parcels = pd.concat(parcel_parts, ignore_index=True) if parcel_parts else pd.DataFrame()
     mis = pd.DataFrame(mis_parts)
     s2s1 = mis[mis["pair"] == "S2 vs S1"] if len(mis) else mis
-    gentle = s2s1[s2s1["relief_m"] < 1000] if len(s2s1) else s2s1
-    steep = s2s1[s2s1["relief_m"] >= 1000] if len(s2s1) else s2s1
+    gentle = s2s1[s2s1["terrain"] == "gentle"] if len(s2s1) else s2s1
+    steep = s2s1[s2s1["terrain"] == "high relief"] if len(s2s1) else s2s1
     planet = mis[mis["pair"] == "PlanetScope vs S1"] if len(mis) else mis
 
     forest = ["broad-leaved forest", "mixed forest"]

@@ -82,7 +82,7 @@ def ndvi_figure(ndvi: pd.DataFrame, path: Path) -> None:
     for i, (group, d) in enumerate(ndvi.groupby("group")):
         m = d.groupby("month")["ndvi"].median()
         ax.plot(m.index, m.values, "-o", ms=3, color=f"C{i}", label=group)
-    ax.set(xlabel="month", ylabel="NDVI (median of clear pixels)", xticks=range(1, 13), ylim=(-0.4, 1.0),
+    ax.set(xlabel="month", ylabel="NDVI (median of clear pixels)", xticks=range(1, 13), ylim=(-0.8, 1.0),
            title="NDVI through the year per class (clear L2A pixels)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
@@ -92,8 +92,9 @@ def ndvi_figure(ndvi: pd.DataFrame, path: Path) -> None:
 def misregistration_figure(mis: pd.DataFrame, ranges: dict[str, tuple[float, float]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4), constrained_layout=True)
     bins = list(np.linspace(0, max(40.0, float(mis["p95_m"].max()) + 1 if len(mis) else 40.0), 41))
-    for i, (pair, d) in enumerate(mis.groupby("pair")):
-        ax.hist(d["p95_m"], bins=bins, alpha=0.6, color=f"C{i}", label=f"{pair} (n = {len(d)})")
+    label = mis["pair"] + (", " + mis["terrain"].fillna("") if "terrain" in mis else "")
+    for i, (name, d) in enumerate(mis.groupby(label.str.rstrip(", "))):
+        ax.hist(d["p95_m"], bins=bins, alpha=0.6, color=f"C{i}", label=f"{name} (n = {len(d)})")
     for key in ("s2_s1_shift_p95_m", "s2_s1_relief_p95_m", "planet_s1_shift_p95_m"):
         if key in ranges:
             ax.axvline(ranges[key][1], ls="--", color="k", lw=0.8)
