@@ -10,6 +10,7 @@ import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,14 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+@lru_cache(maxsize=1)
+def _schema_defaults() -> dict[str, Any]:
+    return validate_config({"archive": "demo"})
+
+
 def section_defaults(section: str) -> dict[str, Any]:
     """One config section with nothing set: the schema's defaults (the one source of defaults)."""
-    return validate_config({"archive": "demo"})[section]
+    return copy.deepcopy(_schema_defaults()[section])
 
 
 def load_config(path: str | Path | None = None, overrides: str | dict | None = None) -> dict[str, Any]:

@@ -503,6 +503,16 @@ def parcel_greenness(surf: TileSurface, kind: str, sel: np.ndarray, doy: float) 
                      surf.parcel_harvest[sel], mowing)
 
 
+def parcel_state(surf: TileSurface, doy: float) -> np.ndarray:
+    """(P,) greenness of every parcel on a day of year, from its class's main component (what
+    drives its backscatter: biomass, bare soil after harvest, a mown meadow)."""
+    g = np.ones(len(surf.parcel_class))
+    for c in np.unique(surf.parcel_class):
+        sel = surf.parcel_class == c
+        g[sel] = parcel_greenness(surf, CLASS_COMPONENTS[int(c)][0][3], sel, doy)
+    return g
+
+
 def snow_line_m(doy: float, lat: float) -> float:
     """Altitude (m) above which the ground is snow covered on a day of year."""
     # Winter minimum of the snow line: snow every winter in Finland and in the Alps above
@@ -581,12 +591,7 @@ def sar_sigma0_db(surf: TileSurface, when: dt.date | dt.datetime, rng: np.random
     ``rng`` draws the acquisition's conditions: wind over water, soil moisture of bare fields.
     """
     doy = _doy(when)
-    n_p = len(surf.parcel_class)
-    g = np.ones(n_p)
-    for c in np.unique(surf.parcel_class):
-        sel = surf.parcel_class == c
-        _, _, _, kind = CLASS_COMPONENTS[int(c)][0]
-        g[sel] = parcel_greenness(surf, kind, sel, doy)
+    g = parcel_state(surf, doy)
     pc = surf.parcel_class
     vv = g * SAR_DB[pc, 0] + (1 - g) * SAR_DB[pc, 2] + surf.parcel_sar_db
     vh = g * SAR_DB[pc, 1] + (1 - g) * SAR_DB[pc, 3] + surf.parcel_sar_db

@@ -29,7 +29,7 @@ from cloudyeo.demo.surface import (
     PASTURE_CLASS,
     TileSurface,
     _circ,
-    parcel_greenness,
+    parcel_state,
     snow_fraction,
     snow_is_wet,
     tile_surface,
@@ -130,24 +130,13 @@ def _doy(day: dt.date) -> float:
     return float(day.timetuple().tm_yday)
 
 
-def _greenness(surf: TileSurface, doy: float) -> np.ndarray:
-    """Per-pixel greenness of each pixel's parcel (first phenology component of its class)."""
-    from cloudyeo.demo.surface import CLASS_COMPONENTS
-
-    g = np.ones(len(surf.parcel_class))
-    for c in np.unique(surf.parcel_class):
-        sel = surf.parcel_class == c
-        g[sel] = parcel_greenness(surf, CLASS_COMPONENTS[int(c)][0][3], sel, doy)
-    return g[surf.parcel]
-
-
 # ------------------------------------------------------------------------------- Sentinel-1
 
 
 def _s1_records(folder: Path, world: dict[str, Any], progress: bool) -> tuple[pd.DataFrame, list[float]]:
     """Median sigma0 per S1 product and class group (and state), and ENL estimates."""
     rows, enl = [], []
-    truth = sample_products(world.get("s1_truth", []), lambda t: t["tile"], lambda t: t["scene_id"].split("_")[4],
+    truth = sample_products(world.get("s1_truth", []), lambda t: t["tile"], lambda t: _s1_date(t["scene_id"]),
                             sample_tiles(world))
     for t in tqdm(truth, desc=f"validate: S1 ({folder.name})", disable=not progress):
         surf = _surface_of(world, t["tile"])
@@ -163,7 +152,7 @@ def _s1_records(folder: Path, world: dict[str, Any], progress: bool) -> tuple[pd
         lc = surf.landcover[::2, ::2]
         snow = snow_fraction(surf, doy)[::2, ::2] > 0.5
         wet = snow & snow_is_wet(surf, doy)[::2, ::2]
-        green = _greenness(surf, doy)[::2, ::2]
+        green = parcel_state(surf, doy)[surf.parcel][::2, ::2]
         edge = binary_erosion(np.ones_like(lc, dtype=bool), iterations=2)
         base = dict(scene=t["scene_id"], tile=t["tile"], date=day, month=day.month, season=SEASONS[day.month],
                     orbit_state=t["orbit_state"],
