@@ -85,7 +85,7 @@ def _demo_validate(args):
     out = Path(args.out) if args.out else p.results / "demo_validation"
     v = measure(worlds, planet, progress=not args.quiet)
     page = write_page(v.table, out, sigma0=v.sigma0, ndvi=v.ndvi, misregistration=v.misregistration,
-                      parcels=v.parcels, examples=v.examples)
+                      parcels=v.parcels, examples=v.examples, landcover=v.landcover)
     held = int(v.table["holds"].sum())
     print(f"{page}: {held} of {len(v.table)} statistics within their published ranges")
     if args.strict and not v.all_hold:

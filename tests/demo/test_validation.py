@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cloudyeo.cli import main
-from cloudyeo.demo.literature import BY_KEY, SOURCES, STATISTICS
+from cloudyeo.demo.literature import BY_KEY, FOREST_SHARE_PERCENT, SOURCES, STATISTICS
 from cloudyeo.demo.validation import measure
 
 
@@ -36,6 +36,11 @@ def test_measure_reads_the_world_and_rows_every_statistic(validation, world):
     assert not table.loc[table["value"].isna(), "holds"].any()
     # Misregistration rows come from world.json's S1 truth, one per product.
     assert len(validation.misregistration) == len(world["s1_truth"]) > 0
+    # Land cover: one row per tile of a country with a published forest share; shares sum to 100.
+    cover = validation.landcover
+    assert sorted(cover["tile"]) == sorted(t["id"] for t in world["tiles"] if t["country"] in FOREST_SHARE_PERCENT)
+    shares = cover[[f"class_{c}" for c in range(19)]].sum(axis=1)
+    np.testing.assert_allclose(shares, 100.0, rtol=1e-6)
 
 
 def test_sigma0_orders_classes_physically(validation):

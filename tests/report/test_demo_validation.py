@@ -19,8 +19,11 @@ def test_page_table_verdicts_and_figures(tmp_path):
     ndvi = pd.DataFrame([{"group": "arable", "month": m, "ndvi": 0.2 + 0.05 * m} for m in range(1, 13)])
     mis = pd.DataFrame([{"pair": "S2 vs S1", "p95_m": v} for v in (5.0, 8.0, 16.0)])
     parcels = pd.DataFrame([{"area_ha": a, "class": c, "mowings": m} for a, c, m in ((1.0, 2, 0), (2.5, 4, 2), (0.3, 4, 3))])
+    landcover = pd.DataFrame([{"tile": t, "country": c, "forest_percent": f, "country_forest_percent": r,
+                               **{f"class_{k}": (f if k == 9 else (100.0 - f if k == 2 else 0.0)) for k in range(19)}}
+                              for t, c, f, r in (("35VLH", "Finland", 66.0, 73.7), ("29UPV", "Ireland", 11.0, 11.4))])
     page = write_page(table, tmp_path, sigma0=sigma0, ndvi=ndvi, misregistration=mis, parcels=parcels,
-                      examples=[])
+                      examples=[], landcover=landcover)
     text = page.read_text()
     assert "**1 of 2 statistics hold.**" in text
     assert "| water VV | -21.000 | [-99, -18] | dB | holds |" in text

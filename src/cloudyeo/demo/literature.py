@@ -34,6 +34,11 @@ SOURCES: dict[str, str] = {
                   "for snowmelt monitoring by means of Sentinel-1 SAR. Remote Sensing 8(4), 348.",
     "small2008": "Small, D., Schubert, A. (2008). Guide to ASAR geocoding. ESA RSL-ASAR-GC-AD, issue 1.0 "
                  "(a terrain-model height error dh displaces a point by dh / tan(incidence) in ground range).",
+    "copdem": "Airbus Defence and Space for ESA. Copernicus DEM (COP-DEM) Product Handbook: absolute "
+              "vertical accuracy < 4 m LE90; relative vertical accuracy < 2 m LE90 for slopes <= 20 %, "
+              "< 4 m above (point-to-point within 1 x 1 deg); absolute horizontal accuracy < 6 m CE90.",
+    "fao2020": "FAO (2020). Global Forest Resources Assessment 2020, forest area as a share of land "
+               "area, 2020 (World Bank WDI AG.LND.FRST.ZS).",
     "mladenova2013": "Mladenova, I. E., Jackson, T. J., Bindlish, R., Hensley, S. (2013). Incidence "
                      "angle normalization of radar backscatter data. IEEE TGRS 51(3), 1791-1804.",
     "zhang2003": "Zhang, X. et al. (2003). Monitoring vegetation phenology using MODIS. Remote "
@@ -102,6 +107,9 @@ STATISTICS: tuple[Statistic, ...] = (
        "events", "griffiths2020"),
     # Landscape structure.
     _s("parcel_median_ha", "median agricultural parcel size, Europe", 0.64, 16.0, "ha", "lesiv2019"),
+    _s("forest_share_gap", "tile forest share (broad-leaved, coniferous, mixed forest, transitional woodland) "
+       "vs its country's forest share, median absolute difference (tolerance for one ~5 km landscape: ours)",
+       0.0, 20.0, "points", "fao2020"),
     # Misregistration.
     _s("s1_shift_p95_m", "S1 absolute geolocation error, 95th percentile", 0.0, 10.0, "m", "schubert2017"),
     _s("s2_s1_shift_p95_m", "S2 vs S1 co-registration error over gentle terrain (relief < 1000 m), 95th "
@@ -111,6 +119,12 @@ STATISTICS: tuple[Statistic, ...] = (
     _s("planet_s1_shift_p95_m", "PlanetScope vs S1 offset (geolocation + terrain), 95th percentile", 3.0, 30.0,
        "m", "planet_spec"),
 )
+
+# Forest area, % of land area in 2020 (fao2020), for the countries of the demo tiles.
+FOREST_SHARE_PERCENT: dict[str, float] = {
+    "Finland": 73.7, "Austria": 47.3, "Switzerland": 32.1, "Portugal": 36.1, "Belgium": 22.8,
+    "Ireland": 11.4, "Lithuania": 35.1, "Serbia": 31.1, "Luxembourg": 35.7,
+}
 
 BY_KEY: dict[str, Statistic] = {s.key: s for s in STATISTICS}
 

@@ -34,7 +34,7 @@ from scipy.ndimage import gaussian_filter, zoom
 from scipy.spatial import cKDTree
 
 from cloudyeo.demo.sar_geometry import DEM_ERROR_SCALE_PX, dem_error_field
-from cloudyeo.demo.tiles import TileSpec, stable_hash
+from cloudyeo.demo.tiles import PIXEL_M, TileSpec, stable_hash
 from cloudyeo.sentinel import BEN19_CLASSES, S2_L1C_BANDS
 
 N_CLASSES = len(BEN19_CLASSES)
@@ -202,6 +202,13 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma: float,
     return (f / sd if sd > 0 else f).astype(np.float32)
 
 
+def elevation_field(rng: np.random.Generator, shape: tuple[int, int], base: float, relief: float) -> np.ndarray:
+    """Terrain (m): mostly large-scale, a little detail; spans ``base`` .. ``base + relief``."""
+    e = 0.75 * smooth_field(rng, shape, 90.0, down=8) + 0.25 * smooth_field(rng, shape, 25.0, down=4)
+    e = (e - e.min()) / max(float(e.max() - e.min()), 1e-6)
+    return (base + relief * e).astype(np.float32)
+
+
 # --------------------------------------------------------------------------------------
 # the static tile surface
 # --------------------------------------------------------------------------------------
@@ -265,10 +272,7 @@ def tile_surface(tile: TileSpec, seed: int) -> TileSurface:
     lon, lat = tile.centre_lonlat
     base, relief = COUNTRY_RELIEF.get(tile.country, DEFAULT_RELIEF)
 
-    # Elevation: mostly large-scale, a little detail; 0..1 mapped onto the relief.
-    e = 0.75 * smooth_field(rng, shape, 90.0, down=8) + 0.25 * smooth_field(rng, shape, 25.0, down=4)
-    e = (e - e.min()) / max(float(e.max() - e.min()), 1e-6)
-    elevation = (base + relief * e).astype(np.float32)
+    elevation = elevation_field(rng, shape, base, relief)
 
     # Regions: warped Voronoi cells; neighbours often inherit the class (larger coherent areas).
     pad = 40.0
@@ -330,7 +334,8 @@ def tile_surface(tile: TileSpec, seed: int) -> TileSurface:
     has_flood = floodplain.any() and frng.random() < FLOOD_YEAR_PROBABILITY
     flood_doy = float(frng.uniform(20.0, 340.0)) if has_flood else float("nan")
     flood_days = float(frng.uniform(5.0, 15.0))
-    dem_error = dem_error_field(smooth_field(frng, shape, DEM_ERROR_SCALE_PX, down=4), relief)
+    dem_error = dem_error_field(frng, smooth_field(frng, shape, DEM_ERROR_SCALE_PX, down=4), elevation,
+                                float(PIXEL_M))
 
     # Fixed textures.
     tex_white = smooth_field(rng, shape, 1.2)

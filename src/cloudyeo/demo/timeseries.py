@@ -50,7 +50,7 @@ from cloudyeo.demo.stac import COLLECTIONS
 from cloudyeo.demo.tiles import TileSpec, make_tile, seeded_rng
 from cloudyeo.demo.world import _write_catalog, render_task
 
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "2.1.0"
 GENERATED_DIRS = ("archive", "catalog", "landcover")
 PIXEL_UNIT = 6  # tile sizes in whole 60 m pixels
 MISSING_BAND = "B09"

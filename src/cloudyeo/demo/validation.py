@@ -21,11 +21,12 @@ import rasterio
 from scipy.ndimage import binary_erosion, uniform_filter
 from tqdm.auto import tqdm
 
-from cloudyeo.demo.literature import BY_KEY, STATISTICS, cite
+from cloudyeo.demo.literature import BY_KEY, FOREST_SHARE_PERCENT, STATISTICS, cite
 from cloudyeo.demo.surface import (
     AGRI_CLASSES,
     COUNTRY_RELIEF,
     DEFAULT_RELIEF,
+    N_CLASSES,
     PASTURE_CLASS,
     TileSurface,
     _circ,
@@ -46,6 +47,7 @@ GROUPS: dict[str, tuple[int, ...]] = {
 SEASONS = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM", 6: "JJA", 7: "JJA", 8: "JJA",
            9: "SON", 10: "SON", 11: "SON"}
 MIN_PIXELS = 50
+FOREST_CLASSES = (8, 9, 10, 13)  # FAO's forest includes temporarily unstocked stands (transitional woodland)
 STEEP_RELIEF_M = 1000.0  # tiles at or above this local relief count as high relief
 # Pixel statistics read a deterministic sample of the archive: at most MAX_TILES tiles per world
 # (evenly spread over its tile list) and per tile PAIRS_PER_TILE pairs of consecutive products
@@ -65,6 +67,7 @@ class Validation:
     misregistration: pd.DataFrame = field(default_factory=pd.DataFrame)  # per S1 product (+ Planet)
     parcels: pd.DataFrame = field(default_factory=pd.DataFrame)  # per agricultural parcel
     examples: list[dict[str, Any]] = field(default_factory=list)  # S1/S2 pairs to show
+    landcover: pd.DataFrame = field(default_factory=pd.DataFrame)  # per tile: class shares vs the country
 
     @property
     def all_hold(self) -> bool:
@@ -257,6 +260,21 @@ def _parcel_records(world: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _landcover_records(world: dict[str, Any]) -> pd.DataFrame:
+    """Per Sentinel-2 tile of a country with a published forest share: the tile's class shares."""
+    rows = []
+    for t in world.get("tiles", []):
+        country = t.get("country", "")
+        if country not in FOREST_SHARE_PERCENT:
+            continue
+        counts = np.bincount(_surface_of(world, t["id"]).landcover.ravel(), minlength=N_CLASSES)
+        share = 100.0 * counts / counts.sum()
+        rows.append({"tile": t["id"], "country": country, "forest_percent": float(share[list(FOREST_CLASSES)].sum()),
+                     "country_forest_percent": FOREST_SHARE_PERCENT[country],
+                     **{f"class_{c}": float(share[c]) for c in range(N_CLASSES)}})
+    return pd.DataFrame(rows)
+
+
 # ------------------------------------------------------------------------------- the whole
 
 
@@ -294,7 +312,7 @@ def _incidence_slope(s1: pd.DataFrame) -> float | None:
 
 def measure(worlds: Iterable[Path], planet_world: Path | None = None, *, progress: bool = False) -> Validation:
     """Measure every statistic of :data:`cloudyeo.demo.literature.STATISTICS` on the worlds."""
-    s1_parts, ndvi_parts, parcel_parts, mis_parts, enl, drops = [], [], [], [], [], []
+    s1_parts, ndvi_parts, parcel_parts, cover_parts, mis_parts, enl, drops = [], [], [], [], [], [], []
     examples: list[dict[str, Any]] = []
     for folder in worlds:
         folder = Path(folder)
@@ -314,6 +332,7 @@ def measure(worlds: Iterable[Path], planet_world: Path | None = None, *, progres
         ndvi_parts.append(nd.assign(world=folder.name))
         drops += dr
         parcel_parts.append(_parcel_records(world).assign(world=folder.name))
+        cover_parts.append(_landcover_records(world).assign(world=folder.name))
         relief = {t["id"]: COUNTRY_RELIEF.get(t.get("country", ""), DEFAULT_RELIEF)[1]
                   for t in world.get("tiles", []) + world.get("rois", []) + world.get("ssl_locations", [])}
         for t in world.get("s1_truth", []):
@@ -332,6 +351,8 @@ def measure(worlds: Iterable[Path], planet_world: Path | None = None, *, progres
     s1 = pd.concat(s1_parts, ignore_index=True) if s1_parts else pd.DataFrame()
     ndvi = pd.concat(ndvi_parts, ignore_index=True) if ndvi_parts else pd.DataFrame()
     parcels = pd.concat(parcel_parts, ignore_index=True) if parcel_parts else pd.DataFrame()
+    cover = pd.concat(cover_parts, ignore_index=True) if cover_parts else pd.DataFrame()
+    gap = (cover["forest_percent"] - cover["country_forest_percent"]).abs() if len(cover) else pd.Series(dtype=float)
     mis = pd.DataFrame(mis_parts)
     s2s1 = mis[mis["pair"] == "S2 vs S1"] if len(mis) else mis
     gentle = s2s1[s2s1["terrain"] == "gentle"] if len(s2s1) else s2s1
@@ -369,6 +390,7 @@ def measure(worlds: Iterable[Path], planet_world: Path | None = None, *, progres
         _stat("grass_mowing_events", float(grass["mowings"].median()) if len(grass) else None),
         _stat("parcel_median_ha", float(parcels["area_ha"].median()) if len(parcels) else None,
               f"{len(parcels)} agricultural parcels"),
+        _stat("forest_share_gap", float(gap.median()) if len(gap) else None, f"{len(gap)} tiles"),
         _stat("s1_shift_p95_m", float(s2s1["geolocation_m"].quantile(0.95)) if len(s2s1) else None),
         _stat("s2_s1_shift_p95_m", float(gentle["p95_m"].quantile(0.95)) if len(gentle) else None,
               f"{len(gentle)} products"),
@@ -380,4 +402,5 @@ def measure(worlds: Iterable[Path], planet_world: Path | None = None, *, progres
     missing = {s.key for s in STATISTICS} - set(table["key"])
     if missing:  # every literature statistic has a measurement row
         raise AssertionError(f"statistics without a measurement: {sorted(missing)}")
-    return Validation(table=table, sigma0=s1, ndvi=ndvi, misregistration=mis, parcels=parcels, examples=examples)
+    return Validation(table=table, sigma0=s1, ndvi=ndvi, misregistration=mis, parcels=parcels, examples=examples,
+                      landcover=cover)

@@ -70,7 +70,7 @@ from cloudyeo.sentinel import (
     S2_QUANTIFICATION,
 )
 
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "2.1.0"
 GENERATED_DIRS = ("archive", "catalog", "climatology", "landcover", "reben")
 
 # The demo section with nothing set (defaults live in the config schema only).

@@ -1,9 +1,10 @@
 """The demo world's validation page: every published statistic against what the world shows.
 
 ``write_page(table, figure data..., out)`` writes ``validation.md`` (the table, a verdict per row and the
-references), ``validation.csv`` and five figures: sigma0 per class group and season against the
+references), ``validation.csv`` and six figures: sigma0 per class group and season against the
 literature ranges, NDVI through the year per class group, the misregistration histogram, the
-parcel-size distribution and example Sentinel-1 / Sentinel-2 pairs side by side.
+parcel-size distribution, land-cover shares per tile against its country's forest share, and
+example Sentinel-1 / Sentinel-2 pairs side by side.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import rasterio  # noqa: E402
 
 from cloudyeo.atomic import atomic_write, write_csv, write_text  # noqa: E402
 from cloudyeo.report.tables import markdown_table  # noqa: E402
+from cloudyeo.sentinel import BEN19_CLASSES  # noqa: E402
 
 FIGURES = {
     "sigma0": "sigma0_per_class.png",
     "ndvi": "ndvi_per_class.png",
     "misregistration": "misregistration.png",
     "parcels": "parcel_sizes.png",
+    "landcover": "landcover_per_tile.png",
     "examples": "s1_s2_examples.png",
 }
 SEASON_ORDER = ["DJF", "MAM", "JJA", "SON"]
@@ -118,6 +121,28 @@ def parcel_figure(parcels: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
+def landcover_figure(cover: pd.DataFrame, class_names: list[str], path: Path) -> None:
+    """Per tile: its class composition (stacked) and its forest share beside the country's."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), constrained_layout=True)
+    labels = [f"{t}\n{c}" for t, c in zip(cover["tile"], cover["country"], strict=True)]
+    left = np.zeros(len(cover))
+    colours = plt.get_cmap("tab20")
+    for c, name in enumerate(class_names):
+        share = cover[f"class_{c}"].to_numpy()
+        if share.max() > 0:
+            ax1.barh(labels, share, left=left, color=colours(c % 20), label=name)
+            left += share
+    ax1.set(xlabel="share of the tile (%)", title="Land cover per tile")
+    ax1.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    y = np.arange(len(cover))
+    ax2.barh(y - 0.2, cover["forest_percent"], height=0.4, color="C2", label="tile")
+    ax2.barh(y + 0.2, cover["country_forest_percent"], height=0.4, color="0.6", label="country (FAO 2020)")
+    ax2.set_yticks(y, labels)
+    ax2.set(xlabel="forest (%)", title="Forest share: tile vs its country")
+    ax2.legend()
+    _save(fig, path)
+
+
 def _rgb(example: dict[str, Any]) -> np.ndarray:
     folder = Path(example["folder"]) / "catalog"
     bands = []
@@ -144,7 +169,8 @@ def examples_figure(examples: list[dict[str, Any]], path: Path) -> None:
 
 
 def write_page(table: pd.DataFrame, out: Path, *, sigma0: pd.DataFrame, ndvi: pd.DataFrame,
-               misregistration: pd.DataFrame, parcels: pd.DataFrame, examples: list[dict[str, Any]]) -> Path:
+               misregistration: pd.DataFrame, parcels: pd.DataFrame, examples: list[dict[str, Any]],
+               landcover: pd.DataFrame | None = None) -> Path:
     """Write the validation page and its figures under ``out``; returns the page's path.
 
     ``table``: one row per statistic (key, statistic, value, low, high, unit, holds, detail,
@@ -162,6 +188,8 @@ def write_page(table: pd.DataFrame, out: Path, *, sigma0: pd.DataFrame, ndvi: pd
         misregistration_figure(misregistration, ranges, out / FIGURES["misregistration"])
     if len(parcels):
         parcel_figure(parcels, out / FIGURES["parcels"])
+    if landcover is not None and len(landcover):
+        landcover_figure(landcover, list(BEN19_CLASSES), out / FIGURES["landcover"])
     examples_figure(examples, out / FIGURES["examples"])
     t = table.copy()
     t["range"] = [f"[{lo:g}, {hi:g}]" for lo, hi in zip(t["low"], t["high"], strict=True)]

@@ -45,7 +45,7 @@ from cloudyeo.demo.planet.surface import (
 )
 from cloudyeo.demo.rasters import discard_float_bits, write_cog
 from cloudyeo.demo.sar_geometry import DEM_ERROR_SCALE_PX, dem_error_field, displace, displacement_truth, s1_displacement
-from cloudyeo.demo.surface import smooth_field
+from cloudyeo.demo.surface import elevation_field, smooth_field
 from cloudyeo.demo.tiles import seeded_rng
 
 PLANET_RES = 3.0
@@ -247,8 +247,9 @@ def render_planet_scene(surf: AoiSurface, grid: PlanetGrid, seed: int, item_id: 
 @lru_cache(maxsize=16)
 def aoi_dem_error(aoi: AoiSpec, seed: int, relief_m: float) -> np.ndarray:
     """The terrain model's height error over an AOI's 10 m grid (S1 misregistration truth)."""
-    field = smooth_field(seeded_rng(seed, "planet-dem-error", aoi.id), aoi.shape, DEM_ERROR_SCALE_PX, down=4)
-    return dem_error_field(field, relief_m)
+    rng = seeded_rng(seed, "planet-dem-error", aoi.id)
+    terrain = elevation_field(rng, aoi.shape, 0.0, relief_m)
+    return dem_error_field(rng, smooth_field(rng, aoi.shape, DEM_ERROR_SCALE_PX, down=4), terrain, 10.0)
 
 
 def render_s1(surf: AoiSurface, seed: int, scene_id: str, day: int, path_vv: Path, path_vh: Path, *,

@@ -55,7 +55,7 @@ from cloudyeo.demo.rasters import write_cog
 from cloudyeo.demo.sar_geometry import geolocation_shift, track_incidence
 from cloudyeo.demo.tiles import seeded_rng, stable_hash
 
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "2.1.0"
 GENERATED_DIRS = ("archive", "catalog")
 PSSCENE_FILE = "psscene.ndjson"
 
