@@ -739,6 +739,10 @@ def store_layout(cfg: Mapping[str, Any], rows: pd.DataFrame, code: str, build_co
             long_name="cloud mask of the cloudy window from UDM2",
             flag_values=list(MASK_MEANINGS), flag_meanings=" ".join(MASK_MEANINGS.values()),
             cloud_classes=list(s.cloud_classes))),
+        "clear_mask": store.VariableSpec(("y", "x"), (n3, n3), "uint8", dict(
+            long_name="cloud mask of the clear (target) window from UDM2: its residual cloud and shadow",
+            flag_values=list(MASK_MEANINGS), flag_meanings=" ".join(MASK_MEANINGS.values()),
+            cloud_classes=list(s.cloud_classes))),
         "s1": store.VariableSpec(("polarization", "y_10m", "x_10m"), (2, n10, n10), "float32",
                                  dict(units="dB", long_name=f"Sentinel-1 {s1_src['s1_radiometry']}",
                                       _FillValue=np.nan)),
@@ -874,6 +878,7 @@ def extract_batch(cfg: Mapping[str, Any], batch: str, manifest: pd.DataFrame, wr
         "optical_cloudy": np.zeros((n, 4, n3, n3), dtype=np.uint16),
         "optical_clear": np.zeros((n, 4, n3, n3), dtype=np.uint16),
         "cloud_mask": np.full((n, n3, n3), MASK_NODATA, dtype=np.uint8),
+        "clear_mask": np.full((n, n3, n3), MASK_NODATA, dtype=np.uint8),
         "s1": np.full((n, 2, n10, n10), np.nan, dtype=np.float32),
         "landcover": np.full((n, n10, n10), IGNORE_INDEX, dtype=np.uint8),
     }
@@ -912,6 +917,8 @@ def extract_batch(cfg: Mapping[str, Any], batch: str, manifest: pd.DataFrame, wr
             udm = _read_window(src.planet, src.planet_path(cloudy, src.udm2_asset), t3, n3, epsg,
                                list(range(1, 9)), f"sample {sid} UDM2")
             mask = cloud_mask(udm2_layers(udm, s.cloud_classes))
+            udm_r = _read_window(src.planet, src.planet_path(clear, src.udm2_asset), t3c, n3, epsg,
+                                 list(range(1, 9)), f"sample {sid} clear UDM2")
             optical_nodata = np.all(opt_c == 0, axis=0)
             if optical_nodata.all():
                 raise ExtractionError(f"batch {batch}, sample {sid}: the cloudy window of "
@@ -933,6 +940,7 @@ def extract_batch(cfg: Mapping[str, Any], batch: str, manifest: pd.DataFrame, wr
             out["optical_cloudy"][k] = opt_c
             out["optical_clear"][k] = opt_r
             out["cloud_mask"][k] = mask
+            out["clear_mask"][k] = cloud_mask(udm2_layers(udm_r, s.cloud_classes))
             out["s1"][k] = s1_cache[row["s1_id"]][:, r0:r0 + n10, c0:c0 + n10]
             out["landcover"][k] = lc_aoi[r0:r0 + n10, c0:c0 + n10]
             mp = mask_percent(mask)
@@ -1058,6 +1066,8 @@ def card_sections(sec: Mapping[str, Any], index: pd.DataFrame, manifest: pd.Data
         f"bands {', '.join(attrs.get('optical_bands', []))}; {sec['window_3m']} x {sec['window_3m']} at 3 m.",
         f"- `cloud_mask` (sample, y, x): uint8, {attrs.get('cloud_mask_values')}; cloud = UDM2 "
         f"{', '.join(attrs.get('udm2_cloud_classes', []))}.",
+        "- `clear_mask` (sample, y, x): the same from the clear window's UDM2 (its residual cloud and "
+        "shadow: metrics may exclude them, AllClear's rule).",
         f"- `s1` (sample, polarization, y_10m, x_10m): float32 {attrs.get('s1_units')}, VV and VH, "
         f"{sec['window_10m']} x {sec['window_10m']} at 10 m.",
         s1_card_line(attrs),

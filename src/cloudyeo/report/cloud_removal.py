@@ -44,19 +44,24 @@ TS_TABLES = ("sen12mscrts_table_i", "sen12mscrts_table_ii", "sen12mscrts_table_i
 PLANET_TABLES = ("planetcr_table_2", "planetcr_table_2_per_class", "planetcr_table_3",
                  "planetcr_table_3_by_cloud")
 KIND_ORDER = ("baseline", "dsen2cr", "seq2point", "seq2seq", "hcr_then_lc", "hcrlc", "aligncr", "segmentation")
-CR_COLUMNS = ["nrmse_all", "nrmse_cloudy", "nrmse_clear", "psnr", "ssim", "sam_deg", "mae"]
+CR_COLUMNS = ["nrmse_all", "nrmse_cloudy", "nrmse_clear", "psnr", "ssim", "sam_deg", "mae",
+              "nrmse_all_targetclear", "nrmse_cloudy_targetclear", "psnr_all_targetclear"]
 PLANET_COLUMNS = ["mae", "psnr", "sam_deg", "ssim", "mae_cloudy", "psnr_cloudy", "sam_deg_cloudy",
-                  "ssim_cloudy", "mae_clear", "psnr_clear", "sam_deg_clear", "ssim_clear"]
+                  "ssim_cloudy", "mae_clear", "psnr_clear", "sam_deg_clear", "ssim_clear",
+                  "mae_cloudy_targetclear", "psnr_cloudy_targetclear"]
 CAPTIONS = {
     "sen12mscrts_table_i": "Cloud removal on the time-series test split (n = the store's input count). "
-                           "NRMSE over all pixels, pixels cloudy in every input, and pixels clear in at least one.",
+                           "NRMSE over all pixels, pixels cloudy in every input, and pixels clear in at least one; "
+                           "`*_targetclear`: the same without the pixels cloudy or shadowed in the target "
+                           "(AllClear's rule).",
     "sen12mscrts_table_ii": "Multi-temporal methods by number of input time points n.",
     "sen12mscrts_table_iv": "By cloud-coverage bin (mean cloud fraction of the n inputs).",
     "sen12mscrts_table_v": "Sequence-to-sequence internal learning, S1 input vs Gaussian-noise input "
                            "(prediction at the withheld target time point).",
     "hcr_table_2": "HCR&LC: cloud removal and land-cover classification; LC scores pooled over the test set.",
     "planetcr_table_2": "Planet-CR test split, full 300 x 300 images (sliding window): overall, cloudy "
-                        "and clear pixels (cloud mask of the input). SAM in degrees.",
+                        "and clear pixels (cloud mask of the input). SAM in degrees. `*_targetclear`: without the "
+                        "pixels cloudy or shadowed in the clear target (its UDM2; AllClear's rule).",
     "planetcr_table_2_per_class": "Planet-CR metrics per land-cover class (per image, then averaged).",
     "planetcr_table_3": "Semantic recovery: segmentation model trained on clear images, applied to clear, "
                         "cloudy and recovered images (pooled mIoU and pixel accuracy).",

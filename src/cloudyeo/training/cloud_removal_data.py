@@ -198,6 +198,13 @@ class PlanetCRSource(StoreDataset):
         """(h, w) bool: cloud, shadow or nodata (mask values 1, 2, 255)."""
         return self._raw("cloud_mask", i)[_window(win)] != 0
 
+    def target_mask(self, i: int, win=None) -> np.ndarray:
+        """(h, w) bool: cloud, shadow or nodata in the clear (target) window; all False for a
+        store built before ``clear_mask`` existed."""
+        if "clear_mask" not in self.group:
+            return np.zeros(self.shape, dtype=bool)[_window(win)]
+        return self._raw("clear_mask", i)[_window(win)] != 0
+
     def s1(self, i: int, win=None) -> np.ndarray:
         """(2, h, w) on the 10 m grid; ``win`` in SAR pixels."""
         return scale_s1(self._raw("s1", i)[(slice(None), *_window(win))])

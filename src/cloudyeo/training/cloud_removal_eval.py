@@ -8,6 +8,9 @@
   land-cover methods add ``lc_oa`` and ``lc_f1``. Metric definitions: :mod:`cloudyeo.metrics`.
   Regions (:func:`cloudyeo.metrics.cloud_region_masks`): *cloudy* = cloudy in every input,
   *clear* = visible in at least one input; pixels where the target has no data are never scored.
+  Every region is scored a second time without the pixels cloudy or shadowed in the
+  *target* (AllClear's rule; keys ``*_targetclear``, e.g. ``nrmse_cloudy_targetclear``), with the
+  target's flagged fraction in ``target_cloud_fraction``.
 * ``records_per_class.csv`` (Planet-CR) — the same metrics per (sample, land-cover class);
 * ``lc_confusion.npz`` (land-cover methods) — per-sample confusion matrices, so F1 can be pooled
   per cloud bin; ``predictions.npz`` (Planet-CR) — every test prediction, for semantic recovery;
@@ -127,6 +130,14 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------- metrics
+TARGET_CLEAR = "_targetclear"
+
+
+def with_target_clear(regions: dict[str, np.ndarray], target_flagged: np.ndarray) -> dict[str, np.ndarray]:
+    """The regions, plus each without the target's cloudy/shadowed pixels (``<region>_targetclear``)."""
+    return {**regions, **{f"{r}{TARGET_CLEAR}": m & ~target_flagged for r, m in regions.items()}}
+
+
 def region_metrics(pred: np.ndarray, target: np.ndarray, valid: np.ndarray,
                    regions: dict[str, np.ndarray]) -> dict[str, float]:
     """All metrics on every region (intersected with ``valid``); keys ``nrmse_all``,
@@ -276,19 +287,20 @@ def _ts_records(cfg, method, hp, src, out_dir) -> tuple[list[dict], dict, dict, 
             valid = np.isfinite(y).all(axis=0)
             y = np.nan_to_num(y)
             cloudy, clear = cloud_region_masks(masks)
+            target_flagged = src.mask(patch, target)
             pred, lc, used_t = predictor(patch, inputs, target, x, masks)
             rec: dict[str, Any] = {
                 "method": method, "dataset": "timeseries", "sample_id": row["sample_id"], "patch": patch,
                 "patch_id": row.get("patch_id", str(patch)), "n_inputs": n,
                 "inputs": " ".join(map(str, inputs)), "target": target,
                 "cloud_fraction": float(masks.mean()), "cloudy_fraction": float(cloudy.mean()),
-                "input_time": used_t,
+                "target_cloud_fraction": float(target_flagged.mean()), "input_time": used_t,
                 "input_cloud_fraction": float(masks[inputs.index(used_t)].mean()) if used_t is not None
                 else float(masks.mean()),
             }
             if pred is not None:
-                rec.update(region_metrics(pred, y, valid, {"all": np.ones_like(valid), "cloudy": cloudy,
-                                                            "clear": clear}))
+                regions = {"all": np.ones_like(valid), "cloudy": cloudy, "clear": clear}
+                rec.update(region_metrics(pred, y, valid, with_target_clear(regions, target_flagged)))
             if lc is not None:
                 cm = confusion_matrix(src.landcover(patch), lc, TS_CLASSES, ignore_index=LC_IGNORE)
                 cms[(n, row["sample_id"])] = cm
@@ -342,10 +354,12 @@ def _planet_records(cfg, method, hp, src, out_dir) -> tuple[list[dict], list[dic
         valid = np.isfinite(y).all(axis=0)
         y = np.nan_to_num(y)
         mask = src.mask(i)
+        target_flagged = src.target_mask(i)
         regions = {"all": np.ones_like(valid), "cloudy": mask, "clear": ~mask}
         rec = {"method": method, "dataset": "planetcr", "sample": i, "sample_id": src.sample_id(i),
                "cloud_fraction": src.cloud_fraction(i), "masked_fraction": float(mask.mean()),
-               **region_metrics(pred, y, valid, regions)}
+               "target_cloud_fraction": float(target_flagged.mean()),
+               **region_metrics(pred, y, valid, with_target_clear(regions, target_flagged))}
         records.append(rec)
         lc = src.landcover(i)
         lc_hi = np.asarray(F.interpolate(torch.from_numpy(lc.astype(np.float32))[None, None],
