@@ -8,7 +8,9 @@ and the structure it learned from the clear pixels. The ablation feeds fixed Gau
 the same shape instead of S1 (:func:`noise_input`).
 
 The U-Net downsamples space only (pooling 1 x 2 x 2), so a sequence of any length works; its
-3 x 3 x 3 convolutions mix neighbouring time points at every level.
+3 x 3 x 3 convolutions mix neighbouring time points at every level. The output is reflectance in
+(0, 1) through a sigmoid, the range the sources scale S2 to: the loss constrains only clear
+pixels, and an unbounded head left the withheld target free to leave the physical range.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class UNet3D(nn.Module):
         self.out = nn.Conv3d(widths[0], out_chans, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C_in, T, H, W) -> (N, C_out, T, H, W); H and W divisible by ``2**depth``."""
+        """(N, C_in, T, H, W) -> (N, C_out, T, H, W) in (0, 1); H and W divisible by ``2**depth``."""
         feats = [self.inc(x)]
         for down in self.downs:
             feats.append(down(F.max_pool3d(feats[-1], (1, 2, 2))))
@@ -51,7 +53,7 @@ class UNet3D(nn.Module):
         for up, skip in zip(self.ups, reversed(feats[:-1])):
             y = F.interpolate(y, size=skip.shape[-3:], mode="trilinear", align_corners=False)
             y = up(torch.cat([y, skip], dim=1))
-        return self.out(y)
+        return torch.sigmoid(self.out(y))
 
 
 def noise_input(shape: tuple[int, ...], seed: int, std: float = 1.0) -> torch.Tensor:
