@@ -180,16 +180,22 @@ def slurm(tmp_path_factory):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _snakemake(workdir: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+def _snakemake_cmd(workdir: Path, *args: str) -> list[str]:
     # The CBEN target (first: --configfile takes several values); the other datasets' rules go
     # through the same profile the same way.
-    cmd = [sys.executable, "-m", "snakemake", "cben", "-s", str(ROOT / "Snakefile"), "--directory",
-           str(workdir), "--configfile", str(workdir / "tiny.yaml"), *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    return [sys.executable, "-m", "snakemake", "cben", "-s", str(ROOT / "Snakefile"), "--directory",
+            str(workdir), "--configfile", str(workdir / "tiny.yaml"), *args]
+
+
+def _check(proc: subprocess.CompletedProcess, workdir: Path) -> subprocess.CompletedProcess:
     if proc.returncode != 0:
         logs = "\n".join(p.read_text()[-2000:] for p in sorted(workdir.glob(".snakemake/slurm_logs/**/*.log")))
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}\n{logs}")
+        raise AssertionError(f"{' '.join(proc.args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}\n{logs}")
     return proc
+
+
+def _snakemake(workdir: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return _check(subprocess.run(_snakemake_cmd(workdir, *args), env=env, capture_output=True, text=True), workdir)
 
 
 def test_workflow_through_the_slurm_profile_matches_a_local_run(slurm, tmp_path, tiny_demo):
@@ -199,13 +205,17 @@ def test_workflow_through_the_slurm_profile_matches_a_local_run(slurm, tmp_path,
         wd.mkdir()
         (wd / "tiny.yaml").write_text(yaml.safe_dump({"demo": tiny_demo}))
         runs[kind] = wd
-    _snakemake(runs["local"], slurm, "--cores", "2")
+    # The local reference runs while the Slurm run (mostly waiting on sbatch and squeue) goes on.
+    local = subprocess.Popen(_snakemake_cmd(runs["local"], "--cores", "1"), env=slurm,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc = _snakemake(
         runs["slurm"], slurm, "--workflow-profile", str(ROOT / "workflow/profiles/slurm"),
         "--slurm-no-account", "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
         "--jobs", "4",
     )
+    out, err = local.communicate()
+    _check(subprocess.CompletedProcess(local.args, local.returncode, out, err), runs["local"])
     submitted = (proc.stdout + proc.stderr).count("has been submitted with SLURM jobid")
     assert submitted >= 4  # demo world, plan, store, extracts, finalize: all went through sbatch
 

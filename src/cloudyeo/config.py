@@ -7,6 +7,7 @@ Snakemake and the package validate with the same file. Errors name the key path.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,9 +24,15 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type."""
 
 
-def load_schema() -> dict[str, Any]:
+@functools.lru_cache(maxsize=1)
+def _parsed_schema() -> dict[str, Any]:
     text = resources.files("cloudyeo").joinpath("schemas/config.schema.yaml").read_text()
     return yaml.safe_load(text)
+
+
+def load_schema() -> dict[str, Any]:
+    """The configuration schema (parsed once per process; each caller gets its own copy)."""
+    return copy.deepcopy(_parsed_schema())
 
 
 def _fill_defaults(instance: dict[str, Any], schema: dict[str, Any]) -> None:
