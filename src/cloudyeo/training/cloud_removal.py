@@ -664,6 +664,8 @@ def _train_seq2seq(src, dataset, hp, out_dir, seed, device, run):
         clear &= np.isfinite(y).all(axis=0)
         clear[times.index(target)] = False  # the target's S2 is never seen
         y = np.nan_to_num(y)
+        if clear.any():  # start from the series' mean clear spectrum
+            model.set_output_prior(torch.from_numpy(y[:, clear].mean(axis=1)))
 
         def item(rng, x=x, y=y, clear=clear):
             y0, x0, ch, cw = random_window(rng, src.shape, crop)

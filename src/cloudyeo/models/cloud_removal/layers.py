@@ -24,7 +24,7 @@ def norm_groups(channels: int) -> int:
     return 1
 
 
-def zero_init_(conv: nn.Conv2d) -> None:
+def zero_init_(conv: nn.Conv2d | nn.Conv3d) -> None:
     """Zero weights and bias: the layer outputs 0 (a residual head starts as the identity)."""
     nn.init.zeros_(conv.weight)
     if conv.bias is not None:
