@@ -123,7 +123,7 @@ def parcel_figure(parcels: pd.DataFrame, path: Path) -> None:
 
 def landcover_figure(cover: pd.DataFrame, class_names: list[str], path: Path) -> None:
     """Per tile: its class composition (stacked) and its forest share beside the country's."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), constrained_layout=True)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 6), constrained_layout=True)
     labels = [f"{t}\n{c}" for t, c in zip(cover["tile"], cover["country"], strict=True)]
     left = np.zeros(len(cover))
     colours = plt.get_cmap("tab20")
@@ -133,7 +133,7 @@ def landcover_figure(cover: pd.DataFrame, class_names: list[str], path: Path) ->
             ax1.barh(labels, share, left=left, color=colours(c % 20), label=name)
             left += share
     ax1.set(xlabel="share of the tile (%)", title="Land cover per tile")
-    ax1.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.legend(*ax1.get_legend_handles_labels(), fontsize=7, ncol=3, loc="outside lower center")
     y = np.arange(len(cover))
     ax2.barh(y - 0.2, cover["forest_percent"], height=0.4, color="C2", label="tile")
     ax2.barh(y + 0.2, cover["country_forest_percent"], height=0.4, color="0.6", label="country (FAO 2020)")
