@@ -7,7 +7,6 @@ Snakemake and the package validate with the same file. Errors name the key path.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type."""
 
 
-@functools.lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def _parsed_schema() -> dict[str, Any]:
     text = resources.files("cloudyeo").joinpath("schemas/config.schema.yaml").read_text()
     return yaml.safe_load(text)

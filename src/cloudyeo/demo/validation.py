@@ -245,34 +245,29 @@ def _ndvi_records(folder: Path, world: dict[str, Any], progress: bool, examples:
 # ------------------------------------------------------------------------------- structure
 
 
-def _parcel_records(world: dict[str, Any]) -> pd.DataFrame:
-    rows = []
-    tiles = world.get("tiles", []) + world.get("rois", [])
-    for t in tiles:
+def _surface_records(world: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """From each tile's surface, built once: its agricultural parcels (area, mowing, harvest day)
+    and, for Sentinel-2 tiles of a country with a published forest share, its class shares."""
+    parcel_rows, cover_rows = [], []
+    s2_tiles = {t["id"] for t in world.get("tiles", [])}
+    for t in world.get("tiles", []) + world.get("rois", []):
         surf = _surface_of(world, t["id"])
         sizes = np.bincount(surf.parcel.ravel(), minlength=len(surf.parcel_class))
         for p in np.flatnonzero(np.isin(surf.parcel_class, AGRI_CLASSES + (PASTURE_CLASS,))):
             mow = surf.parcel_mowing[p]
             peak = surf.parcel_crop_peak[p] + surf.parcel_offset[p]
-            rows.append({"tile": t["id"], "parcel": int(p), "class": int(surf.parcel_class[p]),
-                         "area_ha": sizes[p] * 0.01, "mowings": int(np.isfinite(mow).sum()),
-                         "harvest_doy": float((peak + surf.parcel_harvest[p]) % 365.0)})
-    return pd.DataFrame(rows)
-
-
-def _landcover_records(world: dict[str, Any]) -> pd.DataFrame:
-    """Per Sentinel-2 tile of a country with a published forest share: the tile's class shares."""
-    rows = []
-    for t in world.get("tiles", []):
+            parcel_rows.append({"tile": t["id"], "parcel": int(p), "class": int(surf.parcel_class[p]),
+                                "area_ha": sizes[p] * 0.01, "mowings": int(np.isfinite(mow).sum()),
+                                "harvest_doy": float((peak + surf.parcel_harvest[p]) % 365.0)})
         country = t.get("country", "")
-        if country not in FOREST_SHARE_PERCENT:
-            continue
-        counts = np.bincount(_surface_of(world, t["id"]).landcover.ravel(), minlength=N_CLASSES)
-        share = 100.0 * counts / counts.sum()
-        rows.append({"tile": t["id"], "country": country, "forest_percent": float(share[list(FOREST_CLASSES)].sum()),
-                     "country_forest_percent": FOREST_SHARE_PERCENT[country],
-                     **{f"class_{c}": float(share[c]) for c in range(N_CLASSES)}})
-    return pd.DataFrame(rows)
+        if t["id"] in s2_tiles and country in FOREST_SHARE_PERCENT:
+            counts = np.bincount(surf.landcover.ravel(), minlength=N_CLASSES)
+            share = 100.0 * counts / counts.sum()
+            cover_rows.append({"tile": t["id"], "country": country,
+                               "forest_percent": float(share[list(FOREST_CLASSES)].sum()),
+                               "country_forest_percent": FOREST_SHARE_PERCENT[country],
+                               **{f"class_{c}": float(share[c]) for c in range(N_CLASSES)}})
+    return pd.DataFrame(parcel_rows), pd.DataFrame(cover_rows)
 
 
 # ------------------------------------------------------------------------------- the whole
@@ -331,15 +326,15 @@ def measure(worlds: Iterable[Path], planet_world: Path | None = None, *, progres
                 ex["s1_date"] = _s1_date(scene).isoformat()
         ndvi_parts.append(nd.assign(world=folder.name))
         drops += dr
-        parcel_parts.append(_parcel_records(world).assign(world=folder.name))
-        cover_parts.append(_landcover_records(world).assign(world=folder.name))
+        parcel_records, cover_records = _surface_records(world)
+        parcel_parts.append(parcel_records.assign(world=folder.name))
+        cover_parts.append(cover_records.assign(world=folder.name))
         relief = {t["id"]: COUNTRY_RELIEF.get(t.get("country", ""), DEFAULT_RELIEF)[1]
                   for t in world.get("tiles", []) + world.get("rois", []) + world.get("ssl_locations", [])}
         for t in world.get("s1_truth", []):
-            mis_parts.append({"pair": "S2 vs S1", "world": folder.name, "tile": t["tile"],
-                              "relief_m": relief.get(t["tile"], DEFAULT_RELIEF[1]),
-                              "terrain": ("high relief" if relief.get(t["tile"], DEFAULT_RELIEF[1]) >= STEEP_RELIEF_M
-                                          else "gentle"),
+            relief_m = relief.get(t["tile"], DEFAULT_RELIEF[1])
+            mis_parts.append({"pair": "S2 vs S1", "world": folder.name, "tile": t["tile"], "relief_m": relief_m,
+                              "terrain": "high relief" if relief_m >= STEEP_RELIEF_M else "gentle",
                               "geolocation_m": float(np.hypot(*t["geolocation_shift_m"])),
                               "p95_m": t["displacement_m_p95"], "incidence_near": t["incidence_near_deg"],
                               "incidence_far": t["incidence_far_deg"]})
